@@ -6,11 +6,13 @@
 //! Kubernetes client, tokio or tonic.
 
 mod convert;
+pub mod dag;
 pub mod document;
 pub mod problem;
 pub mod schema;
 mod strict;
 pub mod v1;
+pub mod vars;
 
 pub use convert::resources::{PipelineResource, ResourceType};
 pub use document::{Document, Kind, Object, Source, load};

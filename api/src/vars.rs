@@ -1,0 +1,394 @@
+//! `$(...)` variables: the one parser for every reference Tekton defines, and
+//! substitution driven by a lookup the caller provides.
+//!
+//! Text inside `$(` `)` is a Tekton variable when it starts with one of Tekton's roots
+//! (`params`, `tasks`, `results`, `steps`, `step`, `workspaces`, `context`,
+//! `resources`); anything else, like a shell command substitution `$(date +%s)`,
+//! is plain text. A variable with a known root but a shape Tekton does not define is
+//! [`Reference::Malformed`], which validation reports.
+
+use std::fmt;
+
+/// What part of a param or result a reference selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// `$(params.p)`: the whole value.
+    Whole,
+    /// `$(params.p[*])`: every element of an array (or the whole object).
+    Star,
+    /// `$(params.p[2])`: one element of an array.
+    Index(usize),
+    /// `$(params.p.key)`: one key of an object.
+    Key(String),
+}
+
+/// An attribute of a workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkspaceAttr {
+    Path,
+    Bound,
+    Claim,
+    Volume,
+}
+
+/// A parsed Tekton variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reference {
+    /// `$(params.<p>)`, `$(params["<p>"])`, with a selector.
+    Param { name: String, selector: Selector },
+    /// `$(tasks.<t>.results.<r>)`, with a selector.
+    TaskResult { task: String, result: String, selector: Selector },
+    /// `$(tasks.<t>.status)`: the status of one task (finally tasks only).
+    TaskStatus { task: String },
+    /// `$(tasks.<t>.reason)`: the reason of one task (finally tasks only).
+    TaskReason { task: String },
+    /// `$(tasks.status)`: the aggregate status of the tasks (finally tasks only).
+    TasksStatus,
+    /// `$(results.<r>.path)`: where a step writes a task result.
+    ResultPath { name: String },
+    /// `$(steps.step-<s>.exitCode.path)` (also `$(steps.<s>.exitCode.path)`).
+    StepExitCodePath { step: String },
+    /// `$(steps.<s>.results.<r>)`: a result of an earlier step.
+    StepResult { step: String, result: String, selector: Selector },
+    /// `$(step.results.<r>.path)`: where the current step writes one of its results.
+    OwnStepResultPath { name: String },
+    /// `$(workspaces.<w>.path|bound|claim|volume)`.
+    Workspace { name: String, attr: WorkspaceAttr },
+    /// `$(context.<object>.<field>)`, e.g. `context.taskRun.name`.
+    Context { object: String, field: String },
+    /// `$(resources.…)`: a PipelineResource variable left after conversion.
+    Resource { path: String },
+    /// A Tekton root with a shape Tekton does not define.
+    Malformed { reason: String },
+}
+
+/// One `$(...)` occurrence in a text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Occurrence<'a> {
+    /// Byte range of the whole `$(...)` in the text.
+    pub start: usize,
+    pub end: usize,
+    /// The whole `$(...)` as written.
+    pub raw: &'a str,
+    pub reference: Reference,
+}
+
+const ROOTS: &[&str] = &["params", "tasks", "results", "steps", "step", "workspaces", "context", "resources"];
+
+/// A token of the inside of `$(...)`: `.name` or `[...]`.
+#[derive(Debug, PartialEq)]
+enum Token<'a> {
+    Name(&'a str),
+    Quoted(&'a str),
+    Star,
+    Index(usize),
+}
+
+fn tokenize(inner: &str) -> Option<Vec<Token<'_>>> {
+    let bytes = inner.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    let name_char = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+    while i < bytes.len() {
+        match bytes[i] {
+            b'.' if !tokens.is_empty() => i += 1,
+            b'[' => {
+                let close = inner[i..].find(']')? + i;
+                let body = inner[i + 1..close].trim();
+                let token = if body == "*" {
+                    Token::Star
+                } else if let Ok(n) = body.parse::<usize>() {
+                    Token::Index(n)
+                } else if body.len() >= 2
+                    && ((body.starts_with('"') && body.ends_with('"')) || (body.starts_with('\'') && body.ends_with('\'')))
+                {
+                    Token::Quoted(&body[1..body.len() - 1])
+                } else {
+                    return None;
+                };
+                tokens.push(token);
+                i = close + 1;
+                continue;
+            }
+            _ => {}
+        }
+        if i >= bytes.len() {
+            return None;
+        }
+        let start = i;
+        while i < bytes.len() && name_char(bytes[i]) {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        tokens.push(Token::Name(&inner[start..i]));
+    }
+    Some(tokens)
+}
+
+fn malformed(reason: impl Into<String>) -> Reference {
+    Reference::Malformed { reason: reason.into() }
+}
+
+fn name_of(t: Option<&Token<'_>>) -> Option<String> {
+    match t {
+        Some(Token::Name(n)) | Some(Token::Quoted(n)) => Some((*n).to_owned()),
+        _ => None,
+    }
+}
+
+fn selector(rest: &[Token<'_>]) -> Result<Selector, String> {
+    match rest {
+        [] => Ok(Selector::Whole),
+        [Token::Star] => Ok(Selector::Star),
+        [Token::Index(i)] => Ok(Selector::Index(*i)),
+        [Token::Name(k)] | [Token::Quoted(k)] => Ok(Selector::Key((*k).to_owned())),
+        _ => Err("expected at most one of [*], [index] or .key after the name".into()),
+    }
+}
+
+/// Interprets the inside of `$(...)`. `None` means it is not a Tekton variable.
+fn interpret(inner: &str) -> Option<Reference> {
+    let tokens = tokenize(inner)?;
+    let Some(Token::Name(root)) = tokens.first() else { return None };
+    if !ROOTS.contains(root) {
+        return None;
+    }
+    let rest = &tokens[1..];
+    let r = match *root {
+        "params" => match name_of(rest.first()) {
+            Some(name) => match selector(&rest[1..]) {
+                Ok(selector) => Reference::Param { name, selector },
+                Err(e) => malformed(e),
+            },
+            None => malformed("write $(params.<name>)"),
+        },
+        "tasks" => match rest {
+            [Token::Name("status")] => Reference::TasksStatus,
+            [t, Token::Name("status")] => Reference::TaskStatus { task: name_of(Some(t))? },
+            [t, Token::Name("reason")] => Reference::TaskReason { task: name_of(Some(t))? },
+            [t, Token::Name("results"), r, sel @ ..] => match (name_of(Some(t)), name_of(Some(r)), selector(sel)) {
+                (Some(task), Some(result), Ok(selector)) => Reference::TaskResult { task, result, selector },
+                (_, _, Err(e)) => malformed(e),
+                _ => malformed("write $(tasks.<task>.results.<result>)"),
+            },
+            _ => malformed("write $(tasks.<task>.results.<result>), $(tasks.<task>.status) or $(tasks.status)"),
+        },
+        "results" => match rest {
+            [r, Token::Name("path")] => Reference::ResultPath { name: name_of(Some(r))? },
+            _ => malformed("write $(results.<result>.path)"),
+        },
+        "step" => match rest {
+            [Token::Name("results"), r, Token::Name("path")] => Reference::OwnStepResultPath { name: name_of(Some(r))? },
+            _ => malformed("write $(step.results.<result>.path)"),
+        },
+        "steps" => match rest {
+            [s, Token::Name("exitCode"), Token::Name("path")] => {
+                let step = name_of(Some(s))?;
+                Reference::StepExitCodePath { step: step.strip_prefix("step-").map(str::to_owned).unwrap_or(step) }
+            }
+            [s, Token::Name("results"), r, sel @ ..] => match (name_of(Some(s)), name_of(Some(r)), selector(sel)) {
+                (Some(step), Some(result), Ok(selector)) => Reference::StepResult { step, result, selector },
+                (_, _, Err(e)) => malformed(e),
+                _ => malformed("write $(steps.<step>.results.<result>)"),
+            },
+            _ => malformed("write $(steps.step-<step>.exitCode.path) or $(steps.<step>.results.<result>)"),
+        },
+        "workspaces" => match rest {
+            [w, Token::Name(attr)] => {
+                let attr = match *attr {
+                    "path" => WorkspaceAttr::Path,
+                    "bound" => WorkspaceAttr::Bound,
+                    "claim" => WorkspaceAttr::Claim,
+                    "volume" => WorkspaceAttr::Volume,
+                    other => return Some(malformed(format!("workspaces have path, bound, claim and volume, not {other:?}"))),
+                };
+                Reference::Workspace { name: name_of(Some(w))?, attr }
+            }
+            _ => malformed("write $(workspaces.<workspace>.path|bound|claim|volume)"),
+        },
+        "context" => match rest {
+            [Token::Name(object), Token::Name(field)] => {
+                Reference::Context { object: (*object).to_owned(), field: (*field).to_owned() }
+            }
+            _ => malformed("write $(context.<object>.<field>), e.g. $(context.taskRun.name)"),
+        },
+        "resources" => Reference::Resource { path: inner.to_owned() },
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// Every Tekton variable in `text`, in order.
+pub fn references(text: &str) -> Vec<Occurrence<'_>> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = text[from..].find("$(") {
+        let start = from + pos;
+        let Some(close) = text[start + 2..].find(')') else { break };
+        let end = start + 2 + close + 1;
+        match interpret(&text[start + 2..end - 1]) {
+            Some(reference) => {
+                out.push(Occurrence { start, end, raw: &text[start..end], reference });
+                from = end;
+            }
+            None => from = start + 2,
+        }
+    }
+    out
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selector::Whole => Ok(()),
+            Selector::Star => f.write_str("[*]"),
+            Selector::Index(i) => write!(f, "[{i}]"),
+            Selector::Key(k) => write!(f, ".{k}"),
+        }
+    }
+}
+
+/// What a lookup resolves a reference to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolved {
+    Text(String),
+    Array(Vec<String>),
+}
+
+/// Why a substitution could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubstituteError {
+    #[error("{raw} is an array; it can only stand alone as a whole element of a list (args, command, array values)")]
+    ArrayInString { raw: String },
+}
+
+/// Replaces every variable `lookup` resolves; unresolved ones stay as written, so
+/// substitution can happen in stages (params first, results when they are known).
+pub fn substitute(text: &str, lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>) -> Result<String, SubstituteError> {
+    let occurrences = references(text);
+    if occurrences.is_empty() {
+        return Ok(text.to_owned());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for o in occurrences {
+        out.push_str(&text[last..o.start]);
+        match lookup(&o.reference) {
+            Some(Resolved::Text(t)) => out.push_str(&t),
+            Some(Resolved::Array(_)) => return Err(SubstituteError::ArrayInString { raw: o.raw.to_owned() }),
+            None => out.push_str(o.raw),
+        }
+        last = o.end;
+    }
+    out.push_str(&text[last..]);
+    Ok(out)
+}
+
+/// Substitutes each element of a list; an element that is exactly one array reference
+/// expands into that many elements (Tekton's `args: ["$(params.flags[*])"]`).
+pub fn substitute_list(items: &[String], lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>) -> Result<Vec<String>, SubstituteError> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let refs = references(item);
+        if let [only] = refs.as_slice()
+            && only.start == 0
+            && only.end == item.len()
+            && let Some(Resolved::Array(values)) = lookup(&only.reference)
+        {
+            out.extend(values);
+            continue;
+        }
+        out.push(substitute(item, lookup)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Reference {
+        let refs = references(text);
+        assert_eq!(refs.len(), 1, "{text}: {refs:?}");
+        refs[0].reference.clone()
+    }
+
+    fn param(name: &str, selector: Selector) -> Reference {
+        Reference::Param { name: name.into(), selector }
+    }
+
+    #[test]
+    fn params_parse_with_every_selector() {
+        assert_eq!(one("$(params.p)"), param("p", Selector::Whole));
+        assert_eq!(one("$(params.p[*])"), param("p", Selector::Star));
+        assert_eq!(one("$(params.p[3])"), param("p", Selector::Index(3)));
+        assert_eq!(one("$(params.p.key)"), param("p", Selector::Key("key".into())));
+        assert_eq!(one("$(params[\"org.repo\"])"), param("org.repo", Selector::Whole));
+        assert_eq!(one("$(params['a.b'][*])"), param("a.b", Selector::Star));
+    }
+
+    #[test]
+    fn task_references_parse() {
+        assert_eq!(
+            one("x $(tasks.build.results.digest) y"),
+            Reference::TaskResult { task: "build".into(), result: "digest".into(), selector: Selector::Whole }
+        );
+        assert_eq!(
+            one("$(tasks.build.results.urls[1])"),
+            Reference::TaskResult { task: "build".into(), result: "urls".into(), selector: Selector::Index(1) }
+        );
+        assert_eq!(one("$(tasks.build.status)"), Reference::TaskStatus { task: "build".into() });
+        assert_eq!(one("$(tasks.status)"), Reference::TasksStatus);
+    }
+
+    #[test]
+    fn step_workspace_and_context_references_parse() {
+        assert_eq!(one("$(results.out.path)"), Reference::ResultPath { name: "out".into() });
+        assert_eq!(one("$(steps.step-build.exitCode.path)"), Reference::StepExitCodePath { step: "build".into() });
+        assert_eq!(
+            one("$(steps.build.results.sha)"),
+            Reference::StepResult { step: "build".into(), result: "sha".into(), selector: Selector::Whole }
+        );
+        assert_eq!(one("$(step.results.sha.path)"), Reference::OwnStepResultPath { name: "sha".into() });
+        assert_eq!(one("$(workspaces.src.bound)"), Reference::Workspace { name: "src".into(), attr: WorkspaceAttr::Bound });
+        assert_eq!(
+            one("$(context.task.retry-count)"),
+            Reference::Context { object: "task".into(), field: "retry-count".into() }
+        );
+    }
+
+    #[test]
+    fn shell_command_substitutions_are_plain_text() {
+        assert!(references("echo $(date +%s) $(git rev-parse HEAD) $(cat file)").is_empty());
+        assert!(references("$(unknown.thing) $( params.x) $(").is_empty());
+    }
+
+    #[test]
+    fn tekton_roots_with_other_shapes_are_malformed() {
+        assert!(matches!(one("$(params)"), Reference::Malformed { .. }));
+        assert!(matches!(one("$(tasks.a.outputs.b)"), Reference::Malformed { .. }));
+        assert!(matches!(one("$(workspaces.w.size)"), Reference::Malformed { .. }));
+    }
+
+    #[test]
+    fn substitution_leaves_unresolved_references_for_a_later_stage() {
+        let mut lookup = |r: &Reference| match r {
+            Reference::Param { name, .. } if name == "a" => Some(Resolved::Text("A".into())),
+            _ => None,
+        };
+        assert_eq!(substitute("$(params.a)-$(params.b)-$(date)", &mut lookup).unwrap(), "A-$(params.b)-$(date)");
+    }
+
+    #[test]
+    fn array_references_expand_only_as_whole_list_elements() {
+        let mut lookup = |_: &Reference| Some(Resolved::Array(vec!["x".into(), "y".into()]));
+        let items = vec!["first".to_owned(), "$(params.flags[*])".to_owned()];
+        assert_eq!(substitute_list(&items, &mut lookup).unwrap(), ["first", "x", "y"]);
+        assert!(matches!(
+            substitute("--flags=$(params.flags[*])", &mut lookup),
+            Err(SubstituteError::ArrayInString { .. })
+        ));
+    }
+}
