@@ -17,7 +17,11 @@ use crate::vars::{self, Reference};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DagError {
     #[error("task {task:?} depends on {on:?}, which is not a task of this pipeline")]
-    UnknownTask { task: String, on: String, path: FieldPath },
+    UnknownTask {
+        task: String,
+        on: String,
+        path: FieldPath,
+    },
     #[error("task {task:?} depends on itself")]
     SelfDependency { task: String, path: FieldPath },
     #[error("the tasks form a cycle: {}", .cycle.join(" -> "))]
@@ -28,12 +32,18 @@ impl DagError {
     /// The problem to report, at `list_path` (e.g. `spec.tasks`).
     pub fn to_problem(&self, list_path: &FieldPath) -> Problem {
         let path = match self {
-            DagError::UnknownTask { path, .. } | DagError::SelfDependency { path, .. } => path.clone(),
+            DagError::UnknownTask { path, .. } | DagError::SelfDependency { path, .. } => {
+                path.clone()
+            }
             DagError::Cycle { .. } => list_path.clone(),
         };
         let hint = match self {
-            DagError::UnknownTask { .. } => "; check the name, or move the reference to a finally task if it names one",
-            DagError::SelfDependency { .. } => "; remove it from runAfter or from the result reference",
+            DagError::UnknownTask { .. } => {
+                "; check the name, or move the reference to a finally task if it names one"
+            }
+            DagError::SelfDependency { .. } => {
+                "; remove it from runAfter or from the result reference"
+            }
             DagError::Cycle { .. } => "; break it by removing one runAfter or result reference",
         };
         Problem::new(path, format!("{self}{hint}"))
@@ -49,8 +59,12 @@ pub struct Dag {
 
 /// Where task `i`'s dependencies come from: (name it depends on, path of the mention).
 pub fn dependencies(task: &PipelineTask, path: &FieldPath) -> Vec<(String, FieldPath)> {
-    let mut out: Vec<(String, FieldPath)> =
-        task.run_after.iter().enumerate().map(|(i, a)| (a.clone(), path.field("runAfter").index(i))).collect();
+    let mut out: Vec<(String, FieldPath)> = task
+        .run_after
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.clone(), path.field("runAfter").index(i)))
+        .collect();
     // Result references can appear anywhere in the task (params, when, matrix, an
     // embedded spec); walking its serialized form finds every string with its path.
     if let Ok(tree) = serde_json::to_value(task) {
@@ -60,9 +74,9 @@ pub fn dependencies(task: &PipelineTask, path: &FieldPath) -> Vec<(String, Field
             }
             for o in vars::references(s) {
                 match o.reference {
-                    Reference::TaskResult { task, .. } | Reference::TaskStatus { task } | Reference::TaskReason { task } => {
-                        out.push((task, p.clone()))
-                    }
+                    Reference::TaskResult { task, .. }
+                    | Reference::TaskStatus { task }
+                    | Reference::TaskReason { task } => out.push((task, p.clone())),
                     _ => {}
                 }
             }
@@ -72,7 +86,11 @@ pub fn dependencies(task: &PipelineTask, path: &FieldPath) -> Vec<(String, Field
 }
 
 /// Calls `f` on every string in `tree` with its field path.
-pub fn walk_strings(tree: &serde_json::Value, path: &FieldPath, f: &mut dyn FnMut(&str, &FieldPath)) {
+pub fn walk_strings(
+    tree: &serde_json::Value,
+    path: &FieldPath,
+    f: &mut dyn FnMut(&str, &FieldPath),
+) {
     match tree {
         serde_json::Value::String(s) => f(s, path),
         serde_json::Value::Array(items) => {
@@ -93,13 +111,24 @@ impl Dag {
     /// Builds the DAG of `tasks` (found at `list_path`, e.g. `spec.tasks`). Reports every
     /// unknown dependency, then the first cycle, if any.
     pub fn build(tasks: &[PipelineTask], list_path: &FieldPath) -> Result<Dag, Vec<DagError>> {
-        let deps: Vec<_> = tasks.iter().enumerate().map(|(i, t)| dependencies(t, &list_path.index(i))).collect();
+        let deps: Vec<_> = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| dependencies(t, &list_path.index(i)))
+            .collect();
         Self::from_dependencies(tasks.iter().map(|t| t.name.clone()).collect(), &deps)
     }
 
     /// Builds the DAG from task names and, per task, the names it depends on.
-    pub fn from_dependencies(names: Vec<String>, deps: &[Vec<(String, FieldPath)>]) -> Result<Dag, Vec<DagError>> {
-        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    pub fn from_dependencies(
+        names: Vec<String>,
+        deps: &[Vec<(String, FieldPath)>],
+    ) -> Result<Dag, Vec<DagError>> {
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         let mut graph = DiGraph::<(), ()>::with_capacity(names.len(), names.len());
         for _ in &names {
             graph.add_node(());
@@ -108,8 +137,15 @@ impl Dag {
         for (i, task_deps) in deps.iter().enumerate() {
             for (on, path) in task_deps {
                 match index.get(on.as_str()) {
-                    None => errors.push(DagError::UnknownTask { task: names[i].clone(), on: on.clone(), path: path.clone() }),
-                    Some(&j) if j == i => errors.push(DagError::SelfDependency { task: names[i].clone(), path: path.clone() }),
+                    None => errors.push(DagError::UnknownTask {
+                        task: names[i].clone(),
+                        on: on.clone(),
+                        path: path.clone(),
+                    }),
+                    Some(&j) if j == i => errors.push(DagError::SelfDependency {
+                        task: names[i].clone(),
+                        path: path.clone(),
+                    }),
                     Some(&j) => {
                         let (from, to) = (NodeIndex::new(j), NodeIndex::new(i));
                         if graph.find_edge(from, to).is_none() {
@@ -123,20 +159,31 @@ impl Dag {
         if let Some(cycle) = dag.find_cycle() {
             errors.push(DagError::Cycle { cycle });
         }
-        if errors.is_empty() { Ok(dag) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(dag)
+        } else {
+            Err(errors)
+        }
     }
 
     /// The first cycle, as names from a task back to itself, starting at the task that
     /// comes first in the pipeline.
     fn find_cycle(&self) -> Option<Vec<String>> {
-        let scc = tarjan_scc(&self.graph).into_iter().filter(|c| c.len() > 1).min_by_key(|c| c.iter().min().copied())?;
+        let scc = tarjan_scc(&self.graph)
+            .into_iter()
+            .filter(|c| c.len() > 1)
+            .min_by_key(|c| c.iter().min().copied())?;
         let start = *scc.iter().min()?;
         let in_scc: std::collections::HashSet<NodeIndex> = scc.iter().copied().collect();
         // Shortest way round from `start` back to itself, inside the component.
         let mut prev: HashMap<NodeIndex, NodeIndex> = HashMap::new();
         let mut queue = VecDeque::from([start]);
         while let Some(n) = queue.pop_front() {
-            let mut next: Vec<NodeIndex> = self.graph.neighbors_directed(n, Direction::Outgoing).filter(|m| in_scc.contains(m)).collect();
+            let mut next: Vec<NodeIndex> = self
+                .graph
+                .neighbors_directed(n, Direction::Outgoing)
+                .filter(|m| in_scc.contains(m))
+                .collect();
             next.sort();
             for m in next {
                 if m == start {
@@ -148,7 +195,11 @@ impl Dag {
                     }
                     path.reverse();
                     path.push(start);
-                    return Some(path.into_iter().map(|i| self.names[i.index()].clone()).collect());
+                    return Some(
+                        path.into_iter()
+                            .map(|i| self.names[i.index()].clone())
+                            .collect(),
+                    );
                 }
                 if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(m) {
                     e.insert(n);
@@ -173,12 +224,16 @@ impl Dag {
 
     /// The tasks task `i` waits for.
     pub fn parents(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.graph.neighbors_directed(NodeIndex::new(i), Direction::Incoming).map(|n| n.index())
+        self.graph
+            .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
+            .map(|n| n.index())
     }
 
     /// The tasks that wait for task `i`.
     pub fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.graph.neighbors_directed(NodeIndex::new(i), Direction::Outgoing).map(|n| n.index())
+        self.graph
+            .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
+            .map(|n| n.index())
     }
 
     /// Tasks that have not started and whose parents have all finished, in pipeline
@@ -201,7 +256,10 @@ mod tests {
             params: params
                 .iter()
                 .enumerate()
-                .map(|(i, v)| crate::v1::Param { name: format!("p{i}"), value: (*v).into() })
+                .map(|(i, v)| crate::v1::Param {
+                    name: format!("p{i}"),
+                    value: (*v).into(),
+                })
                 .collect(),
             ..Default::default()
         }
@@ -225,9 +283,17 @@ mod tests {
 
     #[test]
     fn the_ready_set_holds_tasks_whose_parents_all_finished() {
-        let dag = build(&[task("a", &[], &[]), task("b", &[], &[]), task("c", &["a", "b"], &[])]).unwrap();
+        let dag = build(&[
+            task("a", &[], &[]),
+            task("b", &[], &[]),
+            task("c", &["a", "b"], &[]),
+        ])
+        .unwrap();
         assert_eq!(dag.ready(&[false; 3], &[false; 3]), [0, 1]);
-        assert_eq!(dag.ready(&[true, false, false], &[true, true, false]), Vec::<usize>::new());
+        assert_eq!(
+            dag.ready(&[true, false, false], &[true, true, false]),
+            Vec::<usize>::new()
+        );
         assert_eq!(dag.ready(&[true, true, false], &[true, true, false]), [2]);
     }
 
@@ -241,13 +307,30 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.len(), 1);
-        assert_eq!(err[0].to_string(), "the tasks form a cycle: a -> b -> c -> a");
+        assert_eq!(
+            err[0].to_string(),
+            "the tasks form a cycle: a -> b -> c -> a"
+        );
     }
 
     #[test]
     fn unknown_and_self_dependencies_are_reported_with_paths() {
-        let err = build(&[task("a", &["nope"], &[]), task("b", &[], &["$(tasks.b.results.x)"])]).unwrap_err();
-        let problems: Vec<_> = err.iter().map(|e| e.to_problem(&FieldPath::from("spec.tasks")).path.to_string()).collect();
-        assert_eq!(problems, ["spec.tasks[0].runAfter[0]", "spec.tasks[1].params[0].value"]);
+        let err = build(&[
+            task("a", &["nope"], &[]),
+            task("b", &[], &["$(tasks.b.results.x)"]),
+        ])
+        .unwrap_err();
+        let problems: Vec<_> = err
+            .iter()
+            .map(|e| {
+                e.to_problem(&FieldPath::from("spec.tasks"))
+                    .path
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            problems,
+            ["spec.tasks[0].runAfter[0]", "spec.tasks[1].params[0].value"]
+        );
     }
 }

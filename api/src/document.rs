@@ -138,9 +138,15 @@ fn split_documents(text: &str) -> Vec<(usize, String)> {
     }
     docs.push((start, current));
     docs.into_iter()
-        .filter(|(_, d)| d.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')))
+        .filter(|(_, d)| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
         .map(|(start, d)| {
-            let first = d.lines().position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).unwrap_or(0);
+            let first = d
+                .lines()
+                .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                .unwrap_or(0);
             (start.max(first + 1), d)
         })
         .collect()
@@ -172,7 +178,10 @@ pub fn load(sources: &[Source<'_>]) -> Vec<Document> {
                 Ok(Value::Null) => continue,
                 Ok(v) => Some(v),
                 Err(e) => {
-                    doc.problems.push(Problem::new(FieldPath::root(), format!("invalid YAML: {}", one_line(&e.to_string()))));
+                    doc.problems.push(Problem::new(
+                        FieldPath::root(),
+                        format!("invalid YAML: {}", one_line(&e.to_string())),
+                    ));
                     None
                 }
             };
@@ -221,10 +230,17 @@ fn identify(doc: &mut Document, value: Option<&Value>) {
     }
 }
 
-fn decode(doc: &mut Document, mut value: Value, known_resources: &BTreeMap<String, PipelineResource>) {
+fn decode(
+    doc: &mut Document,
+    mut value: Value,
+    known_resources: &BTreeMap<String, PipelineResource>,
+) {
     let root = FieldPath::root();
     let Some(obj) = value.as_object_mut() else {
-        doc.problems.push(Problem::new(root, "a document must be a mapping with apiVersion, kind, metadata and spec"));
+        doc.problems.push(Problem::new(
+            root,
+            "a document must be a mapping with apiVersion, kind, metadata and spec",
+        ));
         return;
     };
     let version = match obj.get("apiVersion").and_then(Value::as_str) {
@@ -237,16 +253,26 @@ fn decode(doc: &mut Document, mut value: Value, known_resources: &BTreeMap<Strin
             return;
         }
         None => {
-            doc.problems.push(Problem::new(root.field("apiVersion"), "apiVersion is required (e.g. tekton.dev/v1)"));
+            doc.problems.push(Problem::new(
+                root.field("apiVersion"),
+                "apiVersion is required (e.g. tekton.dev/v1)",
+            ));
             return;
         }
     };
-    let kind_text = obj.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let kind_text = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let mut findings = Findings::default();
     let kind = match (version, kind_text.as_str()) {
         (Some(_), "Task") => Kind::Task,
         (Some(Version::V1Beta1 | Version::V1Alpha1), "ClusterTask") => {
-            findings.note(&root.field("kind"), "ClusterTask was removed upstream; read as a Task");
+            findings.note(
+                &root.field("kind"),
+                "ClusterTask was removed upstream; read as a Task",
+            );
             Kind::Task
         }
         (Some(_), "TaskRun") => Kind::TaskRun,
@@ -256,7 +282,10 @@ fn decode(doc: &mut Document, mut value: Value, known_resources: &BTreeMap<Strin
         (None, "ConfigMap") => Kind::ConfigMap,
         (None, "Secret") => Kind::Secret,
         (_, "") => {
-            doc.problems.push(Problem::new(root.field("kind"), "kind is required (Task, TaskRun, Pipeline or PipelineRun)"));
+            doc.problems.push(Problem::new(
+                root.field("kind"),
+                "kind is required (Task, TaskRun, Pipeline or PipelineRun)",
+            ));
             return;
         }
         (_, other) => {
@@ -266,17 +295,30 @@ fn decode(doc: &mut Document, mut value: Value, known_resources: &BTreeMap<Strin
     };
 
     if kind == Kind::PipelineResource {
-        let name = obj.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let name = obj
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if name.is_empty() {
-            findings.problem(&root.field("metadata").field("name"), "a PipelineResource needs a name");
+            findings.problem(
+                &root.field("metadata").field("name"),
+                "a PipelineResource needs a name",
+            );
         }
         match obj.get("spec") {
             Some(Value::Object(spec)) => {
-                if let Some(r) = resources::resource_spec(&name, spec, &root.field("spec"), &mut findings) {
+                if let Some(r) =
+                    resources::resource_spec(&name, spec, &root.field("spec"), &mut findings)
+                {
                     doc.object = Some(Object::PipelineResource(r));
                 }
             }
-            _ => findings.problem(&root.field("spec"), "a PipelineResource needs a spec with a type and params"),
+            _ => findings.problem(
+                &root.field("spec"),
+                "a PipelineResource needs a spec with a type and params",
+            ),
         }
         finish(doc, findings);
         return;
@@ -307,7 +349,13 @@ fn finish(doc: &mut Document, findings: Findings) {
 }
 
 /// Converts a tekton.dev document of an older version to v1, in place.
-fn to_v1(obj: &mut Map<String, Value>, kind: Kind, version: Version, known: &BTreeMap<String, PipelineResource>, f: &mut Findings) {
+fn to_v1(
+    obj: &mut Map<String, Value>,
+    kind: Kind,
+    version: Version,
+    known: &BTreeMap<String, PipelineResource>,
+    f: &mut Findings,
+) {
     obj.insert("apiVersion".into(), Value::String(v1::API_VERSION.into()));
     obj.insert("kind".into(), Value::String(kind.as_str().into()));
     if version == Version::V1 {
@@ -378,8 +426,13 @@ fn typed<T: DeserializeOwned>(value: Value, f: &mut Findings) -> Option<T> {
         Ok(t) => Some(t),
         Err(e) => {
             let path = e.path().to_string();
-            let path = if path == "." { FieldPath::root() } else { FieldPath::from(path.as_str()) };
-            f.problems.push(Problem::new(path, e.into_inner().to_string()));
+            let path = if path == "." {
+                FieldPath::root()
+            } else {
+                FieldPath::from(path.as_str())
+            };
+            f.problems
+                .push(Problem::new(path, e.into_inner().to_string()));
             None
         }
     }
@@ -390,7 +443,10 @@ mod tests {
     use super::*;
 
     fn load_one(text: &str) -> Document {
-        let mut docs = load(&[Source { name: "t.yaml", text }]);
+        let mut docs = load(&[Source {
+            name: "t.yaml",
+            text,
+        }]);
         assert_eq!(docs.len(), 1, "{docs:?}");
         docs.remove(0)
     }
@@ -405,30 +461,46 @@ mod tests {
 
     #[test]
     fn a_v1_task_decodes() {
-        let d = load_one("apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: t}\nspec:\n  steps:\n  - name: s\n    image: alpine\n    script: echo hi\n");
+        let d = load_one(
+            "apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: t}\nspec:\n  steps:\n  - name: s\n    image: alpine\n    script: echo hi\n",
+        );
         assert!(d.problems.is_empty(), "{:?}", d.problems);
-        let Some(Object::Task(t)) = &d.object else { panic!("not a task") };
+        let Some(Object::Task(t)) = &d.object else {
+            panic!("not a task")
+        };
         assert_eq!(t.spec.steps[0].script.as_deref(), Some("echo hi"));
         assert_eq!(d.display_name(), "Task/t");
     }
 
     #[test]
     fn unknown_fields_and_type_errors_are_reported_with_paths() {
-        let d = load_one("apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: t}\nspec:\n  stepz: []\n  steps:\n  - name: s\n    image: [1]\n");
-        let got: Vec<_> = d.problems.iter().map(|p| p.path.as_str().to_owned()).collect();
+        let d = load_one(
+            "apiVersion: tekton.dev/v1\nkind: Task\nmetadata: {name: t}\nspec:\n  stepz: []\n  steps:\n  - name: s\n    image: [1]\n",
+        );
+        let got: Vec<_> = d
+            .problems
+            .iter()
+            .map(|p| p.path.as_str().to_owned())
+            .collect();
         assert_eq!(got, ["spec.stepz", "spec.steps[0].image"]);
     }
 
     #[test]
     fn invalid_yaml_is_a_problem_with_a_line_number() {
         let d = load_one("apiVersion: tekton.dev/v1\nkind: Task\nmetadata:\n  name: [unclosed\n");
-        assert!(d.problems[0].message.starts_with("invalid YAML"), "{:?}", d.problems);
+        assert!(
+            d.problems[0].message.starts_with("invalid YAML"),
+            "{:?}",
+            d.problems
+        );
         assert!(d.problems[0].message.contains("line"), "{:?}", d.problems);
     }
 
     #[test]
     fn generate_name_names_a_run() {
-        let d = load_one("apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {generateName: hello-}\nspec: {taskRef: {name: t}}\n");
+        let d = load_one(
+            "apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {generateName: hello-}\nspec: {taskRef: {name: t}}\n",
+        );
         assert!(d.problems.is_empty(), "{:?}", d.problems);
         assert_eq!(d.display_name(), "TaskRun/hello-*");
     }

@@ -12,6 +12,7 @@ pub mod problem;
 pub mod schema;
 mod strict;
 pub mod v1;
+pub mod validate;
 pub mod vars;
 
 pub use convert::resources::{PipelineResource, ResourceType};

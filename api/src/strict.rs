@@ -11,7 +11,9 @@ use crate::problem::{FieldPath, Problem};
 /// Reports every field of `value` that `schema` (a fully inlined OpenAPI v3 schema)
 /// does not declare.
 pub fn unknown_fields(value: &Value, schema: &Value, path: &FieldPath, out: &mut Vec<Problem>) {
-    let Some(schema) = schema.as_object() else { return };
+    let Some(schema) = schema.as_object() else {
+        return;
+    };
     if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
         return;
     }
@@ -23,10 +25,13 @@ pub fn unknown_fields(value: &Value, schema: &Value, path: &FieldPath, out: &mut
                     .iter()
                     .find_map(|s| s.get("properties").and_then(|p| p.get(key)))
             };
-            let additional = alternatives.iter().find_map(|s| match s.get("additionalProperties") {
-                Some(Value::Bool(false)) | None => None,
-                Some(other) => Some(other),
-            });
+            let additional =
+                alternatives
+                    .iter()
+                    .find_map(|s| match s.get("additionalProperties") {
+                        Some(Value::Bool(false)) | None => None,
+                        Some(other) => Some(other),
+                    });
             let declares_properties = alternatives.iter().any(|s| s.contains_key("properties"));
             for (key, child) in map {
                 let child_path = if additional.is_some() && !declares_properties {
@@ -132,7 +137,13 @@ mod tests {
             "labels": {"type": "object", "additionalProperties": {"type": "string"}},
             "value": {"x-kubernetes-preserve-unknown-fields": true}
         }});
-        assert!(check(json!({"labels": {"a": "b"}, "value": {"x": {"y": 1}}}), schema).is_empty());
+        assert!(
+            check(
+                json!({"labels": {"a": "b"}, "value": {"x": {"y": 1}}}),
+                schema
+            )
+            .is_empty()
+        );
     }
 
     #[test]

@@ -37,7 +37,11 @@ pub enum Reference {
     /// `$(params.<p>)`, `$(params["<p>"])`, with a selector.
     Param { name: String, selector: Selector },
     /// `$(tasks.<t>.results.<r>)`, with a selector.
-    TaskResult { task: String, result: String, selector: Selector },
+    TaskResult {
+        task: String,
+        result: String,
+        selector: Selector,
+    },
     /// `$(tasks.<t>.status)`: the status of one task (finally tasks only).
     TaskStatus { task: String },
     /// `$(tasks.<t>.reason)`: the reason of one task (finally tasks only).
@@ -49,7 +53,11 @@ pub enum Reference {
     /// `$(steps.step-<s>.exitCode.path)` (also `$(steps.<s>.exitCode.path)`).
     StepExitCodePath { step: String },
     /// `$(steps.<s>.results.<r>)`: a result of an earlier step.
-    StepResult { step: String, result: String, selector: Selector },
+    StepResult {
+        step: String,
+        result: String,
+        selector: Selector,
+    },
     /// `$(step.results.<r>.path)`: where the current step writes one of its results.
     OwnStepResultPath { name: String },
     /// `$(workspaces.<w>.path|bound|claim|volume)`.
@@ -73,7 +81,16 @@ pub struct Occurrence<'a> {
     pub reference: Reference,
 }
 
-const ROOTS: &[&str] = &["params", "tasks", "results", "steps", "step", "workspaces", "context", "resources"];
+const ROOTS: &[&str] = &[
+    "params",
+    "tasks",
+    "results",
+    "steps",
+    "step",
+    "workspaces",
+    "context",
+    "resources",
+];
 
 /// A token of the inside of `$(...)`: `.name` or `[...]`.
 #[derive(Debug, PartialEq)]
@@ -100,7 +117,8 @@ fn tokenize(inner: &str) -> Option<Vec<Token<'_>>> {
                 } else if let Ok(n) = body.parse::<usize>() {
                     Token::Index(n)
                 } else if body.len() >= 2
-                    && ((body.starts_with('"') && body.ends_with('"')) || (body.starts_with('\'') && body.ends_with('\'')))
+                    && ((body.starts_with('"') && body.ends_with('"'))
+                        || (body.starts_with('\'') && body.ends_with('\'')))
                 {
                     Token::Quoted(&body[1..body.len() - 1])
                 } else {
@@ -128,7 +146,9 @@ fn tokenize(inner: &str) -> Option<Vec<Token<'_>>> {
 }
 
 fn malformed(reason: impl Into<String>) -> Reference {
-    Reference::Malformed { reason: reason.into() }
+    Reference::Malformed {
+        reason: reason.into(),
+    }
 }
 
 fn name_of(t: Option<&Token<'_>>) -> Option<String> {
@@ -151,7 +171,9 @@ fn selector(rest: &[Token<'_>]) -> Result<Selector, String> {
 /// Interprets the inside of `$(...)`. `None` means it is not a Tekton variable.
 fn interpret(inner: &str) -> Option<Reference> {
     let tokens = tokenize(inner)?;
-    let Some(Token::Name(root)) = tokens.first() else { return None };
+    let Some(Token::Name(root)) = tokens.first() else {
+        return None;
+    };
     if !ROOTS.contains(root) {
         return None;
     }
@@ -166,34 +188,63 @@ fn interpret(inner: &str) -> Option<Reference> {
         },
         "tasks" => match rest {
             [Token::Name("status")] => Reference::TasksStatus,
-            [t, Token::Name("status")] => Reference::TaskStatus { task: name_of(Some(t))? },
-            [t, Token::Name("reason")] => Reference::TaskReason { task: name_of(Some(t))? },
-            [t, Token::Name("results"), r, sel @ ..] => match (name_of(Some(t)), name_of(Some(r)), selector(sel)) {
-                (Some(task), Some(result), Ok(selector)) => Reference::TaskResult { task, result, selector },
-                (_, _, Err(e)) => malformed(e),
-                _ => malformed("write $(tasks.<task>.results.<result>)"),
+            [t, Token::Name("status")] => Reference::TaskStatus {
+                task: name_of(Some(t))?,
             },
-            _ => malformed("write $(tasks.<task>.results.<result>), $(tasks.<task>.status) or $(tasks.status)"),
+            [t, Token::Name("reason")] => Reference::TaskReason {
+                task: name_of(Some(t))?,
+            },
+            [t, Token::Name("results"), r, sel @ ..] => {
+                match (name_of(Some(t)), name_of(Some(r)), selector(sel)) {
+                    (Some(task), Some(result), Ok(selector)) => Reference::TaskResult {
+                        task,
+                        result,
+                        selector,
+                    },
+                    (_, _, Err(e)) => malformed(e),
+                    _ => malformed("write $(tasks.<task>.results.<result>)"),
+                }
+            }
+            _ => malformed(
+                "write $(tasks.<task>.results.<result>), $(tasks.<task>.status) or $(tasks.status)",
+            ),
         },
         "results" => match rest {
-            [r, Token::Name("path")] => Reference::ResultPath { name: name_of(Some(r))? },
+            [r, Token::Name("path")] => Reference::ResultPath {
+                name: name_of(Some(r))?,
+            },
             _ => malformed("write $(results.<result>.path)"),
         },
         "step" => match rest {
-            [Token::Name("results"), r, Token::Name("path")] => Reference::OwnStepResultPath { name: name_of(Some(r))? },
+            [Token::Name("results"), r, Token::Name("path")] => Reference::OwnStepResultPath {
+                name: name_of(Some(r))?,
+            },
             _ => malformed("write $(step.results.<result>.path)"),
         },
         "steps" => match rest {
             [s, Token::Name("exitCode"), Token::Name("path")] => {
                 let step = name_of(Some(s))?;
-                Reference::StepExitCodePath { step: step.strip_prefix("step-").map(str::to_owned).unwrap_or(step) }
+                Reference::StepExitCodePath {
+                    step: step
+                        .strip_prefix("step-")
+                        .map(str::to_owned)
+                        .unwrap_or(step),
+                }
             }
-            [s, Token::Name("results"), r, sel @ ..] => match (name_of(Some(s)), name_of(Some(r)), selector(sel)) {
-                (Some(step), Some(result), Ok(selector)) => Reference::StepResult { step, result, selector },
-                (_, _, Err(e)) => malformed(e),
-                _ => malformed("write $(steps.<step>.results.<result>)"),
-            },
-            _ => malformed("write $(steps.step-<step>.exitCode.path) or $(steps.<step>.results.<result>)"),
+            [s, Token::Name("results"), r, sel @ ..] => {
+                match (name_of(Some(s)), name_of(Some(r)), selector(sel)) {
+                    (Some(step), Some(result), Ok(selector)) => Reference::StepResult {
+                        step,
+                        result,
+                        selector,
+                    },
+                    (_, _, Err(e)) => malformed(e),
+                    _ => malformed("write $(steps.<step>.results.<result>)"),
+                }
+            }
+            _ => malformed(
+                "write $(steps.step-<step>.exitCode.path) or $(steps.<step>.results.<result>)",
+            ),
         },
         "workspaces" => match rest {
             [w, Token::Name(attr)] => {
@@ -202,19 +253,29 @@ fn interpret(inner: &str) -> Option<Reference> {
                     "bound" => WorkspaceAttr::Bound,
                     "claim" => WorkspaceAttr::Claim,
                     "volume" => WorkspaceAttr::Volume,
-                    other => return Some(malformed(format!("workspaces have path, bound, claim and volume, not {other:?}"))),
+                    other => {
+                        return Some(malformed(format!(
+                            "workspaces have path, bound, claim and volume, not {other:?}"
+                        )));
+                    }
                 };
-                Reference::Workspace { name: name_of(Some(w))?, attr }
+                Reference::Workspace {
+                    name: name_of(Some(w))?,
+                    attr,
+                }
             }
             _ => malformed("write $(workspaces.<workspace>.path|bound|claim|volume)"),
         },
         "context" => match rest {
-            [Token::Name(object), Token::Name(field)] => {
-                Reference::Context { object: (*object).to_owned(), field: (*field).to_owned() }
-            }
+            [Token::Name(object), Token::Name(field)] => Reference::Context {
+                object: (*object).to_owned(),
+                field: (*field).to_owned(),
+            },
             _ => malformed("write $(context.<object>.<field>), e.g. $(context.taskRun.name)"),
         },
-        "resources" => Reference::Resource { path: inner.to_owned() },
+        "resources" => Reference::Resource {
+            path: inner.to_owned(),
+        },
         _ => return None,
     };
     Some(r)
@@ -226,11 +287,18 @@ pub fn references(text: &str) -> Vec<Occurrence<'_>> {
     let mut from = 0;
     while let Some(pos) = text[from..].find("$(") {
         let start = from + pos;
-        let Some(close) = text[start + 2..].find(')') else { break };
+        let Some(close) = text[start + 2..].find(')') else {
+            break;
+        };
         let end = start + 2 + close + 1;
         match interpret(&text[start + 2..end - 1]) {
             Some(reference) => {
-                out.push(Occurrence { start, end, raw: &text[start..end], reference });
+                out.push(Occurrence {
+                    start,
+                    end,
+                    raw: &text[start..end],
+                    reference,
+                });
                 from = end;
             }
             None => from = start + 2,
@@ -260,13 +328,18 @@ pub enum Resolved {
 /// Why a substitution could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubstituteError {
-    #[error("{raw} is an array; it can only stand alone as a whole element of a list (args, command, array values)")]
+    #[error(
+        "{raw} is an array; it can only stand alone as a whole element of a list (args, command, array values)"
+    )]
     ArrayInString { raw: String },
 }
 
 /// Replaces every variable `lookup` resolves; unresolved ones stay as written, so
 /// substitution can happen in stages (params first, results when they are known).
-pub fn substitute(text: &str, lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>) -> Result<String, SubstituteError> {
+pub fn substitute(
+    text: &str,
+    lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>,
+) -> Result<String, SubstituteError> {
     let occurrences = references(text);
     if occurrences.is_empty() {
         return Ok(text.to_owned());
@@ -277,7 +350,11 @@ pub fn substitute(text: &str, lookup: &mut dyn FnMut(&Reference) -> Option<Resol
         out.push_str(&text[last..o.start]);
         match lookup(&o.reference) {
             Some(Resolved::Text(t)) => out.push_str(&t),
-            Some(Resolved::Array(_)) => return Err(SubstituteError::ArrayInString { raw: o.raw.to_owned() }),
+            Some(Resolved::Array(_)) => {
+                return Err(SubstituteError::ArrayInString {
+                    raw: o.raw.to_owned(),
+                });
+            }
             None => out.push_str(o.raw),
         }
         last = o.end;
@@ -288,7 +365,10 @@ pub fn substitute(text: &str, lookup: &mut dyn FnMut(&Reference) -> Option<Resol
 
 /// Substitutes each element of a list; an element that is exactly one array reference
 /// expands into that many elements (Tekton's `args: ["$(params.flags[*])"]`).
-pub fn substitute_list(items: &[String], lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>) -> Result<Vec<String>, SubstituteError> {
+pub fn substitute_list(
+    items: &[String],
+    lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>,
+) -> Result<Vec<String>, SubstituteError> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let refs = references(item);
@@ -316,7 +396,10 @@ mod tests {
     }
 
     fn param(name: &str, selector: Selector) -> Reference {
-        Reference::Param { name: name.into(), selector }
+        Reference::Param {
+            name: name.into(),
+            selector,
+        }
     }
 
     #[test]
@@ -324,8 +407,14 @@ mod tests {
         assert_eq!(one("$(params.p)"), param("p", Selector::Whole));
         assert_eq!(one("$(params.p[*])"), param("p", Selector::Star));
         assert_eq!(one("$(params.p[3])"), param("p", Selector::Index(3)));
-        assert_eq!(one("$(params.p.key)"), param("p", Selector::Key("key".into())));
-        assert_eq!(one("$(params[\"org.repo\"])"), param("org.repo", Selector::Whole));
+        assert_eq!(
+            one("$(params.p.key)"),
+            param("p", Selector::Key("key".into()))
+        );
+        assert_eq!(
+            one("$(params[\"org.repo\"])"),
+            param("org.repo", Selector::Whole)
+        );
         assert_eq!(one("$(params['a.b'][*])"), param("a.b", Selector::Star));
     }
 
@@ -333,29 +422,66 @@ mod tests {
     fn task_references_parse() {
         assert_eq!(
             one("x $(tasks.build.results.digest) y"),
-            Reference::TaskResult { task: "build".into(), result: "digest".into(), selector: Selector::Whole }
+            Reference::TaskResult {
+                task: "build".into(),
+                result: "digest".into(),
+                selector: Selector::Whole
+            }
         );
         assert_eq!(
             one("$(tasks.build.results.urls[1])"),
-            Reference::TaskResult { task: "build".into(), result: "urls".into(), selector: Selector::Index(1) }
+            Reference::TaskResult {
+                task: "build".into(),
+                result: "urls".into(),
+                selector: Selector::Index(1)
+            }
         );
-        assert_eq!(one("$(tasks.build.status)"), Reference::TaskStatus { task: "build".into() });
+        assert_eq!(
+            one("$(tasks.build.status)"),
+            Reference::TaskStatus {
+                task: "build".into()
+            }
+        );
         assert_eq!(one("$(tasks.status)"), Reference::TasksStatus);
     }
 
     #[test]
     fn step_workspace_and_context_references_parse() {
-        assert_eq!(one("$(results.out.path)"), Reference::ResultPath { name: "out".into() });
-        assert_eq!(one("$(steps.step-build.exitCode.path)"), Reference::StepExitCodePath { step: "build".into() });
+        assert_eq!(
+            one("$(results.out.path)"),
+            Reference::ResultPath { name: "out".into() }
+        );
+        assert_eq!(
+            one("$(steps.step-build.exitCode.path)"),
+            Reference::StepExitCodePath {
+                step: "build".into()
+            }
+        );
         assert_eq!(
             one("$(steps.build.results.sha)"),
-            Reference::StepResult { step: "build".into(), result: "sha".into(), selector: Selector::Whole }
+            Reference::StepResult {
+                step: "build".into(),
+                result: "sha".into(),
+                selector: Selector::Whole
+            }
         );
-        assert_eq!(one("$(step.results.sha.path)"), Reference::OwnStepResultPath { name: "sha".into() });
-        assert_eq!(one("$(workspaces.src.bound)"), Reference::Workspace { name: "src".into(), attr: WorkspaceAttr::Bound });
+        assert_eq!(
+            one("$(step.results.sha.path)"),
+            Reference::OwnStepResultPath { name: "sha".into() }
+        );
+        assert_eq!(
+            one("$(workspaces.src.bound)"),
+            Reference::Workspace {
+                name: "src".into(),
+                attr: WorkspaceAttr::Bound
+            }
+        );
         assert_eq!(
             one("$(context.task.retry-count)"),
-            Reference::Context { object: "task".into(), field: "retry-count".into() }
+            Reference::Context {
+                object: "task".into(),
+                field: "retry-count".into()
+            }
         );
     }
 
@@ -368,8 +494,14 @@ mod tests {
     #[test]
     fn tekton_roots_with_other_shapes_are_malformed() {
         assert!(matches!(one("$(params)"), Reference::Malformed { .. }));
-        assert!(matches!(one("$(tasks.a.outputs.b)"), Reference::Malformed { .. }));
-        assert!(matches!(one("$(workspaces.w.size)"), Reference::Malformed { .. }));
+        assert!(matches!(
+            one("$(tasks.a.outputs.b)"),
+            Reference::Malformed { .. }
+        ));
+        assert!(matches!(
+            one("$(workspaces.w.size)"),
+            Reference::Malformed { .. }
+        ));
     }
 
     #[test]
@@ -378,14 +510,20 @@ mod tests {
             Reference::Param { name, .. } if name == "a" => Some(Resolved::Text("A".into())),
             _ => None,
         };
-        assert_eq!(substitute("$(params.a)-$(params.b)-$(date)", &mut lookup).unwrap(), "A-$(params.b)-$(date)");
+        assert_eq!(
+            substitute("$(params.a)-$(params.b)-$(date)", &mut lookup).unwrap(),
+            "A-$(params.b)-$(date)"
+        );
     }
 
     #[test]
     fn array_references_expand_only_as_whole_list_elements() {
         let mut lookup = |_: &Reference| Some(Resolved::Array(vec!["x".into(), "y".into()]));
         let items = vec!["first".to_owned(), "$(params.flags[*])".to_owned()];
-        assert_eq!(substitute_list(&items, &mut lookup).unwrap(), ["first", "x", "y"]);
+        assert_eq!(
+            substitute_list(&items, &mut lookup).unwrap(),
+            ["first", "x", "y"]
+        );
         assert!(matches!(
             substitute("--flags=$(params.flags[*])", &mut lookup),
             Err(SubstituteError::ArrayInString { .. })

@@ -1,1 +1,51 @@
-fn main(){}
+//! `tkt`: the tektite command line.
+
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// tektite: Tekton pipelines, fast. Same YAML, same habits.
+#[derive(Debug, Parser)]
+#[command(name = "tkt", version, about, long_about = None)]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(long, global = true, env = "TKT_LOG", default_value = "warn")]
+    log_level: String,
+    /// Log format.
+    #[arg(long, global = true, env = "TKT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check Tekton YAML files (any of tekton.dev/v1, v1beta1, v1alpha1) and print every
+    /// problem as `FILE: Kind/name: field.path: message`. Exits 0 when all are valid, 2
+    /// when any is not.
+    Validate(validate::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    match cli.command {
+        Command::Validate(args) => validate::run(&args),
+    }
+}

@@ -29,10 +29,19 @@ impl Findings {
 }
 
 /// Moves `obj[from]` to `obj[to]`; if both are set, keeps `to` and reports the conflict.
-pub(crate) fn rename(obj: &mut Map<String, Value>, from: &str, to: &str, path: &FieldPath, f: &mut Findings) {
+pub(crate) fn rename(
+    obj: &mut Map<String, Value>,
+    from: &str,
+    to: &str,
+    path: &FieldPath,
+    f: &mut Findings,
+) {
     if let Some(v) = obj.remove(from) {
         if obj.contains_key(to) {
-            f.problem(&path.field(from), format!("{from:?} and {to:?} are both set; keep only {to:?}"));
+            f.problem(
+                &path.field(from),
+                format!("{from:?} and {to:?} are both set; keep only {to:?}"),
+            );
         } else {
             obj.insert(to.to_owned(), v);
         }
@@ -40,7 +49,13 @@ pub(crate) fn rename(obj: &mut Map<String, Value>, from: &str, to: &str, path: &
 }
 
 /// Removes fields that v1 no longer has, noting each.
-pub(crate) fn drop_fields(obj: &mut Map<String, Value>, fields: &[&str], why: &str, path: &FieldPath, f: &mut Findings) {
+pub(crate) fn drop_fields(
+    obj: &mut Map<String, Value>,
+    fields: &[&str],
+    why: &str,
+    path: &FieldPath,
+    f: &mut Findings,
+) {
     for field in fields {
         if obj.remove(*field).is_some() {
             f.note(&path.field(field), format!("dropped: {why}"));
@@ -65,13 +80,21 @@ pub(crate) fn each_object(
 }
 
 /// The object at `obj[key]`, if it is one.
-pub(crate) fn object_mut<'a>(obj: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Map<String, Value>> {
+pub(crate) fn object_mut<'a>(
+    obj: &'a mut Map<String, Value>,
+    key: &str,
+) -> Option<&'a mut Map<String, Value>> {
     obj.get_mut(key).and_then(Value::as_object_mut)
 }
 
 /// The object at `obj[key]`, created if absent.
-pub(crate) fn ensure_object<'a>(obj: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
-    let entry = obj.entry(key.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+pub(crate) fn ensure_object<'a>(
+    obj: &'a mut Map<String, Value>,
+    key: &str,
+) -> &'a mut Map<String, Value> {
+    let entry = obj
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
     if !entry.is_object() {
         *entry = Value::Object(Map::new());
     }
@@ -80,7 +103,9 @@ pub(crate) fn ensure_object<'a>(obj: &'a mut Map<String, Value>, key: &str) -> &
 
 /// The array at `obj[key]`, created if absent.
 pub(crate) fn ensure_array<'a>(obj: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
-    let entry = obj.entry(key.to_owned()).or_insert_with(|| Value::Array(Vec::new()));
+    let entry = obj
+        .entry(key.to_owned())
+        .or_insert_with(|| Value::Array(Vec::new()));
     if !entry.is_array() {
         *entry = Value::Array(Vec::new());
     }

@@ -59,7 +59,11 @@ pub fn param_name(resource: &str, field: &str) -> String {
     format!("resource-{resource}-{field}")
 }
 
-fn resource_type(value: Option<&Value>, path: &FieldPath, f: &mut Findings) -> Option<ResourceType> {
+fn resource_type(
+    value: Option<&Value>,
+    path: &FieldPath,
+    f: &mut Findings,
+) -> Option<ResourceType> {
     let Some(text) = value.and_then(Value::as_str) else {
         f.problem(path, "a PipelineResource needs a type (git or image)");
         return None;
@@ -84,14 +88,22 @@ fn resource_type(value: Option<&Value>, path: &FieldPath, f: &mut Findings) -> O
             None
         }
         other => {
-            f.problem(path, format!("unknown PipelineResource type {other:?} (git or image)"));
+            f.problem(
+                path,
+                format!("unknown PipelineResource type {other:?} (git or image)"),
+            );
             None
         }
     }
 }
 
 /// Reads a PipelineResource spec (`type`, `params`).
-pub(crate) fn resource_spec(name: &str, spec: &Map<String, Value>, path: &FieldPath, f: &mut Findings) -> Option<PipelineResource> {
+pub(crate) fn resource_spec(
+    name: &str,
+    spec: &Map<String, Value>,
+    path: &FieldPath,
+    f: &mut Findings,
+) -> Option<PipelineResource> {
     let type_ = resource_type(spec.get("type"), &path.field("type"), f)?;
     let mut params = BTreeMap::new();
     if let Some(Value::Array(items)) = spec.get("params") {
@@ -106,24 +118,40 @@ pub(crate) fn resource_spec(name: &str, spec: &Map<String, Value>, path: &FieldP
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 _ => {
-                    f.problem(&p_path.field("value"), "a resource param value must be a string");
+                    f.problem(
+                        &p_path.field("value"),
+                        "a resource param value must be a string",
+                    );
                     continue;
                 }
             };
             if type_.fields().iter().any(|(field, _)| *field == n) {
                 params.insert(n.to_owned(), v);
             } else {
-                f.note(&p_path, format!("param {n:?} of a {} resource is not supported and was ignored", type_.name()));
+                f.note(
+                    &p_path,
+                    format!(
+                        "param {n:?} of a {} resource is not supported and was ignored",
+                        type_.name()
+                    ),
+                );
             }
         }
     }
     if spec.contains_key("secrets") {
         f.note(&path.field("secrets"), "resource secrets were ignored; give credentials through the ServiceAccount or a workspace");
     }
-    for field in spec.keys().filter(|k| !["type", "params", "secrets", "description"].contains(&k.as_str())) {
+    for field in spec
+        .keys()
+        .filter(|k| !["type", "params", "secrets", "description"].contains(&k.as_str()))
+    {
         f.problem(&path.field(field), format!("unknown field {field:?}"));
     }
-    Some(PipelineResource { name: name.to_owned(), type_, params })
+    Some(PipelineResource {
+        name: name.to_owned(),
+        type_,
+        params,
+    })
 }
 
 /// The clone step a git input resource becomes.
@@ -160,7 +188,9 @@ fn param_specs(resource: &str, type_: ResourceType) -> Vec<Value> {
 /// A Task spec's `resources` declarations become params, a clone step per git input,
 /// and literal paths.
 pub(crate) fn task_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut Findings) {
-    let Some(resources) = spec.remove("resources") else { return };
+    let Some(resources) = spec.remove("resources") else {
+        return;
+    };
     let res_path = path.field("resources");
     let Value::Object(resources) = resources else {
         f.problem(&res_path, "resources must have inputs and outputs lists");
@@ -172,7 +202,10 @@ pub(crate) fn task_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut
     for (side, decls) in &resources {
         let side_path = res_path.field(side);
         if side != "inputs" && side != "outputs" {
-            f.problem(&side_path, format!("unknown field {side:?} (inputs or outputs)"));
+            f.problem(
+                &side_path,
+                format!("unknown field {side:?} (inputs or outputs)"),
+            );
             continue;
         }
         let Value::Array(decls) = decls else {
@@ -185,8 +218,13 @@ pub(crate) fn task_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut
                 f.problem(&d_path.field("name"), "a resource needs a name");
                 continue;
             };
-            let Some(type_) = resource_type(decl.get("type"), &d_path.field("type"), f) else { continue };
-            let target = decl.get("targetPath").and_then(Value::as_str).unwrap_or(name);
+            let Some(type_) = resource_type(decl.get("type"), &d_path.field("type"), f) else {
+                continue;
+            };
+            let target = decl
+                .get("targetPath")
+                .and_then(Value::as_str)
+                .unwrap_or(name);
             let dir = if side == "inputs" {
                 format!("/workspace/{}", target.trim_start_matches('/'))
             } else {
@@ -195,13 +233,19 @@ pub(crate) fn task_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut
             if side == "inputs" && type_ == ResourceType::Git {
                 clone_steps.push(clone_step(name, &dir));
             }
-            if !new_params.iter().any(|p: &Value| p["name"] == json!(param_name(name, "url"))) {
+            if !new_params
+                .iter()
+                .any(|p: &Value| p["name"] == json!(param_name(name, "url")))
+            {
                 new_params.extend(param_specs(name, type_));
             }
             replacements.push((format!("$(resources.{side}.{name}.path)"), dir));
             replacements.push((format!("$(resources.{side}.{name}.name)"), name.to_owned()));
             for (field, _) in type_.fields() {
-                replacements.push((format!("$(resources.{side}.{name}.{field})"), format!("$(params.{})", param_name(name, field))));
+                replacements.push((
+                    format!("$(resources.{side}.{name}.{field})"),
+                    format!("$(params.{})", param_name(name, field)),
+                ));
             }
         }
     }
@@ -249,12 +293,17 @@ pub(crate) fn pipeline_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: 
             }
             _ => f.problem(&res_path, "must be a list of resources"),
         }
-        let params: Vec<Value> = declared.iter().flat_map(|(n, t)| param_specs(n, *t)).collect();
+        let params: Vec<Value> = declared
+            .iter()
+            .flat_map(|(n, t)| param_specs(n, *t))
+            .collect();
         ensure_array(spec, "params").extend(params);
     }
     for list in ["tasks", "finally"] {
         each_object(spec, list, path, |task, t_path| {
-            let Some(bindings) = task.remove("resources") else { return };
+            let Some(bindings) = task.remove("resources") else {
+                return;
+            };
             let b_path = t_path.field("resources");
             let Value::Object(bindings) = bindings else {
                 f.problem(&b_path, "resources must have inputs and outputs lists");
@@ -269,14 +318,20 @@ pub(crate) fn pipeline_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: 
                 };
                 for (i, b) in list.iter().enumerate() {
                     let p = b_path.field(side).index(i);
-                    let (Some(name), Some(resource)) =
-                        (b.get("name").and_then(Value::as_str), b.get("resource").and_then(Value::as_str))
-                    else {
+                    let (Some(name), Some(resource)) = (
+                        b.get("name").and_then(Value::as_str),
+                        b.get("resource").and_then(Value::as_str),
+                    ) else {
                         f.problem(&p, "a resource binding needs a name and a resource");
                         continue;
                     };
                     let Some(type_) = declared.get(resource) else {
-                        f.problem(&p.field("resource"), format!("resource {resource:?} is not declared in the Pipeline's resources"));
+                        f.problem(
+                            &p.field("resource"),
+                            format!(
+                                "resource {resource:?} is not declared in the Pipeline's resources"
+                            ),
+                        );
                         continue;
                     };
                     for (field, _) in type_.fields() {
@@ -309,10 +364,16 @@ fn bound_resource(
     known: &BTreeMap<String, PipelineResource>,
     f: &mut Findings,
 ) -> Option<PipelineResource> {
-    let name = binding.get("name").and_then(Value::as_str).unwrap_or_default();
+    let name = binding
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if let Some(r) = binding.get("resourceRef") {
         let Some(ref_name) = r.get("name").and_then(Value::as_str) else {
-            f.problem(&path.field("resourceRef").field("name"), "a resourceRef needs a name");
+            f.problem(
+                &path.field("resourceRef").field("name"),
+                "a resourceRef needs a name",
+            );
             return None;
         };
         match known.get(ref_name) {
@@ -325,12 +386,20 @@ fn bound_resource(
     } else if let Some(Value::Object(spec)) = binding.get("resourceSpec") {
         resource_spec(name, spec, &path.field("resourceSpec"), f)
     } else {
-        f.problem(path, "a resource binding needs a resourceRef or a resourceSpec");
+        f.problem(
+            path,
+            "a resource binding needs a resourceRef or a resourceSpec",
+        );
         None
     }
 }
 
-fn binding_params(name: &str, res: &PipelineResource, path: &FieldPath, f: &mut Findings) -> Vec<Value> {
+fn binding_params(
+    name: &str,
+    res: &PipelineResource,
+    path: &FieldPath,
+    f: &mut Findings,
+) -> Vec<Value> {
     res.type_
         .fields()
         .iter()
@@ -338,7 +407,13 @@ fn binding_params(name: &str, res: &PipelineResource, path: &FieldPath, f: &mut 
             (Some(v), _) => Some(json!({"name": param_name(name, field), "value": v})),
             (None, Some(_)) => None,
             (None, None) => {
-                f.problem(path, format!("the {} resource bound to {name:?} has no {field:?} param", res.type_.name()));
+                f.problem(
+                    path,
+                    format!(
+                        "the {} resource bound to {name:?} has no {field:?} param",
+                        res.type_.name()
+                    ),
+                );
                 None
             }
         })
@@ -346,8 +421,15 @@ fn binding_params(name: &str, res: &PipelineResource, path: &FieldPath, f: &mut 
 }
 
 /// A PipelineRun's `resources` bindings become param values.
-pub(crate) fn pipelinerun_spec(spec: &mut Map<String, Value>, path: &FieldPath, known: &BTreeMap<String, PipelineResource>, f: &mut Findings) {
-    let Some(resources) = spec.remove("resources") else { return };
+pub(crate) fn pipelinerun_spec(
+    spec: &mut Map<String, Value>,
+    path: &FieldPath,
+    known: &BTreeMap<String, PipelineResource>,
+    f: &mut Findings,
+) {
+    let Some(resources) = spec.remove("resources") else {
+        return;
+    };
     let r_path = path.field("resources");
     let Value::Array(bindings) = resources else {
         f.problem(&r_path, "must be a list of resource bindings");
@@ -369,8 +451,15 @@ pub(crate) fn pipelinerun_spec(spec: &mut Map<String, Value>, path: &FieldPath, 
 }
 
 /// A TaskRun's `resources.inputs`/`resources.outputs` bindings become param values.
-pub(crate) fn taskrun_spec(spec: &mut Map<String, Value>, path: &FieldPath, known: &BTreeMap<String, PipelineResource>, f: &mut Findings) {
-    let Some(resources) = spec.remove("resources") else { return };
+pub(crate) fn taskrun_spec(
+    spec: &mut Map<String, Value>,
+    path: &FieldPath,
+    known: &BTreeMap<String, PipelineResource>,
+    f: &mut Findings,
+) {
+    let Some(resources) = spec.remove("resources") else {
+        return;
+    };
     let r_path = path.field("resources");
     let Value::Object(resources) = resources else {
         f.problem(&r_path, "resources must have inputs and outputs lists");
@@ -405,10 +494,17 @@ pub(crate) fn taskrun_spec(spec: &mut Map<String, Value>, path: &FieldPath, know
 mod tests {
     use super::*;
 
-    fn conv(spec: Value, c: fn(&mut Map<String, Value>, &FieldPath, &mut Findings)) -> (Value, Findings) {
+    fn conv(
+        spec: Value,
+        c: fn(&mut Map<String, Value>, &FieldPath, &mut Findings),
+    ) -> (Value, Findings) {
         let mut spec = spec;
         let mut f = Findings::default();
-        c(spec.as_object_mut().unwrap(), &FieldPath::from("spec"), &mut f);
+        c(
+            spec.as_object_mut().unwrap(),
+            &FieldPath::from("spec"),
+            &mut f,
+        );
         (spec, f)
     }
 
@@ -422,9 +518,19 @@ mod tests {
         assert!(f.problems.is_empty());
         assert_eq!(spec["steps"][0]["name"], "git-source-repo");
         assert_eq!(spec["steps"][1]["script"], "cd /workspace/repo && make");
-        let names: Vec<_> = spec["params"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        let names: Vec<_> = spec["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["resource-repo-url", "resource-repo-revision"]);
-        assert!(spec["steps"][0]["script"].as_str().unwrap().contains("$(params.resource-repo-url)"));
+        assert!(
+            spec["steps"][0]["script"]
+                .as_str()
+                .unwrap()
+                .contains("$(params.resource-repo-url)")
+        );
     }
 
     #[test]
@@ -434,12 +540,18 @@ mod tests {
                    "steps": [{"name": "push", "args": ["--destination=$(resources.outputs.img.url)"]}]}),
             task_spec,
         );
-        assert_eq!(spec["steps"][0]["args"][0], "--destination=$(params.resource-img-url)");
+        assert_eq!(
+            spec["steps"][0]["args"][0],
+            "--destination=$(params.resource-img-url)"
+        );
     }
 
     #[test]
     fn storage_resources_are_refused_with_an_alternative() {
-        let (_, f) = conv(json!({"resources": {"inputs": [{"name": "b", "type": "storage"}]}}), task_spec);
+        let (_, f) = conv(
+            json!({"resources": {"inputs": [{"name": "b", "type": "storage"}]}}),
+            task_spec,
+        );
         assert_eq!(f.problems[0].path.as_str(), "spec.resources.inputs[0].type");
         assert!(f.problems[0].message.contains("removed upstream"));
     }
@@ -454,7 +566,10 @@ mod tests {
         );
         assert!(f.problems.is_empty(), "{:?}", f.problems);
         assert_eq!(spec["tasks"][1]["runAfter"], json!(["build"]));
-        assert_eq!(spec["tasks"][1]["params"][0], json!({"name": "resource-image-url", "value": "$(params.resource-img-url)"}));
+        assert_eq!(
+            spec["tasks"][1]["params"][0],
+            json!({"name": "resource-image-url", "value": "$(params.resource-img-url)"})
+        );
         assert_eq!(spec["params"].as_array().unwrap().len(), 4);
     }
 
@@ -462,7 +577,15 @@ mod tests {
     fn a_resource_ref_that_is_not_given_is_a_problem_naming_it() {
         let mut spec = json!({"resources": [{"name": "src", "resourceRef": {"name": "missing"}}]});
         let mut f = Findings::default();
-        pipelinerun_spec(spec.as_object_mut().unwrap(), &FieldPath::from("spec"), &BTreeMap::new(), &mut f);
-        assert_eq!(f.problems[0].path.as_str(), "spec.resources[0].resourceRef.name");
+        pipelinerun_spec(
+            spec.as_object_mut().unwrap(),
+            &FieldPath::from("spec"),
+            &BTreeMap::new(),
+            &mut f,
+        );
+        assert_eq!(
+            f.problems[0].path.as_str(),
+            "spec.resources[0].resourceRef.name"
+        );
     }
 }

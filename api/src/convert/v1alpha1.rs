@@ -4,7 +4,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{Findings, drop_fields, ensure_array, ensure_object, object_mut, rename, rewrite_strings};
+use super::{
+    Findings, drop_fields, ensure_array, ensure_object, object_mut, rename, rewrite_strings,
+};
 use crate::problem::FieldPath;
 
 /// Rewrites the old variable spellings everywhere in a spec:
@@ -59,7 +61,10 @@ pub(crate) fn task_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut
     if let Some(Value::Object(mut inputs)) = spec.remove("inputs") {
         if let Some(params) = inputs.remove("params") {
             if spec.contains_key("params") {
-                f.problem(&path.field("inputs").field("params"), "\"inputs.params\" and \"params\" are both set; keep only \"params\"");
+                f.problem(
+                    &path.field("inputs").field("params"),
+                    "\"inputs.params\" and \"params\" are both set; keep only \"params\"",
+                );
             } else {
                 spec.insert("params".into(), params);
             }
@@ -68,7 +73,10 @@ pub(crate) fn task_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut
             ensure_object(spec, "resources").insert("inputs".into(), resources);
         }
         for key in inputs.keys() {
-            f.problem(&path.field("inputs").field(key), format!("unknown field {key:?}"));
+            f.problem(
+                &path.field("inputs").field(key),
+                format!("unknown field {key:?}"),
+            );
         }
     }
     if let Some(Value::Object(mut outputs)) = spec.remove("outputs") {
@@ -76,7 +84,10 @@ pub(crate) fn task_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut
             ensure_object(spec, "resources").insert("outputs".into(), resources);
         }
         for key in outputs.keys() {
-            f.problem(&path.field("outputs").field(key), format!("unknown field {key:?}"));
+            f.problem(
+                &path.field("outputs").field(key),
+                format!("unknown field {key:?}"),
+            );
         }
     }
 }
@@ -84,7 +95,13 @@ pub(crate) fn task_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut
 /// A v1alpha1 TaskRun spec.
 pub(crate) fn taskrun_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut Findings) {
     rename(spec, "serviceAccount", "serviceAccountName", path, f);
-    drop_fields(spec, &["trigger"], "v1alpha1 triggers were removed upstream; runs start when created", path, f);
+    drop_fields(
+        spec,
+        &["trigger"],
+        "v1alpha1 triggers were removed upstream; runs start when created",
+        path,
+        f,
+    );
     for (key, side) in [("inputs", "inputs"), ("outputs", "outputs")] {
         if let Some(Value::Object(mut io)) = spec.remove(key) {
             if key == "inputs"
@@ -108,7 +125,13 @@ pub(crate) fn taskrun_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &
 /// A v1alpha1 PipelineRun spec.
 pub(crate) fn pipelinerun_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut Findings) {
     rename(spec, "serviceAccount", "serviceAccountName", path, f);
-    drop_fields(spec, &["trigger"], "v1alpha1 triggers were removed upstream; runs start when created", path, f);
+    drop_fields(
+        spec,
+        &["trigger"],
+        "v1alpha1 triggers were removed upstream; runs start when created",
+        path,
+        f,
+    );
 }
 
 /// Tasks embedded in a v1alpha1 Pipeline spec.
@@ -129,9 +152,22 @@ mod tests {
 
     #[test]
     fn curly_input_params_become_round_params() {
-        let mut v = json!(["${inputs.params.pathToContext}", "a-$(inputs.params.x)-b", "${HOME}", "$(outputs.resources.img.url)"]);
+        let mut v = json!([
+            "${inputs.params.pathToContext}",
+            "a-$(inputs.params.x)-b",
+            "${HOME}",
+            "$(outputs.resources.img.url)"
+        ]);
         rewrite_old_variables(&mut v);
-        assert_eq!(v, json!(["$(params.pathToContext)", "a-$(params.x)-b", "${HOME}", "$(resources.outputs.img.url)"]));
+        assert_eq!(
+            v,
+            json!([
+                "$(params.pathToContext)",
+                "a-$(params.x)-b",
+                "${HOME}",
+                "$(resources.outputs.img.url)"
+            ])
+        );
     }
 
     #[test]
@@ -139,9 +175,16 @@ mod tests {
         let mut spec = json!({"inputs": {"params": [{"name": "p"}], "resources": [{"name": "src", "type": "git"}]},
                               "outputs": {"resources": [{"name": "img", "type": "image"}]}});
         let mut f = Findings::default();
-        task_spec(spec.as_object_mut().unwrap(), &FieldPath::from("spec"), &mut f);
-        assert_eq!(spec, json!({"params": [{"name": "p"}], "resources": {
-            "inputs": [{"name": "src", "type": "git"}], "outputs": [{"name": "img", "type": "image"}]}}));
+        task_spec(
+            spec.as_object_mut().unwrap(),
+            &FieldPath::from("spec"),
+            &mut f,
+        );
+        assert_eq!(
+            spec,
+            json!({"params": [{"name": "p"}], "resources": {
+            "inputs": [{"name": "src", "type": "git"}], "outputs": [{"name": "img", "type": "image"}]}})
+        );
         assert!(f.problems.is_empty());
     }
 }

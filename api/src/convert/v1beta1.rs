@@ -27,15 +27,35 @@ fn container_resources(c: &mut Map<String, Value>, path: &FieldPath, f: &mut Fin
 pub(crate) fn task_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut Findings) {
     each_object(spec, "steps", path, |step, p| {
         container_resources(step, p, f);
-        drop_fields(step, DROPPED_STEP_FIELDS, "v1 steps have no such container field", p, f);
+        drop_fields(
+            step,
+            DROPPED_STEP_FIELDS,
+            "v1 steps have no such container field",
+            p,
+            f,
+        );
     });
     if let Some(template) = object_mut(spec, "stepTemplate") {
         let p = path.field("stepTemplate");
         container_resources(template, &p, f);
-        drop_fields(template, DROPPED_STEP_FIELDS, "v1 step templates have no such container field", &p, f);
-        drop_fields(template, &["name"], "a step template has no name in v1", &p, f);
+        drop_fields(
+            template,
+            DROPPED_STEP_FIELDS,
+            "v1 step templates have no such container field",
+            &p,
+            f,
+        );
+        drop_fields(
+            template,
+            &["name"],
+            "a step template has no name in v1",
+            &p,
+            f,
+        );
     }
-    each_object(spec, "sidecars", path, |sidecar, p| container_resources(sidecar, p, f));
+    each_object(spec, "sidecars", path, |sidecar, p| {
+        container_resources(sidecar, p, f)
+    });
 }
 
 fn bundle_to_resolver(r: &mut Map<String, Value>, kind: &str, path: &FieldPath, f: &mut Findings) {
@@ -52,7 +72,10 @@ fn bundle_to_resolver(r: &mut Map<String, Value>, kind: &str, path: &FieldPath, 
         r.remove("kind");
         r.insert("resolver".into(), "bundles".into());
         r.insert("params".into(), Value::Array(params));
-        f.note(&path.field("bundle"), "converted to the bundles resolver, as v1 requires");
+        f.note(
+            &path.field("bundle"),
+            "converted to the bundles resolver, as v1 requires",
+        );
     }
 }
 
@@ -87,16 +110,25 @@ pub(crate) fn pipelinerun_spec(spec: &mut Map<String, Value>, path: &FieldPath, 
     if let Some(timeout) = spec.remove("timeout") {
         let timeouts = ensure_object(spec, "timeouts");
         if timeouts.contains_key("pipeline") {
-            f.problem(&path.field("timeout"), "\"timeout\" and \"timeouts.pipeline\" are both set; keep only \"timeouts\"");
+            f.problem(
+                &path.field("timeout"),
+                "\"timeout\" and \"timeouts.pipeline\" are both set; keep only \"timeouts\"",
+            );
         } else {
             timeouts.insert("pipeline".into(), timeout);
         }
     }
-    for (old, new) in [("serviceAccountName", "serviceAccountName"), ("podTemplate", "podTemplate")] {
+    for (old, new) in [
+        ("serviceAccountName", "serviceAccountName"),
+        ("podTemplate", "podTemplate"),
+    ] {
         if let Some(v) = spec.remove(old) {
             let template = ensure_object(spec, "taskRunTemplate");
             if template.contains_key(new) {
-                f.problem(&path.field(old), format!("{old:?} and \"taskRunTemplate.{new}\" are both set; keep one"));
+                f.problem(
+                    &path.field(old),
+                    format!("{old:?} and \"taskRunTemplate.{new}\" are both set; keep one"),
+                );
             } else {
                 template.insert(new.into(), v);
             }
@@ -130,13 +162,29 @@ pub(crate) fn pipelinerun_spec(spec: &mut Map<String, Value>, path: &FieldPath, 
 /// Status fields renamed in v1 (present when a status is round-tripped).
 pub(crate) fn taskrun_status(status: &mut Map<String, Value>, path: &FieldPath, f: &mut Findings) {
     rename(status, "taskResults", "results", path, f);
-    drop_fields(status, &["cloudEvents", "resourcesResult", "taskRunResults"], "v1 status has no such field", path, f);
+    drop_fields(
+        status,
+        &["cloudEvents", "resourcesResult", "taskRunResults"],
+        "v1 status has no such field",
+        path,
+        f,
+    );
 }
 
 /// Status fields renamed in v1 (present when a status is round-tripped).
-pub(crate) fn pipelinerun_status(status: &mut Map<String, Value>, path: &FieldPath, f: &mut Findings) {
+pub(crate) fn pipelinerun_status(
+    status: &mut Map<String, Value>,
+    path: &FieldPath,
+    f: &mut Findings,
+) {
     rename(status, "pipelineResults", "results", path, f);
-    drop_fields(status, &["taskRuns", "runs"], "v1 reports children in childReferences", path, f);
+    drop_fields(
+        status,
+        &["taskRuns", "runs"],
+        "v1 reports children in childReferences",
+        path,
+        f,
+    );
 }
 
 #[cfg(test)]
@@ -144,10 +192,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn run(spec: Value, convert: fn(&mut Map<String, Value>, &FieldPath, &mut Findings)) -> (Value, Findings) {
+    fn run(
+        spec: Value,
+        convert: fn(&mut Map<String, Value>, &FieldPath, &mut Findings),
+    ) -> (Value, Findings) {
         let mut spec = spec;
         let mut f = Findings::default();
-        convert(spec.as_object_mut().unwrap(), &FieldPath::from("spec"), &mut f);
+        convert(
+            spec.as_object_mut().unwrap(),
+            &FieldPath::from("spec"),
+            &mut f,
+        );
         (spec, f)
     }
 
@@ -158,15 +213,21 @@ mod tests {
                    "taskRunSpecs": [{"pipelineTaskName": "t", "taskServiceAccountName": "x", "taskPodTemplate": {}}]}),
             pipelinerun_spec,
         );
-        assert_eq!(spec, json!({"timeouts": {"pipeline": "1h"},
+        assert_eq!(
+            spec,
+            json!({"timeouts": {"pipeline": "1h"},
             "taskRunTemplate": {"serviceAccountName": "sa", "podTemplate": {"nodeSelector": {"a": "b"}}},
-            "taskRunSpecs": [{"pipelineTaskName": "t", "serviceAccountName": "x", "podTemplate": {}}]}));
+            "taskRunSpecs": [{"pipelineTaskName": "t", "serviceAccountName": "x", "podTemplate": {}}]})
+        );
         assert!(f.problems.is_empty());
     }
 
     #[test]
     fn timeout_and_timeouts_pipeline_together_are_a_problem() {
-        let (_, f) = run(json!({"timeout": "1h", "timeouts": {"pipeline": "2h"}}), pipelinerun_spec);
+        let (_, f) = run(
+            json!({"timeout": "1h", "timeouts": {"pipeline": "2h"}}),
+            pipelinerun_spec,
+        );
         assert_eq!(f.problems[0].path.as_str(), "spec.timeout");
     }
 
@@ -176,14 +237,23 @@ mod tests {
             json!({"steps": [{"name": "a", "resources": {"limits": {"cpu": "1"}}, "ports": [{"containerPort": 80}]}]}),
             task_spec,
         );
-        assert_eq!(spec, json!({"steps": [{"name": "a", "computeResources": {"limits": {"cpu": "1"}}}]}));
+        assert_eq!(
+            spec,
+            json!({"steps": [{"name": "a", "computeResources": {"limits": {"cpu": "1"}}}]})
+        );
         assert_eq!(f.notes[0].path.as_str(), "spec.steps[0].ports");
     }
 
     #[test]
     fn bundles_become_the_bundles_resolver() {
-        let (spec, _) = run(json!({"taskRef": {"name": "t", "bundle": "reg/img:1"}}), taskrun_spec);
+        let (spec, _) = run(
+            json!({"taskRef": {"name": "t", "bundle": "reg/img:1"}}),
+            taskrun_spec,
+        );
         assert_eq!(spec["taskRef"]["resolver"], "bundles");
-        assert_eq!(spec["taskRef"]["params"][0], json!({"name": "bundle", "value": "reg/img:1"}));
+        assert_eq!(
+            spec["taskRef"]["params"][0],
+            json!({"name": "bundle", "value": "reg/img:1"})
+        );
     }
 }

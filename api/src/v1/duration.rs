@@ -47,7 +47,10 @@ impl From<std::time::Duration> for Duration {
 
 /// Parses a Go duration. Negative durations are refused: no Tekton timeout may be negative.
 pub fn parse_go_duration(text: &str) -> Result<std::time::Duration, DurationError> {
-    let err = |why| DurationError { text: text.to_owned(), why };
+    let err = |why| DurationError {
+        text: text.to_owned(),
+        why,
+    };
     let s = text.trim();
     if s.is_empty() {
         return Err(err("it is empty"));
@@ -68,7 +71,9 @@ pub fn parse_go_duration(text: &str) -> Result<std::time::Duration, DurationErro
         if num_len == 0 {
             return Err(err("expected a number"));
         }
-        let number: f64 = rest[..num_len].parse().map_err(|_| err("a number is malformed"))?;
+        let number: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| err("a number is malformed"))?;
         rest = &rest[num_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')

@@ -31,8 +31,8 @@ pub use task::{
 };
 pub use taskrun::{
     Artifact, ArtifactValue, Artifacts, SidecarState, StepState, TaskBreakpoints, TaskRun,
-    TaskRunDebug, TaskRunResult, TaskRunSidecarSpec, TaskRunSpec, TaskRunSpecStatus,
-    TaskRunStatus, TaskRunStepSpec,
+    TaskRunDebug, TaskRunResult, TaskRunSidecarSpec, TaskRunSpec, TaskRunSpecStatus, TaskRunStatus,
+    TaskRunStepSpec,
 };
 pub use when::{WhenExpression, WhenOperator};
 pub use workspace::{

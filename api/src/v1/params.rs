@@ -110,19 +110,23 @@ impl<'de> Deserialize<'de> for ParamValue {
         match &v {
             serde_json::Value::Array(items) => items
                 .iter()
-                .map(|i| scalar_text(i).ok_or_else(|| D::Error::custom("array items must be strings")))
+                .map(|i| {
+                    scalar_text(i).ok_or_else(|| D::Error::custom("array items must be strings"))
+                })
                 .collect::<Result<_, _>>()
                 .map(ParamValue::Array),
             serde_json::Value::Object(map) => map
                 .iter()
                 .map(|(k, i)| {
-                    scalar_text(i)
-                        .map(|s| (k.clone(), s))
-                        .ok_or_else(|| D::Error::custom(format!("object key {k:?} must have a string value")))
+                    scalar_text(i).map(|s| (k.clone(), s)).ok_or_else(|| {
+                        D::Error::custom(format!("object key {k:?} must have a string value"))
+                    })
                 })
                 .collect::<Result<_, _>>()
                 .map(ParamValue::Object),
-            serde_json::Value::Null => Err(D::Error::custom("a value is required (string, array or object)")),
+            serde_json::Value::Null => Err(D::Error::custom(
+                "a value is required (string, array or object)",
+            )),
             other => Ok(ParamValue::String(scalar_text(other).unwrap_or_default())),
         }
     }

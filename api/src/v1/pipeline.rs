@@ -129,7 +129,9 @@ pub struct TaskRef {
 impl TaskRef {
     /// A reference to a custom task (the seeds' `Run`): an apiVersion other than tekton.dev.
     pub fn is_custom(&self) -> bool {
-        self.api_version.as_deref().is_some_and(|v| !v.starts_with("tekton.dev/"))
+        self.api_version
+            .as_deref()
+            .is_some_and(|v| !v.starts_with("tekton.dev/"))
     }
 }
 

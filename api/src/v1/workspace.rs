@@ -22,7 +22,9 @@ pub struct WorkspaceDeclaration {
 impl WorkspaceDeclaration {
     /// Where the workspace is mounted: `mountPath`, or `/workspace/<name>`.
     pub fn path(&self) -> String {
-        self.mount_path.clone().unwrap_or_else(|| format!("/workspace/{}", self.name))
+        self.mount_path
+            .clone()
+            .unwrap_or_else(|| format!("/workspace/{}", self.name))
     }
 }
 
@@ -100,8 +102,14 @@ impl WorkspaceBinding {
                 out.push(s)
             }
         };
-        add(self.volume_claim_template.is_some(), BindingSource::VolumeClaimTemplate);
-        add(self.persistent_volume_claim.is_some(), BindingSource::PersistentVolumeClaim);
+        add(
+            self.volume_claim_template.is_some(),
+            BindingSource::VolumeClaimTemplate,
+        );
+        add(
+            self.persistent_volume_claim.is_some(),
+            BindingSource::PersistentVolumeClaim,
+        );
         add(self.empty_dir.is_some(), BindingSource::EmptyDir);
         add(self.config_map.is_some(), BindingSource::ConfigMap);
         add(self.secret.is_some(), BindingSource::Secret);

@@ -1,0 +1,498 @@
+//! Pipeline specs: tasks, finally, ordering, bindings, matrix, results and variables.
+
+use std::collections::{HashMap, HashSet};
+
+use super::scope::{PIPELINE_CONTEXT, PipelineTasks, Place, Scope, TypeInfo};
+use super::task::{Outer, task_spec};
+use super::{Catalog, Report, check_param_bindings, duplicates, names, params_decl, timeout, when};
+use crate::dag::Dag;
+use crate::problem::FieldPath;
+use crate::v1::{ParamType, ParamValue, PipelineSpec, PipelineTask, TaskSpec};
+use crate::vars::{self, Reference, Selector};
+
+/// Tekton's default limit on the TaskRuns one matrix may fan out to.
+pub const MAX_MATRIX_COMBINATIONS: usize = 256;
+
+/// The Task a pipeline task runs, when it is known: embedded, or a Task document given.
+fn resolved<'c>(
+    task: &'c PipelineTask,
+    catalog: &'c Catalog<'_>,
+) -> Option<(&'c TaskSpec, String)> {
+    if let Some(embedded) = &task.task_spec {
+        if embedded.api_version.is_some() || embedded.kind.is_some() {
+            return None; // a custom task's spec
+        }
+        return Some((&embedded.task, "the embedded taskSpec".into()));
+    }
+    let r = task.task_ref.as_ref()?;
+    if r.resolver.is_some() || r.is_custom() {
+        return None;
+    }
+    let name = r.name.as_deref()?;
+    catalog
+        .tasks
+        .get(name)
+        .map(|spec| (*spec, format!("Task {name:?}")))
+}
+
+fn results_info(spec: &TaskSpec) -> HashMap<String, TypeInfo> {
+    spec.results
+        .iter()
+        .map(|res| {
+            let type_ = res.type_.unwrap_or(if res.properties.is_some() {
+                ParamType::Object
+            } else {
+                ParamType::String
+            });
+            (
+                res.name.clone(),
+                TypeInfo {
+                    type_,
+                    keys: res.properties.as_ref().map(|p| p.keys().cloned().collect()),
+                },
+            )
+        })
+        .collect()
+}
+
+pub(crate) fn pipeline_spec(
+    spec: &PipelineSpec,
+    path: &FieldPath,
+    catalog: &Catalog<'_>,
+    r: &mut Report,
+) {
+    let tasks_path = path.field("tasks");
+    let finally_path = path.field("finally");
+    if spec.tasks.is_empty() {
+        r.problem(&tasks_path, "a Pipeline needs at least one task");
+    }
+    params_decl(&spec.params, &path.field("params"), r);
+    duplicates(
+        spec.workspaces
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (i, w.name.as_str())),
+        &path.field("workspaces"),
+        "workspace",
+        r,
+    );
+
+    // Names are unique across tasks and finally.
+    let mut seen: HashMap<&str, FieldPath> = HashMap::new();
+    for (list, list_path) in [(&spec.tasks, &tasks_path), (&spec.finally, &finally_path)] {
+        for (i, t) in list.iter().enumerate() {
+            let p = list_path.index(i).field("name");
+            if let Err(e) = names::dns_label(&t.name) {
+                r.problem(&p, format!("task name {:?} {e}", t.name));
+            }
+            if let Some(first) = seen.insert(&t.name, p.clone()) {
+                r.problem(&p, format!("task name {:?} is already used at {first}; pipeline task names must be unique", t.name));
+            }
+        }
+    }
+
+    // What result references can see.
+    let info = |t: &PipelineTask| resolved(t, catalog).map(|(s, _)| results_info(s));
+    let mut tasks = PipelineTasks {
+        dag: spec
+            .tasks
+            .iter()
+            .map(|t| (t.name.clone(), info(t)))
+            .collect(),
+        finally: spec
+            .finally
+            .iter()
+            .map(|t| (t.name.clone(), info(t)))
+            .collect(),
+        may_not_run: HashSet::new(),
+    };
+
+    match Dag::build(&spec.tasks, &tasks_path) {
+        Ok(dag) => {
+            // A task guarded by `when` may be skipped, and with it everything after it.
+            let mut stack: Vec<usize> = (0..dag.len())
+                .filter(|&i| !spec.tasks[i].when.is_empty())
+                .collect();
+            let mut seen = vec![false; dag.len()];
+            while let Some(i) = stack.pop() {
+                if std::mem::replace(&mut seen[i], true) {
+                    continue;
+                }
+                tasks.may_not_run.insert(dag.name(i).to_owned());
+                stack.extend(dag.children(i));
+            }
+        }
+        Err(errors) => {
+            for e in errors {
+                let problem = e.to_problem(&tasks_path);
+                // Unknown names are reported once, by the variable check, for result refs.
+                if !matches!(e, crate::dag::DagError::UnknownTask { .. })
+                    || problem.path.as_str().contains(".runAfter[")
+                {
+                    r.problems.push(problem);
+                }
+            }
+        }
+    }
+
+    let pipeline_params: HashMap<String, TypeInfo> = spec
+        .params
+        .iter()
+        .map(|p| (p.name.clone(), TypeInfo::of_param(p)))
+        .collect();
+    let pipeline_workspaces: HashSet<String> =
+        spec.workspaces.iter().map(|w| w.name.clone()).collect();
+    let scope = Scope {
+        params: pipeline_params.clone(),
+        workspaces: pipeline_workspaces.clone(),
+        pipeline: Some(&tasks),
+        context: PIPELINE_CONTEXT.to_vec(),
+        ..Default::default()
+    };
+
+    for (list, list_path, finally) in [
+        (&spec.tasks, &tasks_path, false),
+        (&spec.finally, &finally_path, true),
+    ] {
+        for (i, task) in list.iter().enumerate() {
+            pipeline_task(
+                task,
+                &list_path.index(i),
+                finally,
+                catalog,
+                &scope,
+                &pipeline_params,
+                &pipeline_workspaces,
+                r,
+            );
+        }
+    }
+
+    // Pipeline results.
+    let results_path = path.field("results");
+    duplicates(
+        spec.results
+            .iter()
+            .enumerate()
+            .map(|(i, res)| (i, res.name.as_str())),
+        &results_path,
+        "result",
+        r,
+    );
+    for (i, res) in spec.results.iter().enumerate() {
+        let p = results_path.index(i);
+        if let Err(e) = names::result_name(&res.name) {
+            r.problem(&p.field("name"), format!("result name {:?} {e}", res.name));
+        }
+        if let Ok(tree) = serde_json::to_value(&res.value) {
+            scope.check_tree(&tree, &p.field("value"), Place::PipelineResults, None, r);
+        }
+        if res
+            .value
+            .strings()
+            .iter()
+            .all(|s| vars::references(s).is_empty())
+        {
+            r.problem(&p.field("value"), "a pipeline result must take its value from task results, e.g. $(tasks.build.results.digest)");
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pipeline_task(
+    task: &PipelineTask,
+    p: &FieldPath,
+    finally: bool,
+    catalog: &Catalog<'_>,
+    scope: &Scope<'_>,
+    pipeline_params: &HashMap<String, TypeInfo>,
+    pipeline_workspaces: &HashSet<String>,
+    r: &mut Report,
+) {
+    let kinds = [
+        task.task_ref.is_some(),
+        task.task_spec.is_some(),
+        task.pipeline_ref.is_some(),
+        task.pipeline_spec.is_some(),
+    ];
+    match kinds.iter().filter(|k| **k).count() {
+        0 => r.problem(p, "a pipeline task needs taskRef or taskSpec"),
+        1 => {}
+        _ => r.problem(
+            p,
+            "a pipeline task takes exactly one of taskRef, taskSpec, pipelineRef and pipelineSpec",
+        ),
+    }
+    if let Some(tr) = &task.task_ref {
+        if tr.name.is_none() && tr.resolver.is_none() {
+            r.problem(&p.field("taskRef"), "a taskRef needs a name or a resolver");
+        }
+        if tr.name.is_some() && tr.resolver.is_some() {
+            r.problem(
+                &p.field("taskRef").field("resolver"),
+                "a taskRef takes a name or a resolver, not both",
+            );
+        }
+        if let Some(kind) = tr.kind.as_deref()
+            && !["Task", "ClusterTask"].contains(&kind)
+            && tr.api_version.is_none()
+        {
+            r.problem(
+                &p.field("taskRef").field("apiVersion"),
+                format!("a custom task of kind {kind:?} needs an apiVersion"),
+            );
+        }
+        if let Some(name) = tr.name.as_deref()
+            && tr.resolver.is_none()
+            && !tr.is_custom()
+            && !catalog.tasks.contains_key(name)
+        {
+            let msg = format!("Task {name:?} is not among the documents given; add its file");
+            if catalog.complete {
+                r.problem(&p.field("taskRef").field("name"), msg);
+            } else {
+                r.note(
+                    &p.field("taskRef").field("name"),
+                    format!("{msg} to check its params, workspaces and results"),
+                );
+            }
+        }
+    }
+    if let Some(retries) = task.retries
+        && retries < 0
+    {
+        r.problem(&p.field("retries"), "retries cannot be negative");
+    }
+    if let Some(t) = &task.timeout {
+        timeout(t, &p.field("timeout"), r);
+    }
+    if finally && !task.run_after.is_empty() {
+        r.problem(
+            &p.field("runAfter"),
+            "finally tasks cannot use runAfter: they all run after the pipeline's tasks",
+        );
+    }
+    when(&task.when, &p.field("when"), r);
+
+    let target = resolved(task, catalog);
+    let value_type = |v: &ParamValue| value_type(v, scope);
+    let matrix_names: Vec<&str> = task
+        .matrix
+        .iter()
+        .flat_map(|m| m.params.iter().map(|x| x.name.as_str()))
+        .collect();
+    match &target {
+        Some((tspec, owner)) => {
+            check_param_bindings(
+                &task.params,
+                &matrix_names,
+                &tspec.params,
+                &p.field("params"),
+                owner,
+                &value_type,
+                r,
+            );
+        }
+        None => duplicates(
+            task.params
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (i, x.name.as_str())),
+            &p.field("params"),
+            "param",
+            r,
+        ),
+    }
+    if let Some(matrix) = &task.matrix {
+        check_matrix(task, matrix, &p.field("matrix"), &value_type, r);
+    }
+
+    // Workspaces.
+    let ws_path = p.field("workspaces");
+    duplicates(
+        task.workspaces
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (i, w.name.as_str())),
+        &ws_path,
+        "workspace binding",
+        r,
+    );
+    for (i, w) in task.workspaces.iter().enumerate() {
+        let bound_to = w.workspace.as_deref().unwrap_or(&w.name);
+        if !pipeline_workspaces.contains(bound_to) {
+            r.problem(
+                &ws_path.index(i).field("workspace"),
+                format!(
+                    "the Pipeline declares no workspace {bound_to:?}; add it to spec.workspaces"
+                ),
+            );
+        }
+        if let Some((tspec, owner)) = &target
+            && !tspec.workspaces.iter().any(|d| d.name == w.name)
+        {
+            r.problem(
+                &ws_path.index(i).field("name"),
+                format!("{owner} declares no workspace {:?}", w.name),
+            );
+        }
+    }
+    if let Some((tspec, owner)) = &target {
+        let embedded = task.task_spec.is_some();
+        for d in tspec.workspaces.iter().filter(|d| !d.optional) {
+            let propagated = embedded && pipeline_workspaces.contains(&d.name);
+            if !task.workspaces.iter().any(|w| w.name == d.name) && !propagated {
+                r.problem(
+                    &ws_path,
+                    format!(
+                        "{owner} needs workspace {:?}; bind it to one of the Pipeline's workspaces",
+                        d.name
+                    ),
+                );
+            }
+        }
+    }
+
+    // The embedded task, with the pipeline's params, workspaces and tasks visible.
+    if let Some(embedded) = &task.task_spec
+        && embedded.api_version.is_none()
+        && embedded.kind.is_none()
+    {
+        let outer = Outer {
+            params: pipeline_params,
+            workspaces: pipeline_workspaces,
+            scope,
+        };
+        task_spec(&embedded.task, &p.field("taskSpec"), Some(&outer), r);
+    }
+
+    // Variables in the task's own fields.
+    let place = Place::PipelineTask {
+        name: &task.name,
+        finally,
+    };
+    if let Ok(serde_json::Value::Object(tree)) = serde_json::to_value(task) {
+        for (key, value) in &tree {
+            if ![
+                "taskSpec",
+                "pipelineSpec",
+                "name",
+                "description",
+                "runAfter",
+            ]
+            .contains(&key.as_str())
+            {
+                scope.check_tree(value, &p.field(key), place, None, r);
+            }
+        }
+    }
+
+    // A finally task reading results of a task that may be skipped.
+    if finally && let Some(pipeline) = scope.pipeline {
+        let mut warned = HashSet::new();
+        for s in task.params.iter().flat_map(|x| x.value.strings()) {
+            for o in vars::references(s) {
+                if let Reference::TaskResult { task: t, .. } = &o.reference
+                    && pipeline.may_not_run.contains(t)
+                    && warned.insert(t.clone())
+                {
+                    r.note(&p.field("params"), format!("task {t:?} may be skipped (a when expression guards it or a task before it); then {:?} is skipped for missing results — give the result a fallback or guard with when: $(tasks.{t}.status)", task.name));
+                }
+            }
+        }
+    }
+}
+
+/// The type a param value has once substituted: a lone reference to an array or
+/// object takes that type.
+fn value_type(v: &ParamValue, scope: &Scope<'_>) -> ParamType {
+    let ParamValue::String(s) = v else {
+        return v.param_type();
+    };
+    let refs = vars::references(s);
+    let [only] = refs.as_slice() else {
+        return ParamType::String;
+    };
+    if only.start != 0 || only.end != s.len() {
+        return ParamType::String;
+    }
+    let info = match &only.reference {
+        Reference::Param {
+            name,
+            selector: Selector::Whole | Selector::Star,
+        } => scope.params.get(name).cloned(),
+        Reference::TaskResult {
+            task,
+            result,
+            selector: Selector::Whole | Selector::Star,
+        } => scope
+            .pipeline
+            .and_then(|p| p.dag.get(task).or_else(|| p.finally.get(task)))
+            .and_then(|info| info.as_ref())
+            .and_then(|results| results.get(result).cloned()),
+        _ => None,
+    };
+    info.map(|i| i.type_).unwrap_or(ParamType::String)
+}
+
+fn check_matrix(
+    task: &PipelineTask,
+    matrix: &crate::v1::Matrix,
+    p: &FieldPath,
+    value_type: &dyn Fn(&ParamValue) -> ParamType,
+    r: &mut Report,
+) {
+    if matrix.params.is_empty() && matrix.include.is_empty() {
+        r.problem(p, "a matrix needs params or include");
+    }
+    duplicates(
+        matrix
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (i, x.name.as_str())),
+        &p.field("params"),
+        "matrix param",
+        r,
+    );
+    let mut combinations: usize = 1;
+    for (i, mp) in matrix.params.iter().enumerate() {
+        let mpp = p.field("params").index(i);
+        if task.params.iter().any(|x| x.name == mp.name) {
+            r.problem(
+                &mpp.field("name"),
+                format!(
+                    "param {:?} is both in params and in matrix.params; keep it in one",
+                    mp.name
+                ),
+            );
+        }
+        match value_type(&mp.value) {
+            ParamType::Array => {}
+            other => r.problem(
+                &mpp.field("value"),
+                format!("matrix params must be arrays; this is {other}"),
+            ),
+        }
+        if let ParamValue::Array(values) = &mp.value {
+            combinations = combinations.saturating_mul(values.len());
+        }
+    }
+    if combinations > MAX_MATRIX_COMBINATIONS {
+        r.problem(&p.field("params"), format!("the matrix fans out to {combinations} TaskRuns, more than the limit of {MAX_MATRIX_COMBINATIONS}"));
+    }
+    for (i, inc) in matrix.include.iter().enumerate() {
+        for (j, ip) in inc.params.iter().enumerate() {
+            if ip.value.param_type() != ParamType::String {
+                r.problem(
+                    &p.field("include")
+                        .index(i)
+                        .field("params")
+                        .index(j)
+                        .field("value"),
+                    "matrix include params must be strings",
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! `tkt validate FILE...`
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tektite_api::{Source, load, validate};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// YAML files, each with one or more documents separated by `---`.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Do not print notes (conversions made, references that could not be checked).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Exit code when any document is invalid (or a file cannot be read).
+const INVALID: u8 = 2;
+
+pub fn run(args: &Args) -> ExitCode {
+    let mut texts = Vec::new();
+    let mut unreadable = 0;
+    for file in &args.files {
+        match std::fs::read(file) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => texts.push((file.display().to_string(), text)),
+                Err(e) => {
+                    println!(
+                        "{}: cannot read: not UTF-8 text (invalid byte at offset {})",
+                        file.display(),
+                        e.utf8_error().valid_up_to()
+                    );
+                    unreadable += 1;
+                }
+            },
+            Err(e) => {
+                println!("{}: cannot read: {e}", file.display());
+                unreadable += 1;
+            }
+        }
+    }
+    let sources: Vec<Source<'_>> = texts
+        .iter()
+        .map(|(name, text)| Source { name, text })
+        .collect();
+    let mut docs = load(&sources);
+    validate::validate(&mut docs);
+    tracing::debug!(documents = docs.len(), files = sources.len(), "validated");
+
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let mut invalid = 0;
+    let mut problems = 0;
+    for d in &docs {
+        let file = sources[d.source].name;
+        let who = d.display_name();
+        if !d.problems.is_empty() {
+            invalid += 1;
+        }
+        for p in &d.problems {
+            problems += 1;
+            let _ = writeln!(out, "{file}: {who}: {}: {}", p.path, p.message);
+        }
+        if !args.quiet {
+            for n in &d.notes {
+                let _ = writeln!(err, "{file}: {who}: {}: note: {}", n.path, n.message);
+            }
+        }
+    }
+    if docs.is_empty() && unreadable == 0 {
+        let _ = writeln!(err, "no documents found in {} file(s)", args.files.len());
+        return ExitCode::from(INVALID);
+    }
+    if invalid == 0 && unreadable == 0 {
+        let _ = writeln!(err, "{} document(s) valid", docs.len());
+        ExitCode::SUCCESS
+    } else {
+        let _ = writeln!(
+            err,
+            "{problems} problem(s) in {invalid} of {} document(s){}",
+            docs.len(),
+            if unreadable > 0 {
+                format!("; {unreadable} file(s) unreadable")
+            } else {
+                String::new()
+            }
+        );
+        ExitCode::from(INVALID)
+    }
+}
