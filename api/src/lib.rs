@@ -6,6 +6,7 @@
 //! Kubernetes client, tokio or tonic.
 
 mod convert;
+pub mod crd;
 pub mod dag;
 pub mod document;
 pub mod problem;
