@@ -1,0 +1,40 @@
+//! The committed help texts match what `tkt` prints. Regenerate after changing a
+//! command: `UPDATE_SNAPSHOTS=1 cargo test -p tektite-cli --test help`.
+
+use std::path::Path;
+use std::process::Command;
+
+fn check(args: &[&str], snapshot: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tkt"))
+        .args(args)
+        .env_remove("TKT_LOG")
+        .env_remove("TKT_LOG_FORMAT")
+        .output()
+        .expect("run tkt");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(snapshot);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        committed,
+        text,
+        "{} is stale: run `UPDATE_SNAPSHOTS=1 cargo test -p tektite-cli --test help` and commit it",
+        path.display()
+    );
+}
+
+#[test]
+fn top_level_help_matches_the_snapshot() {
+    check(&["--help"], "tkt.txt");
+}
+
+#[test]
+fn validate_help_matches_the_snapshot() {
+    check(&["validate", "--help"], "tkt-validate.txt");
+}
