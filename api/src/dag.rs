@@ -3,6 +3,7 @@
 //! Edges come from `runAfter` and from every `$(tasks.<t>.results.<r>)` (or
 //! `$(tasks.<t>.status)`) a task uses anywhere in its definition.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
 use petgraph::Direction;
@@ -57,30 +58,260 @@ pub struct Dag {
     names: Vec<String>,
 }
 
-/// Where task `i`'s dependencies come from: (name it depends on, path of the mention).
-pub fn dependencies(task: &PipelineTask, path: &FieldPath) -> Vec<(String, FieldPath)> {
-    let mut out: Vec<(String, FieldPath)> = task
+/// One element of a param value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Elem<'a> {
+    Whole,
+    Index(usize),
+    Key(&'a str),
+}
+
+/// Where a string sits among a pipeline task's own fields (not its embedded specs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot<'a> {
+    DisplayName,
+    Param {
+        param: usize,
+        elem: Elem<'a>,
+    },
+    WhenInput(usize),
+    WhenValue(usize, usize),
+    WhenCel(usize),
+    MatrixParam {
+        param: usize,
+        elem: Elem<'a>,
+    },
+    IncludeParam {
+        include: usize,
+        param: usize,
+        elem: Elem<'a>,
+    },
+    TaskRefParam {
+        param: usize,
+        elem: Elem<'a>,
+    },
+    PipelineRefParam {
+        param: usize,
+        elem: Elem<'a>,
+    },
+    WorkspaceSubPath(usize),
+}
+
+fn elem_path(p: FieldPath, elem: Elem<'_>) -> FieldPath {
+    match elem {
+        Elem::Whole => p,
+        Elem::Index(i) => p.index(i),
+        Elem::Key(k) => p.field(k),
+    }
+}
+
+impl Slot<'_> {
+    /// The field path of the string, under the task's own path.
+    pub fn path(&self, task: &FieldPath) -> FieldPath {
+        let param = |list: FieldPath, i: usize, elem| elem_path(list.index(i).field("value"), elem);
+        match *self {
+            Slot::DisplayName => task.field("displayName"),
+            Slot::Param { param: i, elem } => param(task.field("params"), i, elem),
+            Slot::WhenInput(i) => task.field("when").index(i).field("input"),
+            Slot::WhenValue(i, j) => task.field("when").index(i).field("values").index(j),
+            Slot::WhenCel(i) => task.field("when").index(i).field("cel"),
+            Slot::MatrixParam { param: i, elem } => {
+                param(task.field("matrix").field("params"), i, elem)
+            }
+            Slot::IncludeParam {
+                include,
+                param: i,
+                elem,
+            } => param(
+                task.field("matrix")
+                    .field("include")
+                    .index(include)
+                    .field("params"),
+                i,
+                elem,
+            ),
+            Slot::TaskRefParam { param: i, elem } => {
+                param(task.field("taskRef").field("params"), i, elem)
+            }
+            Slot::PipelineRefParam { param: i, elem } => {
+                param(task.field("pipelineRef").field("params"), i, elem)
+            }
+            Slot::WorkspaceSubPath(i) => task.field("workspaces").index(i).field("subPath"),
+        }
+    }
+
+    /// Whether the string stands alone where a whole array or object may be substituted.
+    pub fn whole_element(&self) -> bool {
+        match *self {
+            Slot::Param { elem, .. }
+            | Slot::MatrixParam { elem, .. }
+            | Slot::IncludeParam { elem, .. }
+            | Slot::TaskRefParam { elem, .. }
+            | Slot::PipelineRefParam { elem, .. } => !matches!(elem, Elem::Key(_)),
+            Slot::WhenValue(..) => true,
+            Slot::DisplayName
+            | Slot::WhenInput(_)
+            | Slot::WhenCel(_)
+            | Slot::WorkspaceSubPath(_) => false,
+        }
+    }
+}
+
+fn value_strings<'a>(v: &'a crate::v1::ParamValue, mut f: impl FnMut(&'a str, Elem<'a>)) {
+    use crate::v1::ParamValue;
+    match v {
+        ParamValue::String(s) => f(s, Elem::Whole),
+        ParamValue::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, s)| f(s, Elem::Index(i))),
+        ParamValue::Object(map) => map.iter().for_each(|(k, s)| f(s, Elem::Key(k))),
+    }
+}
+
+/// Calls `f` on every string of a pipeline task's own fields (params, when, matrix,
+/// reference params, workspace sub-paths, display name), without allocating.
+pub fn own_strings<'a>(task: &'a PipelineTask, f: &mut dyn FnMut(&'a str, Slot<'a>)) {
+    if let Some(d) = &task.display_name {
+        f(d, Slot::DisplayName);
+    }
+    for (i, p) in task.params.iter().enumerate() {
+        value_strings(&p.value, |s, elem| f(s, Slot::Param { param: i, elem }));
+    }
+    for (i, w) in task.when.iter().enumerate() {
+        if let Some(input) = &w.input {
+            f(input, Slot::WhenInput(i));
+        }
+        for (j, v) in w.values.iter().enumerate() {
+            f(v, Slot::WhenValue(i, j));
+        }
+        if let Some(cel) = &w.cel {
+            f(cel, Slot::WhenCel(i));
+        }
+    }
+    if let Some(m) = &task.matrix {
+        for (i, p) in m.params.iter().enumerate() {
+            value_strings(&p.value, |s, elem| {
+                f(s, Slot::MatrixParam { param: i, elem })
+            });
+        }
+        for (include, inc) in m.include.iter().enumerate() {
+            for (i, p) in inc.params.iter().enumerate() {
+                value_strings(&p.value, |s, elem| {
+                    f(
+                        s,
+                        Slot::IncludeParam {
+                            include,
+                            param: i,
+                            elem,
+                        },
+                    )
+                });
+            }
+        }
+    }
+    if let Some(r) = &task.task_ref {
+        for (i, p) in r.params.iter().enumerate() {
+            value_strings(&p.value, |s, elem| {
+                f(s, Slot::TaskRefParam { param: i, elem })
+            });
+        }
+    }
+    if let Some(r) = &task.pipeline_ref {
+        for (i, p) in r.params.iter().enumerate() {
+            value_strings(&p.value, |s, elem| {
+                f(s, Slot::PipelineRefParam { param: i, elem })
+            });
+        }
+    }
+    for (i, w) in task.workspaces.iter().enumerate() {
+        if let Some(sub) = &w.sub_path {
+            f(sub, Slot::WorkspaceSubPath(i));
+        }
+    }
+}
+
+/// Where a dependency is written; its field path is built only when it is reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mention<'a> {
+    RunAfter(usize),
+    Own(Slot<'a>),
+    /// Inside an embedded taskSpec or pipelineSpec, relative to the task.
+    Embedded(FieldPath),
+}
+
+impl Mention<'_> {
+    pub fn path(&self, task: &FieldPath) -> FieldPath {
+        match self {
+            Mention::RunAfter(i) => task.field("runAfter").index(*i),
+            Mention::Own(slot) => slot.path(task),
+            Mention::Embedded(rel) => {
+                FieldPath::from(format!("{}.{}", task.as_str(), rel.as_str()).as_str())
+            }
+        }
+    }
+}
+
+/// One task another depends on, and where that is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dependency<'a> {
+    pub on: Cow<'a, str>,
+    pub at: Mention<'a>,
+}
+
+fn task_mentions<'a>(s: &str, at: impl Fn() -> Mention<'a>, out: &mut Vec<Dependency<'a>>) {
+    if !s.contains("$(tasks.") {
+        return;
+    }
+    for o in vars::references(s) {
+        if let Reference::TaskResult { task, .. }
+        | Reference::TaskStatus { task }
+        | Reference::TaskReason { task } = o.reference
+        {
+            out.push(Dependency {
+                on: Cow::Owned(task),
+                at: at(),
+            });
+        }
+    }
+}
+
+/// The tasks a pipeline task depends on: its runAfter and every task whose results or
+/// status it uses.
+pub fn dependencies(task: &PipelineTask) -> Vec<Dependency<'_>> {
+    let mut out: Vec<Dependency<'_>> = task
         .run_after
         .iter()
         .enumerate()
-        .map(|(i, a)| (a.clone(), path.field("runAfter").index(i)))
+        .map(|(i, a)| Dependency {
+            on: Cow::Borrowed(a.as_str()),
+            at: Mention::RunAfter(i),
+        })
         .collect();
-    // Result references can appear anywhere in the task (params, when, matrix, an
-    // embedded spec); walking its serialized form finds every string with its path.
-    if let Ok(tree) = serde_json::to_value(task) {
-        walk_strings(&tree, path, &mut |s, p| {
-            if !s.contains("$(tasks.") {
-                return;
-            }
-            for o in vars::references(s) {
-                match o.reference {
-                    Reference::TaskResult { task, .. }
-                    | Reference::TaskStatus { task }
-                    | Reference::TaskReason { task } => out.push((task, p.clone())),
-                    _ => {}
-                }
-            }
-        });
+    own_strings(task, &mut |s, slot| {
+        task_mentions(s, || Mention::Own(slot), &mut out)
+    });
+    // Embedded specs may use results too (Tekton propagates them); walk their trees.
+    let embedded = [
+        (
+            "taskSpec",
+            task.task_spec
+                .as_ref()
+                .and_then(|t| serde_json::to_value(t).ok()),
+        ),
+        (
+            "pipelineSpec",
+            task.pipeline_spec
+                .as_ref()
+                .and_then(|p| serde_json::to_value(p).ok()),
+        ),
+    ];
+    for (field, tree) in embedded {
+        if let Some(tree) = tree {
+            walk_strings(&tree, &FieldPath::from(field), &mut |s, p| {
+                task_mentions(s, || Mention::Embedded(p.clone()), &mut out)
+            });
+        }
     }
     out
 }
@@ -111,48 +342,54 @@ impl Dag {
     /// Builds the DAG of `tasks` (found at `list_path`, e.g. `spec.tasks`). Reports every
     /// unknown dependency, then the first cycle, if any.
     pub fn build(tasks: &[PipelineTask], list_path: &FieldPath) -> Result<Dag, Vec<DagError>> {
-        let deps: Vec<_> = tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| dependencies(t, &list_path.index(i)))
-            .collect();
-        Self::from_dependencies(tasks.iter().map(|t| t.name.clone()).collect(), &deps)
+        let deps: Vec<_> = tasks.iter().map(dependencies).collect();
+        Self::from_dependencies(
+            tasks.iter().map(|t| t.name.clone()).collect(),
+            &deps,
+            list_path,
+        )
     }
 
-    /// Builds the DAG from task names and, per task, the names it depends on.
+    /// Builds the DAG from task names and, per task, what it depends on; `list_path`
+    /// (e.g. `spec.tasks`) locates the tasks in error messages.
     pub fn from_dependencies(
         names: Vec<String>,
-        deps: &[Vec<(String, FieldPath)>],
+        deps: &[Vec<Dependency<'_>>],
+        list_path: &FieldPath,
     ) -> Result<Dag, Vec<DagError>> {
         let index: HashMap<&str, usize> = names
             .iter()
             .enumerate()
             .map(|(i, n)| (n.as_str(), i))
             .collect();
-        let mut graph = DiGraph::<(), ()>::with_capacity(names.len(), names.len());
+        let edges: usize = deps.iter().map(Vec::len).sum();
+        let mut graph = DiGraph::<(), ()>::with_capacity(names.len(), edges);
         for _ in &names {
             graph.add_node(());
         }
         let mut errors = Vec::new();
+        let mut parents: Vec<usize> = Vec::new();
         for (i, task_deps) in deps.iter().enumerate() {
-            for (on, path) in task_deps {
-                match index.get(on.as_str()) {
+            parents.clear();
+            for d in task_deps {
+                match index.get(d.on.as_ref()) {
                     None => errors.push(DagError::UnknownTask {
                         task: names[i].clone(),
-                        on: on.clone(),
-                        path: path.clone(),
+                        on: d.on.to_string(),
+                        path: d.at.path(&list_path.index(i)),
                     }),
                     Some(&j) if j == i => errors.push(DagError::SelfDependency {
                         task: names[i].clone(),
-                        path: path.clone(),
+                        path: d.at.path(&list_path.index(i)),
                     }),
-                    Some(&j) => {
-                        let (from, to) = (NodeIndex::new(j), NodeIndex::new(i));
-                        if graph.find_edge(from, to).is_none() {
-                            graph.add_edge(from, to, ());
-                        }
-                    }
+                    Some(&j) => parents.push(j),
                 }
+            }
+            // Sorting then deduplicating keeps a fan-in task with n parents O(n log n).
+            parents.sort_unstable();
+            parents.dedup();
+            for &j in &parents {
+                graph.add_edge(NodeIndex::new(j), NodeIndex::new(i), ());
             }
         }
         let dag = Dag { graph, names };

@@ -174,18 +174,26 @@ pub fn load(sources: &[Source<'_>]) -> Vec<Document> {
                 problems: Vec::new(),
                 notes: Vec::new(),
             };
-            let value = match serde_saphyr::from_str_with_options::<Value>(&text, yaml_options()) {
-                Ok(Value::Null) => continue,
-                Ok(v) => Some(v),
-                Err(e) => {
-                    doc.problems.push(Problem::new(
-                        FieldPath::root(),
-                        format!("invalid YAML: {}", one_line(&e.to_string())),
-                    ));
-                    None
+            match parse(&text) {
+                Ok(Value::Null) => {}
+                Ok(Value::Object(mut list))
+                    if list
+                        .get("kind")
+                        .and_then(Value::as_str)
+                        .is_some_and(|k| k.ends_with("List"))
+                        && list.get("items").is_some_and(Value::is_array) =>
+                {
+                    // `kubectl get -o yaml|json` output: one document per item.
+                    if let Some(Value::Array(items)) = list.remove("items") {
+                        parsed.extend(items.into_iter().map(|item| (doc.clone(), Some(item))));
+                    }
                 }
-            };
-            parsed.push((doc, value));
+                Ok(v) => parsed.push((doc, Some(v))),
+                Err(message) => {
+                    doc.problems.push(Problem::new(FieldPath::root(), message));
+                    parsed.push((doc, None));
+                }
+            }
         }
     }
     let mut known_resources = BTreeMap::new();
@@ -209,6 +217,18 @@ pub fn load(sources: &[Source<'_>]) -> Vec<Document> {
             doc
         })
         .collect()
+}
+
+/// Parses one document. JSON (what the API server and `kubectl get -o json` give) takes
+/// a fast path; anything else, or JSON that does not parse as such, is read as YAML.
+fn parse(text: &str) -> Result<Value, String> {
+    if text.trim_start().starts_with('{')
+        && let Ok(v) = serde_json::from_str::<Value>(text)
+    {
+        return Ok(v);
+    }
+    serde_saphyr::from_str_with_options::<Value>(text, yaml_options())
+        .map_err(|e| format!("invalid YAML: {}", one_line(&e.to_string())))
 }
 
 fn one_line(s: &str) -> String {
@@ -494,6 +514,20 @@ mod tests {
             d.problems
         );
         assert!(d.problems[0].message.contains("line"), "{:?}", d.problems);
+    }
+
+    #[test]
+    fn json_documents_and_lists_load_like_yaml() {
+        let json = r#"{"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": "a"}, "spec": {"steps": [{"name": "s", "image": "alpine"}]}},
+            {"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": "b"}, "spec": {"steps": [{"name": "s", "image": "alpine"}]}}]}"#;
+        let docs = load(&[Source {
+            name: "l.json",
+            text: json,
+        }]);
+        let names: Vec<_> = docs.iter().map(|d| d.display_name()).collect();
+        assert_eq!(names, ["Task/a", "Task/b"]);
+        assert!(docs.iter().all(|d| d.problems.is_empty()));
     }
 
     #[test]

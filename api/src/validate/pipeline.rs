@@ -2,10 +2,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::scope::{PIPELINE_CONTEXT, PipelineTasks, Place, Scope, TypeInfo};
+use super::scope::{PIPELINE_CONTEXT, PipelineTasks, Place, Position, Scope, TypeInfo};
 use super::task::{Outer, task_spec};
 use super::{Catalog, Report, check_param_bindings, duplicates, names, params_decl, timeout, when};
-use crate::dag::Dag;
+use crate::dag::{Dag, own_strings};
 use crate::problem::FieldPath;
 use crate::v1::{ParamType, ParamValue, PipelineSpec, PipelineTask, TaskSpec};
 use crate::vars::{self, Reference, Selector};
@@ -371,21 +371,16 @@ fn pipeline_task(
         name: &task.name,
         finally,
     };
-    if let Ok(serde_json::Value::Object(tree)) = serde_json::to_value(task) {
-        for (key, value) in &tree {
-            if ![
-                "taskSpec",
-                "pipelineSpec",
-                "name",
-                "description",
-                "runAfter",
-            ]
-            .contains(&key.as_str())
-            {
-                scope.check_tree(value, &p.field(key), place, None, r);
-            }
+    own_strings(task, &mut |s, slot| {
+        if s.contains("$(") {
+            let position = if slot.whole_element() {
+                Position::WholeElement
+            } else {
+                Position::InText
+            };
+            scope.check_string(s, &slot.path(p), place, None, position, r);
         }
-    }
+    });
 
     // A finally task reading results of a task that may be skipped.
     if finally && let Some(pipeline) = scope.pipeline {
