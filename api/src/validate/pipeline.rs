@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::run::{by_name, retries};
 use super::scope::{PIPELINE_CONTEXT, PipelineTasks, Place, Position, Scope, TypeInfo};
 use super::task::{Outer, task_spec};
 use super::{Catalog, Report, check_param_bindings, duplicates, names, params_decl, timeout, when};
@@ -245,24 +246,19 @@ fn pipeline_task(
         if let Some(name) = tr.name.as_deref()
             && tr.resolver.is_none()
             && !tr.is_custom()
-            && !catalog.tasks.contains_key(name)
         {
-            let msg = format!("Task {name:?} is not among the documents given; add its file");
-            if catalog.complete {
-                r.problem(&p.field("taskRef").field("name"), msg);
-            } else {
-                r.note(
-                    &p.field("taskRef").field("name"),
-                    format!("{msg} to check its params, workspaces and results"),
-                );
-            }
+            let path = p.field("taskRef").field("name");
+            by_name(
+                catalog.tasks.get(name).copied(),
+                "Task",
+                name,
+                &path,
+                catalog,
+                r,
+            );
         }
     }
-    if let Some(retries) = task.retries
-        && retries < 0
-    {
-        r.problem(&p.field("retries"), "retries cannot be negative");
-    }
+    retries(task.retries, &p.field("retries"), r);
     if let Some(t) = &task.timeout {
         timeout(t, &p.field("timeout"), r);
     }

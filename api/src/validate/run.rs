@@ -4,7 +4,69 @@ use super::pipeline::pipeline_spec;
 use super::task::task_spec;
 use super::{Catalog, Report, check_param_bindings, check_workspace_bindings, timeout};
 use crate::problem::FieldPath;
-use crate::v1::{ParamValue, PipelineRun, PipelineSpec, TaskRun, TaskSpec};
+use crate::v1::{
+    Param, ParamSpec, ParamValue, PipelineRun, PipelineSpec, TaskRun, TaskSpec, WorkspaceBinding,
+};
+
+/// What a run binds against, once its Task or Pipeline is known.
+struct Target<'a> {
+    owner: String,
+    params: &'a [ParamSpec],
+    workspaces: Vec<(&'a str, bool)>,
+}
+
+/// Looks a referenced Task or Pipeline up among the documents. Missing is a problem when
+/// the catalog is complete (a local run), a note otherwise (it may be on the cluster).
+pub(crate) fn by_name<'c, T>(
+    found: Option<&'c T>,
+    kind: &str,
+    name: &str,
+    path: &FieldPath,
+    catalog: &Catalog<'_>,
+    r: &mut Report,
+) -> Option<(&'c T, String)> {
+    if let Some(t) = found {
+        return Some((t, format!("{kind} {name:?}")));
+    }
+    let msg = format!("{kind} {name:?} is not among the documents given; add its file");
+    if catalog.complete {
+        r.problem(path, msg);
+    } else {
+        r.note(path, format!("{msg} to check what is bound to it"));
+    }
+    None
+}
+
+/// Params and workspaces a run binds, checked against its target when it is known.
+fn bindings(
+    params: &[Param],
+    workspaces: &[WorkspaceBinding],
+    target: Option<&Target<'_>>,
+    spec: &FieldPath,
+    r: &mut Report,
+) {
+    let value_type = |v: &ParamValue| v.param_type();
+    let (owner, decls, ws) = match target {
+        Some(t) => (t.owner.as_str(), t.params, Some(t.workspaces.as_slice())),
+        None => ("", &[][..], None),
+    };
+    check_param_bindings(
+        params,
+        &[],
+        decls,
+        &spec.field("params"),
+        owner,
+        &value_type,
+        r,
+    );
+    check_workspace_bindings(workspaces, ws, &spec.field("workspaces"), owner, r);
+}
+
+pub(crate) fn retries(retries: Option<i32>, path: &FieldPath, r: &mut Report) {
+    if retries.is_some_and(|n| n < 0) {
+        r.problem(path, "retries cannot be negative");
+    }
+}
 
 pub(crate) fn taskrun(run: &TaskRun, catalog: &Catalog<'_>, r: &mut Report) {
     let spec_path = FieldPath::root().field("spec");
@@ -23,33 +85,23 @@ pub(crate) fn taskrun(run: &TaskRun, catalog: &Catalog<'_>, r: &mut Report) {
             Some((ts, "the taskSpec".into()))
         }
         (Some(tr), None) => {
+            let path = spec_path.field("taskRef");
             if tr.name.is_none() && tr.resolver.is_none() {
-                r.problem(
-                    &spec_path.field("taskRef"),
-                    "a taskRef needs a name or a resolver",
-                );
+                r.problem(&path, "a taskRef needs a name or a resolver");
             }
             match tr
                 .name
                 .as_deref()
                 .filter(|_| tr.resolver.is_none() && !tr.is_custom())
             {
-                Some(name) => match catalog.tasks.get(name) {
-                    Some(ts) => Some((*ts, format!("Task {name:?}"))),
-                    None => {
-                        let msg =
-                            format!("Task {name:?} is not among the documents given; add its file");
-                        if catalog.complete {
-                            r.problem(&spec_path.field("taskRef").field("name"), msg);
-                        } else {
-                            r.note(
-                                &spec_path.field("taskRef").field("name"),
-                                format!("{msg} to check params and workspaces"),
-                            );
-                        }
-                        None
-                    }
-                },
+                Some(name) => by_name(
+                    catalog.tasks.get(name).copied(),
+                    "Task",
+                    name,
+                    &path.field("name"),
+                    catalog,
+                    r,
+                ),
                 None => None,
             }
         }
@@ -57,63 +109,33 @@ pub(crate) fn taskrun(run: &TaskRun, catalog: &Catalog<'_>, r: &mut Report) {
     if let Some(t) = &s.timeout {
         timeout(t, &spec_path.field("timeout"), r);
     }
-    if let Some(retries) = s.retries
-        && retries < 0
-    {
-        r.problem(&spec_path.field("retries"), "retries cannot be negative");
-    }
-    let value_type = |v: &ParamValue| v.param_type();
-    match &task {
-        Some((ts, owner)) => {
-            check_param_bindings(
-                &s.params,
-                &[],
-                &ts.params,
-                &spec_path.field("params"),
-                owner,
-                &value_type,
-                r,
-            );
-            let decls: Vec<(&str, bool)> = ts
-                .workspaces
-                .iter()
-                .map(|w| (w.name.as_str(), w.optional))
-                .collect();
-            check_workspace_bindings(
-                &s.workspaces,
-                Some(&decls),
-                &spec_path.field("workspaces"),
-                owner,
-                r,
-            );
-            for (i, step) in s.step_specs.iter().enumerate() {
-                if !ts.steps.iter().any(|x| x.name == step.name) {
-                    r.problem(
-                        &spec_path.field("stepSpecs").index(i).field("name"),
-                        format!("{owner} has no step {:?}", step.name),
-                    );
-                }
-            }
-            for (i, sc) in s.sidecar_specs.iter().enumerate() {
-                if !ts.sidecars.iter().any(|x| x.name == sc.name) {
-                    r.problem(
-                        &spec_path.field("sidecarSpecs").index(i).field("name"),
-                        format!("{owner} has no sidecar {:?}", sc.name),
-                    );
-                }
+    retries(s.retries, &spec_path.field("retries"), r);
+    let target = task.as_ref().map(|(ts, owner)| Target {
+        owner: owner.clone(),
+        params: &ts.params,
+        workspaces: ts
+            .workspaces
+            .iter()
+            .map(|w| (w.name.as_str(), w.optional))
+            .collect(),
+    });
+    bindings(&s.params, &s.workspaces, target.as_ref(), &spec_path, r);
+    if let Some((ts, owner)) = &task {
+        for (i, step) in s.step_specs.iter().enumerate() {
+            if !ts.steps.iter().any(|x| x.name == step.name) {
+                r.problem(
+                    &spec_path.field("stepSpecs").index(i).field("name"),
+                    format!("{owner} has no step {:?}", step.name),
+                );
             }
         }
-        None => {
-            check_param_bindings(
-                &s.params,
-                &[],
-                &[],
-                &spec_path.field("params"),
-                "",
-                &value_type,
-                r,
-            );
-            check_workspace_bindings(&s.workspaces, None, &spec_path.field("workspaces"), "", r);
+        for (i, sc) in s.sidecar_specs.iter().enumerate() {
+            if !ts.sidecars.iter().any(|x| x.name == sc.name) {
+                r.problem(
+                    &spec_path.field("sidecarSpecs").index(i).field("name"),
+                    format!("{owner} has no sidecar {:?}", sc.name),
+                );
+            }
         }
     }
 }
@@ -141,30 +163,19 @@ pub(crate) fn pipelinerun(run: &PipelineRun, catalog: &Catalog<'_>, r: &mut Repo
             Some((ps, "the pipelineSpec".into()))
         }
         (Some(pr), None) => {
+            let path = spec_path.field("pipelineRef");
             if pr.name.is_none() && pr.resolver.is_none() {
-                r.problem(
-                    &spec_path.field("pipelineRef"),
-                    "a pipelineRef needs a name or a resolver",
-                );
+                r.problem(&path, "a pipelineRef needs a name or a resolver");
             }
             match pr.name.as_deref().filter(|_| pr.resolver.is_none()) {
-                Some(name) => match catalog.pipelines.get(name) {
-                    Some(ps) => Some((*ps, format!("Pipeline {name:?}"))),
-                    None => {
-                        let msg = format!(
-                            "Pipeline {name:?} is not among the documents given; add its file"
-                        );
-                        if catalog.complete {
-                            r.problem(&spec_path.field("pipelineRef").field("name"), msg);
-                        } else {
-                            r.note(
-                                &spec_path.field("pipelineRef").field("name"),
-                                format!("{msg} to check params and workspaces"),
-                            );
-                        }
-                        None
-                    }
-                },
+                Some(name) => by_name(
+                    catalog.pipelines.get(name).copied(),
+                    "Pipeline",
+                    name,
+                    &path.field("name"),
+                    catalog,
+                    r,
+                ),
                 None => None,
             }
         }
@@ -188,8 +199,14 @@ pub(crate) fn pipelinerun(run: &PipelineRun, catalog: &Catalog<'_>, r: &mut Repo
         if let Some(pipeline) = pipeline.filter(|p| !p.is_zero()) {
             let sum = tasks.unwrap_or_default() + finally.unwrap_or_default();
             if sum > pipeline {
-                r.problem(&tp, format!("timeouts.tasks + timeouts.finally ({}) exceed timeouts.pipeline ({}); raise the pipeline timeout or lower the others",
-                    crate::v1::Duration::from(sum).0, crate::v1::Duration::from(pipeline).0));
+                r.problem(
+                    &tp,
+                    format!(
+                        "timeouts.tasks + timeouts.finally ({}) exceed timeouts.pipeline ({}); raise the pipeline timeout or lower the others",
+                        crate::v1::Duration::from(sum).0,
+                        crate::v1::Duration::from(pipeline).0
+                    ),
+                );
             }
         }
     }
@@ -203,58 +220,32 @@ pub(crate) fn pipelinerun(run: &PipelineRun, catalog: &Catalog<'_>, r: &mut Repo
         }
     }
 
-    let value_type = |v: &ParamValue| v.param_type();
-    match &pipeline {
-        Some((ps, owner)) => {
-            check_param_bindings(
-                &s.params,
-                &[],
-                &ps.params,
-                &spec_path.field("params"),
-                owner,
-                &value_type,
-                r,
-            );
-            let decls: Vec<(&str, bool)> = ps
-                .workspaces
+    let target = pipeline.as_ref().map(|(ps, owner)| Target {
+        owner: owner.clone(),
+        params: &ps.params,
+        workspaces: ps
+            .workspaces
+            .iter()
+            .map(|w| (w.name.as_str(), w.optional))
+            .collect(),
+    });
+    bindings(&s.params, &s.workspaces, target.as_ref(), &spec_path, r);
+    if let Some((ps, owner)) = &pipeline {
+        for (i, trs) in s.task_run_specs.iter().enumerate() {
+            if !ps
+                .tasks
                 .iter()
-                .map(|w| (w.name.as_str(), w.optional))
-                .collect();
-            check_workspace_bindings(
-                &s.workspaces,
-                Some(&decls),
-                &spec_path.field("workspaces"),
-                owner,
-                r,
-            );
-            for (i, trs) in s.task_run_specs.iter().enumerate() {
-                let known = ps
-                    .tasks
-                    .iter()
-                    .chain(&ps.finally)
-                    .any(|t| t.name == trs.pipeline_task_name);
-                if !known {
-                    r.problem(
-                        &spec_path
-                            .field("taskRunSpecs")
-                            .index(i)
-                            .field("pipelineTaskName"),
-                        format!("{owner} has no task {:?}", trs.pipeline_task_name),
-                    );
-                }
+                .chain(&ps.finally)
+                .any(|t| t.name == trs.pipeline_task_name)
+            {
+                r.problem(
+                    &spec_path
+                        .field("taskRunSpecs")
+                        .index(i)
+                        .field("pipelineTaskName"),
+                    format!("{owner} has no task {:?}", trs.pipeline_task_name),
+                );
             }
-        }
-        None => {
-            check_param_bindings(
-                &s.params,
-                &[],
-                &[],
-                &spec_path.field("params"),
-                "",
-                &value_type,
-                r,
-            );
-            check_workspace_bindings(&s.workspaces, None, &spec_path.field("workspaces"), "", r);
         }
     }
 }
