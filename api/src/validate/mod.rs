@@ -131,15 +131,16 @@ fn metadata(
     }
 }
 
-/// Reports names used more than once in a list.
+/// Reports names used more than once in a list (given in list order).
 pub(crate) fn duplicates<'n>(
-    names: impl Iterator<Item = (usize, &'n str)>,
+    names: impl Iterator<Item = &'n str>,
     list: &FieldPath,
     what: &str,
     r: &mut Report,
 ) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    for (i, name) in names {
+    // Empty names are reported (or allowed, for steps) by the name checks, not here.
+    for (i, name) in names.enumerate().filter(|(_, n)| !n.is_empty()) {
         if let Some(first) = seen.insert(name, i) {
             r.problem(
                 &list.index(i).field("name"),
@@ -154,12 +155,7 @@ pub(crate) fn duplicates<'n>(
 
 /// Param declarations: names, duplicates, defaults that match the type, enums.
 pub(crate) fn params_decl(params: &[ParamSpec], list: &FieldPath, r: &mut Report) {
-    duplicates(
-        params.iter().enumerate().map(|(i, p)| (i, p.name.as_str())),
-        list,
-        "param",
-        r,
-    );
+    duplicates(params.iter().map(|p| p.name.as_str()), list, "param", r);
     for (i, p) in params.iter().enumerate() {
         let pp = list.index(i);
         if let Err(e) = param_name(&p.name) {
@@ -219,12 +215,7 @@ pub(crate) fn check_param_bindings(
     value_type: &dyn Fn(&ParamValue) -> ParamType,
     r: &mut Report,
 ) {
-    duplicates(
-        bound.iter().enumerate().map(|(i, p)| (i, p.name.as_str())),
-        list,
-        "param",
-        r,
-    );
+    duplicates(bound.iter().map(|p| p.name.as_str()), list, "param", r);
     if owner.is_empty() {
         return;
     }
@@ -288,10 +279,7 @@ pub(crate) fn check_workspace_bindings(
     r: &mut Report,
 ) {
     duplicates(
-        bindings
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (i, b.name.as_str())),
+        bindings.iter().map(|b| b.name.as_str()),
         list,
         "workspace binding",
         r,

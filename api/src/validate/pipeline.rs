@@ -69,10 +69,7 @@ pub(crate) fn pipeline_spec(
     }
     params_decl(&spec.params, &path.field("params"), r);
     duplicates(
-        spec.workspaces
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (i, w.name.as_str())),
+        spec.workspaces.iter().map(|w| w.name.as_str()),
         &path.field("workspaces"),
         "workspace",
         r,
@@ -172,10 +169,7 @@ pub(crate) fn pipeline_spec(
     // Pipeline results.
     let results_path = path.field("results");
     duplicates(
-        spec.results
-            .iter()
-            .enumerate()
-            .map(|(i, res)| (i, res.name.as_str())),
+        spec.results.iter().map(|res| res.name.as_str()),
         &results_path,
         "result",
         r,
@@ -290,10 +284,7 @@ fn pipeline_task(
             );
         }
         None => duplicates(
-            task.params
-                .iter()
-                .enumerate()
-                .map(|(i, x)| (i, x.name.as_str())),
+            task.params.iter().map(|x| x.name.as_str()),
             &p.field("params"),
             "param",
             r,
@@ -306,10 +297,7 @@ fn pipeline_task(
     // Workspaces.
     let ws_path = p.field("workspaces");
     duplicates(
-        task.workspaces
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (i, w.name.as_str())),
+        task.workspaces.iter().map(|w| w.name.as_str()),
         &ws_path,
         "workspace binding",
         r,
@@ -437,11 +425,7 @@ fn check_matrix(
         r.problem(p, "a matrix needs params or include");
     }
     duplicates(
-        matrix
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, x)| (i, x.name.as_str())),
+        matrix.params.iter().map(|x| x.name.as_str()),
         &p.field("params"),
         "matrix param",
         r,

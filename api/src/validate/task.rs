@@ -27,12 +27,7 @@ pub(crate) fn task_spec(
     params_decl(&spec.params, &path.field("params"), r);
 
     // Steps.
-    let step_names = spec
-        .steps
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.name.is_empty())
-        .map(|(i, s)| (i, s.name.as_str()));
+    let step_names = spec.steps.iter().map(|s| s.name.as_str());
     duplicates(step_names, &path.field("steps"), "step", r);
     let template_image = spec
         .step_template
@@ -101,10 +96,7 @@ pub(crate) fn task_spec(
             }
         }
         duplicates(
-            step.results
-                .iter()
-                .enumerate()
-                .map(|(j, res)| (j, res.name.as_str())),
+            step.results.iter().map(|res| res.name.as_str()),
             &p.field("results"),
             "step result",
             r,
@@ -122,10 +114,7 @@ pub(crate) fn task_spec(
 
     // Sidecars.
     duplicates(
-        spec.sidecars
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (i, s.name.as_str())),
+        spec.sidecars.iter().map(|s| s.name.as_str()),
         &path.field("sidecars"),
         "sidecar",
         r,
@@ -151,10 +140,7 @@ pub(crate) fn task_spec(
 
     // Results.
     duplicates(
-        spec.results
-            .iter()
-            .enumerate()
-            .map(|(i, res)| (i, res.name.as_str())),
+        spec.results.iter().map(|res| res.name.as_str()),
         &path.field("results"),
         "result",
         r,
@@ -174,10 +160,7 @@ pub(crate) fn task_spec(
 
     // Workspaces and volumes.
     duplicates(
-        spec.workspaces
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (i, w.name.as_str())),
+        spec.workspaces.iter().map(|w| w.name.as_str()),
         &path.field("workspaces"),
         "workspace",
         r,
@@ -196,10 +179,7 @@ pub(crate) fn task_spec(
         }
     }
     duplicates(
-        spec.volumes
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (i, v.name.as_str())),
+        spec.volumes.iter().map(|v| v.name.as_str()),
         &path.field("volumes"),
         "volume",
         r,
