@@ -151,6 +151,13 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_cel_expressions_never_panic(cel in "[ -~]{0,40}|\\PC{0,20}") {
+        let doc = serde_json::json!({"apiVersion": "tekton.dev/v1", "kind": "Pipeline", "metadata": {"name": "p"},
+            "spec": {"tasks": [{"name": "a", "taskRef": {"name": "t"}, "when": [{"cel": cel}]}]}});
+        check(&serde_json::to_string(&doc).unwrap());
+    }
+
+    #[test]
     fn mutated_real_documents_never_panic(at in 0usize..SEED_PIPELINE.len(), cut in 0usize..64, insert in "[ :\\-\\[\\]{}$()#'\"\n a-z]{0,8}") {
         let mut text = SEED_PIPELINE.as_bytes().to_vec();
         let end = (at + cut).min(text.len());

@@ -330,6 +330,39 @@ pub(crate) fn timeout(
     }
 }
 
+/// Checks a CEL `when` expression as Tekton does: it must compile with no variables
+/// declared, so `$(...)` references belong inside quotes (`'$(params.env)' == 'prod'`),
+/// where they are substituted before evaluation.
+fn check_cel(expr: &str) -> Result<(), String> {
+    if expr.trim().is_empty() {
+        return Err("the cel expression is empty".into());
+    }
+    let hint = "put $(...) variables inside quotes, e.g. '$(params.env)' == 'prod'";
+    match cel::Program::compile(expr) {
+        Err(e) => {
+            let first = e
+                .errors
+                .first()
+                .map(|e| format!("{} at {}:{}", e.msg, e.pos.0, e.pos.1))
+                .unwrap_or_else(|| e.to_string());
+            Err(format!("invalid CEL expression: {first}; {hint}"))
+        }
+        Ok(program) => {
+            let references = program.references();
+            let mut vars = references.variables();
+            vars.sort_unstable();
+            if vars.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the CEL expression uses undeclared names ({}); {hint}",
+                    vars.join(", ")
+                ))
+            }
+        }
+    }
+}
+
 /// When expressions: `cel`, or `input` + `operator` + non-empty `values`.
 pub(crate) fn when(exprs: &[WhenExpression], list: &FieldPath, r: &mut Report) {
     for (i, w) in exprs.iter().enumerate() {
@@ -342,8 +375,8 @@ pub(crate) fn when(exprs: &[WhenExpression], list: &FieldPath, r: &mut Report) {
                         "a when expression takes cel, or input with operator and values, not both",
                     );
                 }
-                if cel.trim().is_empty() {
-                    r.problem(&p.field("cel"), "the cel expression is empty");
+                if let Err(e) = check_cel(cel) {
+                    r.problem(&p.field("cel"), e);
                 }
             }
             (None, Some(_)) => {
