@@ -420,6 +420,30 @@ fn binding_params(
         .collect()
 }
 
+/// Each binding of a list (a run's resources) becomes the params of its resource.
+fn bindings_to_params(
+    list: &[Value],
+    list_path: &FieldPath,
+    known: &BTreeMap<String, PipelineResource>,
+    f: &mut Findings,
+    params: &mut Vec<Value>,
+) {
+    for (i, b) in list.iter().enumerate() {
+        let p = list_path.index(i);
+        let Some(b) = b.as_object() else { continue };
+        let Some(name) = b.get("name").and_then(Value::as_str) else {
+            f.problem(&p.field("name"), "a resource binding needs a name");
+            continue;
+        };
+        if b.contains_key("paths") {
+            f.note(&p.field("paths"), "resource paths were ignored");
+        }
+        if let Some(res) = bound_resource(b, &p, known, f) {
+            params.extend(binding_params(name, &res, &p, f));
+        }
+    }
+}
+
 /// A PipelineRun's `resources` bindings become param values.
 pub(crate) fn pipelinerun_spec(
     spec: &mut Map<String, Value>,
@@ -436,17 +460,7 @@ pub(crate) fn pipelinerun_spec(
         return;
     };
     let mut params = Vec::new();
-    for (i, b) in bindings.iter().enumerate() {
-        let p = r_path.index(i);
-        let Some(b) = b.as_object() else { continue };
-        let Some(name) = b.get("name").and_then(Value::as_str) else {
-            f.problem(&p.field("name"), "a resource binding needs a name");
-            continue;
-        };
-        if let Some(res) = bound_resource(b, &p, known, f) {
-            params.extend(binding_params(name, &res, &p, f));
-        }
-    }
+    bindings_to_params(&bindings, &r_path, known, f, &mut params);
     ensure_array(spec, "params").extend(params);
 }
 
@@ -467,23 +481,11 @@ pub(crate) fn taskrun_spec(
     };
     let mut params = Vec::new();
     for (side, list) in &resources {
-        let Value::Array(list) = list else {
-            f.problem(&r_path.field(side), "must be a list of resource bindings");
-            continue;
-        };
-        for (i, b) in list.iter().enumerate() {
-            let p = r_path.field(side).index(i);
-            let Some(b) = b.as_object() else { continue };
-            let Some(name) = b.get("name").and_then(Value::as_str) else {
-                f.problem(&p.field("name"), "a resource binding needs a name");
-                continue;
-            };
-            if b.contains_key("paths") {
-                f.note(&p.field("paths"), "resource paths were ignored");
+        match list {
+            Value::Array(list) => {
+                bindings_to_params(list, &r_path.field(side), known, f, &mut params)
             }
-            if let Some(res) = bound_resource(b, &p, known, f) {
-                params.extend(binding_params(name, &res, &p, f));
-            }
+            _ => f.problem(&r_path.field(side), "must be a list of resource bindings"),
         }
     }
     params.dedup();
