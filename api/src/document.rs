@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1 as core;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::convert::resources::{self, PipelineResource};
+use crate::convert::resources::{self, BindingShape, PipelineResource};
 use crate::convert::{self, Findings, v1alpha1, v1beta1};
 use crate::problem::{FieldPath, Problem};
 use crate::{schema, strict, v1};
@@ -406,7 +406,7 @@ fn to_v1(
                 if let Some(ts) = convert::object_mut(spec, "taskSpec") {
                     resources::task_spec(ts, &p.field("taskSpec"), f);
                 }
-                resources::taskrun_spec(spec, p, known, f);
+                resources::run_spec(spec, p, BindingShape::InputsOutputs, known, f);
             }
             Kind::Pipeline => pipeline(spec, p, f),
             Kind::PipelineRun => {
@@ -414,7 +414,7 @@ fn to_v1(
                 if let Some(ps) = convert::object_mut(spec, "pipelineSpec") {
                     pipeline(ps, &p.field("pipelineSpec"), f);
                 }
-                resources::pipelinerun_spec(spec, p, known, f);
+                resources::run_spec(spec, p, BindingShape::List, known, f);
             }
             _ => {}
         }

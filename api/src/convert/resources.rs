@@ -444,30 +444,20 @@ fn bindings_to_params(
     }
 }
 
-/// A PipelineRun's `resources` bindings become param values.
-pub(crate) fn pipelinerun_spec(
-    spec: &mut Map<String, Value>,
-    path: &FieldPath,
-    known: &BTreeMap<String, PipelineResource>,
-    f: &mut Findings,
-) {
-    let Some(resources) = spec.remove("resources") else {
-        return;
-    };
-    let r_path = path.field("resources");
-    let Value::Array(bindings) = resources else {
-        f.problem(&r_path, "must be a list of resource bindings");
-        return;
-    };
-    let mut params = Vec::new();
-    bindings_to_params(&bindings, &r_path, known, f, &mut params);
-    ensure_array(spec, "params").extend(params);
+/// How a run writes its resource bindings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BindingShape {
+    /// A PipelineRun: `resources: [...]`.
+    List,
+    /// A TaskRun: `resources: {inputs: [...], outputs: [...]}`.
+    InputsOutputs,
 }
 
-/// A TaskRun's `resources.inputs`/`resources.outputs` bindings become param values.
-pub(crate) fn taskrun_spec(
+/// A run's `resources` bindings become param values.
+pub(crate) fn run_spec(
     spec: &mut Map<String, Value>,
     path: &FieldPath,
+    shape: BindingShape,
     known: &BTreeMap<String, PipelineResource>,
     f: &mut Findings,
 ) {
@@ -475,17 +465,24 @@ pub(crate) fn taskrun_spec(
         return;
     };
     let r_path = path.field("resources");
-    let Value::Object(resources) = resources else {
-        f.problem(&r_path, "resources must have inputs and outputs lists");
-        return;
-    };
     let mut params = Vec::new();
-    for (side, list) in &resources {
-        match list {
-            Value::Array(list) => {
-                bindings_to_params(list, &r_path.field(side), known, f, &mut params)
+    match (shape, &resources) {
+        (BindingShape::List, Value::Array(list)) => {
+            bindings_to_params(list, &r_path, known, f, &mut params)
+        }
+        (BindingShape::InputsOutputs, Value::Object(sides)) => {
+            for (side, list) in sides {
+                match list {
+                    Value::Array(list) => {
+                        bindings_to_params(list, &r_path.field(side), known, f, &mut params)
+                    }
+                    _ => f.problem(&r_path.field(side), "must be a list of resource bindings"),
+                }
             }
-            _ => f.problem(&r_path.field(side), "must be a list of resource bindings"),
+        }
+        (BindingShape::List, _) => f.problem(&r_path, "must be a list of resource bindings"),
+        (BindingShape::InputsOutputs, _) => {
+            f.problem(&r_path, "resources must have inputs and outputs lists")
         }
     }
     params.dedup();
@@ -579,9 +576,10 @@ mod tests {
     fn a_resource_ref_that_is_not_given_is_a_problem_naming_it() {
         let mut spec = json!({"resources": [{"name": "src", "resourceRef": {"name": "missing"}}]});
         let mut f = Findings::default();
-        pipelinerun_spec(
+        run_spec(
             spec.as_object_mut().unwrap(),
             &FieldPath::from("spec"),
+            BindingShape::List,
             &BTreeMap::new(),
             &mut f,
         );
@@ -589,5 +587,44 @@ mod tests {
             f.problems[0].path.as_str(),
             "spec.resources[0].resourceRef.name"
         );
+    }
+
+    #[test]
+    fn taskrun_inputs_and_outputs_become_params_and_a_list_there_is_refused() {
+        let known = BTreeMap::from([(
+            "img".to_owned(),
+            PipelineResource {
+                name: "img".into(),
+                type_: ResourceType::Image,
+                params: BTreeMap::from([("url".to_owned(), "reg/app:1".to_owned())]),
+            },
+        )]);
+        let mut spec =
+            json!({"resources": {"outputs": [{"name": "out", "resourceRef": {"name": "img"}}]}});
+        let mut f = Findings::default();
+        let path = FieldPath::from("spec");
+        run_spec(
+            spec.as_object_mut().unwrap(),
+            &path,
+            BindingShape::InputsOutputs,
+            &known,
+            &mut f,
+        );
+        assert!(f.problems.is_empty(), "{:?}", f.problems);
+        assert_eq!(
+            spec["params"],
+            json!([{"name": "resource-out-url", "value": "reg/app:1"}])
+        );
+
+        let mut spec = json!({"resources": [{"name": "out", "resourceRef": {"name": "img"}}]});
+        run_spec(
+            spec.as_object_mut().unwrap(),
+            &path,
+            BindingShape::InputsOutputs,
+            &known,
+            &mut f,
+        );
+        assert_eq!(f.problems[0].path.as_str(), "spec.resources");
+        assert!(f.problems[0].message.contains("inputs and outputs"));
     }
 }
