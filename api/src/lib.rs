@@ -11,6 +11,7 @@ pub mod dag;
 pub mod document;
 pub mod problem;
 pub mod schema;
+pub mod step;
 mod strict;
 pub mod v1;
 pub mod validate;

@@ -62,7 +62,8 @@ pub fn parse_go_duration(text: &str) -> Result<std::time::Duration, DurationErro
     if s == "0" {
         return Ok(std::time::Duration::ZERO);
     }
-    let mut total: f64 = 0.0;
+    // Exact integer arithmetic, as Go does: "8.011s" is 8,011,000,000 ns, not a float near it.
+    let mut total: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
         let num_len = rest
@@ -71,29 +72,47 @@ pub fn parse_go_duration(text: &str) -> Result<std::time::Duration, DurationErro
         if num_len == 0 {
             return Err(err("expected a number"));
         }
-        let number: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| err("a number is malformed"))?;
+        let (whole, frac) = rest[..num_len]
+            .split_once('.')
+            .unwrap_or((&rest[..num_len], ""));
+        if (whole.is_empty() && frac.is_empty()) || frac.contains('.') {
+            return Err(err("a number is malformed"));
+        }
         rest = &rest[num_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let nanos_per_unit = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
+        let nanos_per_unit: u128 = match &rest[..unit_len] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return Err(err("unknown unit (use h, m, s, ms, us or ns)")),
         };
-        total += number * nanos_per_unit;
+        let too_large = || err("it is too large");
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| too_large())?
+        };
+        // Fraction digits beyond nanosecond precision of an hour cannot matter.
+        let mut frac_nanos: u128 = 0;
+        let mut scale: u128 = 1;
+        for d in frac.bytes().take(30) {
+            frac_nanos = frac_nanos * 10 + u128::from(d - b'0');
+            scale *= 10;
+        }
+        let part = whole
+            .checked_mul(nanos_per_unit)
+            .and_then(|n| n.checked_add(frac_nanos * nanos_per_unit / scale))
+            .ok_or_else(too_large)?;
+        total = total.checked_add(part).ok_or_else(too_large)?;
         rest = &rest[unit_len..];
     }
-    if !total.is_finite() || total > u64::MAX as f64 {
-        return Err(err("it is too large"));
-    }
-    Ok(std::time::Duration::from_nanos(total as u64))
+    let nanos = u64::try_from(total).map_err(|_| err("it is too large"))?;
+    Ok(std::time::Duration::from_nanos(nanos))
 }
 
 #[cfg(test)]
@@ -110,6 +129,11 @@ mod tests {
         assert_eq!(parse_go_duration("0").unwrap(), Std::ZERO);
         assert_eq!(parse_go_duration("0s").unwrap(), Std::ZERO);
         assert_eq!(parse_go_duration("1h0m0s").unwrap(), Std::from_secs(3600));
+        assert_eq!(parse_go_duration("8.011s").unwrap(), Std::from_millis(8011));
+        assert_eq!(parse_go_duration(".5s").unwrap(), Std::from_millis(500));
+        assert_eq!(parse_go_duration("1.000000001s").unwrap(), Std::new(1, 1));
+        assert!(parse_go_duration("99999999999999999999999h").is_err());
+        assert!(parse_go_duration(".s").is_err());
     }
 
     #[test]

@@ -1,0 +1,188 @@
+//! One step from start to end: wait for the files that let it start, record the start,
+//! run the command, then leave behind — in this order — its results, the state record,
+//! `exitCode`, the termination message, and last the post file or `.err`.
+
+use jiff::Timestamp;
+use tektite_api::step::{EntrypointArgs, StepReason, StepState};
+use tektite_api::v1::OnError;
+
+use crate::exit;
+use crate::markers::{self, MarkerError};
+use crate::results;
+use crate::signals::Signals;
+use crate::supervise::{self, Kill, Limits, SuperviseError};
+use crate::wait::{self, Waited};
+
+/// Runs the step; returns this process's exit code (see [`exit`]).
+pub fn run(args: &EntrypointArgs) -> i32 {
+    match try_run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tektite-entrypoint: {e}");
+            // Whatever failed, the steps after this one must not wait forever.
+            let _ = markers::post(&args.post_file, false);
+            exit::INTERNAL
+        }
+    }
+}
+
+/// What stopped the entrypoint itself.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error("cannot handle signals: {0}")]
+    Signals(#[source] nix::Error),
+    #[error(transparent)]
+    Wait(#[from] wait::WaitError),
+    #[error(transparent)]
+    Marker(#[from] MarkerError),
+}
+
+fn try_run(args: &EntrypointArgs) -> Result<i32, StepError> {
+    let signals = Signals::take().map_err(StepError::Signals)?;
+    markers::prepare(&args.post_file)?;
+
+    match wait::wait_all(
+        &args.wait_files,
+        args.wait_file_content,
+        args.wait_mode,
+        &signals,
+    )? {
+        Waited::Ready => {}
+        Waited::PreviousFailed(marker) => {
+            let message = format!(
+                "not run: a step before it failed ({} exists)",
+                marker.display()
+            );
+            finish(args, not_run(StepReason::Skipped, message), false)?;
+            return Ok(exit::SKIPPED);
+        }
+        Waited::Interrupted(signal) => {
+            let message = format!("not run: stopped by {signal} while waiting to start");
+            finish(args, not_run(StepReason::Cancelled, message), false)?;
+            return Ok(128 + signal as i32);
+        }
+    }
+
+    let started = StepState::started(Timestamp::now());
+    markers::write_state(&args.post_file, &started)?;
+    let limits = Limits {
+        timeout: args.timeout,
+        cancel_file: args.cancel_file.as_deref(),
+        stdout_path: args.stdout_path.as_deref(),
+        stderr_path: args.stderr_path.as_deref(),
+    };
+    let ran = supervise::run(&args.command, &limits, &signals);
+    let mut state = StepState {
+        finished_at: Some(Timestamp::now()),
+        ..started
+    };
+    let (mut ok, mut code) = judge(args, &ran, &mut state);
+    if let Ok(ended) = &ran {
+        state.exit_code = Some(ended.code);
+    }
+
+    // Results are read whatever the outcome (a failed step may still have left some).
+    match results::collect(args) {
+        Ok(found) => state.results = found,
+        Err(e) => {
+            let message = e.to_string();
+            eprintln!("tektite-entrypoint: {message}");
+            if ok {
+                state.reason = Some(e.reason());
+                state.message = Some(message);
+                ok = false;
+                code = exit::RESULTS_REJECTED;
+            } else {
+                let before = state.message.take().unwrap_or_default();
+                state.message = Some(
+                    format!("{before}; {message}")
+                        .trim_start_matches("; ")
+                        .into(),
+                );
+            }
+        }
+    }
+
+    markers::write_state(&args.post_file, &state)?;
+    if let (Some(dir), Some(exit_code)) = (&args.step_metadata_dir, state.exit_code) {
+        markers::write_exit_code(dir, exit_code)?;
+    }
+    if let Some(path) = &args.termination_path {
+        markers::write_termination(path, &state)?;
+    }
+    markers::post(&args.post_file, ok)?;
+    Ok(code)
+}
+
+/// The step's reason and message, whether the next step may run, and this process's exit code.
+fn judge(
+    args: &EntrypointArgs,
+    ran: &Result<supervise::Ended, SuperviseError>,
+    state: &mut StepState,
+) -> (bool, i32) {
+    let (reason, message, ok, code) = match ran {
+        Err(e) => {
+            eprintln!("tektite-entrypoint: {e}");
+            let code = match e {
+                SuperviseError::NotFound { .. } => exit::NOT_FOUND,
+                SuperviseError::NotExecutable { .. } => exit::NOT_EXECUTABLE,
+                _ => exit::INTERNAL,
+            };
+            state.exit_code = Some(code);
+            (StepReason::Error, Some(e.to_string()), false, code)
+        }
+        Ok(ended) => match ended.killed {
+            Some(Kill::Timeout) => {
+                let limit = args.timeout.unwrap_or_default();
+                let message = format!("step exceeded its timeout of {limit:?} and was killed");
+                eprintln!("tektite-entrypoint: {message}");
+                (
+                    StepReason::TimeoutExceeded,
+                    Some(message),
+                    false,
+                    exit::TIMEOUT,
+                )
+            }
+            Some(Kill::Cancelled) => {
+                let message = "step was cancelled and killed".to_owned();
+                (StepReason::Cancelled, Some(message), false, exit::CANCELLED)
+            }
+            None if ended.code == 0 => (StepReason::Completed, None, true, 0),
+            None if args.on_error == OnError::Continue => {
+                let message = format!(
+                    "exited with code {}; continuing (onError: continue)",
+                    ended.code
+                );
+                (StepReason::Continued, Some(message), true, 0)
+            }
+            None => (
+                StepReason::Error,
+                Some(format!("exited with code {}", ended.code)),
+                false,
+                ended.code,
+            ),
+        },
+    };
+    state.reason = Some(reason);
+    state.message = message;
+    (ok, code)
+}
+
+fn not_run(reason: StepReason, message: String) -> StepState {
+    let now = Timestamp::now();
+    StepState {
+        finished_at: Some(now),
+        reason: Some(reason),
+        message: Some(message),
+        ..StepState::started(now)
+    }
+}
+
+/// Records a step that never ran: state, termination message, `.err`.
+fn finish(args: &EntrypointArgs, state: StepState, ok: bool) -> Result<(), MarkerError> {
+    markers::write_state(&args.post_file, &state)?;
+    if let Some(path) = &args.termination_path {
+        markers::write_termination(path, &state)?;
+    }
+    markers::post(&args.post_file, ok)
+}
