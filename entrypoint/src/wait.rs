@@ -153,6 +153,8 @@ impl Waker {
     fn inotify(file: &Path) -> io::Result<Waker> {
         let inotify = Inotify::init()?;
         let dir = file.parent().unwrap_or(Path::new("."));
+        // In a Pod the kubelet made it; locally the step before may not have started yet.
+        let _ = fs::create_dir_all(dir);
         // Moves cover the `..data` symlink swap and atomic renames; the rest cover files
         // created and written in place.
         let mask = WatchMask::CREATE
@@ -171,6 +173,9 @@ impl Waker {
             return Waker::Poll(SHORT_POLL);
         }
         let path = Marker::Wake.path(file);
+        if let Some(dir) = path.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
         markers::make_fifo(&path);
         // Read-write: the FIFO then never reports hang-up between writers (Linux, fifo(7)).
         match OpenOptions::new()
