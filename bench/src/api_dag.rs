@@ -5,11 +5,12 @@
 //! Run: `cargo run --release -p tektite-bench --bin api-dag [-- --quick]`
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tektite_api::dag::Dag;
 use tektite_api::validate::validate;
 use tektite_api::{FieldPath, Object, Source, load};
+use tektite_bench::{Samples, build_kind, ms};
 
 /// The Task every pipeline task runs: one param in, one result out.
 const TASK: &str = "apiVersion: tekton.dev/v1
@@ -92,20 +93,6 @@ fn pipeline_yaml(shape: Shape, n: usize) -> String {
     y
 }
 
-struct Samples(Vec<Duration>);
-
-impl Samples {
-    fn pct(&self, p: f64) -> Duration {
-        let mut v = self.0.clone();
-        v.sort();
-        v[((v.len() - 1) as f64 * p).round() as usize]
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1e3)
-}
-
 /// The same documents as JSON, as the API server (and `kubectl get -o json`) gives them.
 fn as_json(yaml: &str) -> String {
     yaml.split("---\n")
@@ -122,11 +109,7 @@ fn main() {
     println!("api-dag: parse + validate + DAG + ready set for generated pipelines");
     println!(
         "setup: {} build, one thread, {} CPUs on the machine; each figure is p50/p99 in ms over the iterations shown",
-        if cfg!(debug_assertions) {
-            "DEBUG (figures not meaningful)"
-        } else {
-            "release"
-        },
+        build_kind(),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)

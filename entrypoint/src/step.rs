@@ -41,12 +41,13 @@ fn try_run(args: &EntrypointArgs) -> Result<i32, StepError> {
     let signals = Signals::take().map_err(StepError::Signals)?;
     markers::prepare(&args.post_file)?;
 
-    match wait::wait_all(
+    let (waited, held) = wait::wait_all(
         &args.wait_files,
         args.wait_file_content,
         args.wait_mode,
         &signals,
-    )? {
+    )?;
+    match waited {
         Waited::Ready => {}
         Waited::PreviousFailed(marker) => {
             let message = format!(
@@ -71,7 +72,7 @@ fn try_run(args: &EntrypointArgs) -> Result<i32, StepError> {
         stdout_path: args.stdout_path.as_deref(),
         stderr_path: args.stderr_path.as_deref(),
     };
-    let ran = supervise::run(&args.command, &limits, &signals);
+    let ran = supervise::run(&args.command, &limits, &signals, held);
     let mut state = StepState {
         finished_at: Some(Timestamp::now()),
         ..started

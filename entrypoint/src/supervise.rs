@@ -18,6 +18,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::signals::{FORWARDED, Signals};
+use crate::wait::Held;
 
 /// What the step asks of its supervision.
 #[derive(Debug, Default)]
@@ -88,10 +89,13 @@ const CANCEL_POLL: Duration = Duration::from_millis(100);
 /// processes had written.
 const DRAIN: Duration = Duration::from_millis(500);
 
+/// Runs the command; `held` (the finished wait's wake-up sources) is dropped as soon as
+/// the command is spawned.
 pub fn run(
     command: &[String],
     limits: &Limits,
     signals: &Signals,
+    held: Held,
 ) -> Result<Ended, SuperviseError> {
     let (program, args) = command.split_first().expect("parse guarantees a command");
     let stdout_copy = open_copy(limits.stdout_path)?;
@@ -117,6 +121,7 @@ pub fn run(
             source,
         },
     })?;
+    drop(held);
     let pid = Pid::from_raw(child.id() as i32);
     let mut out = child
         .stdout

@@ -52,20 +52,35 @@ const SAFETY_RECHECK: Duration = Duration::from_secs(1);
 /// The last resort when neither inotify nor a FIFO can be had.
 const SHORT_POLL: Duration = Duration::from_millis(10);
 
+/// The wake-up sources of a finished wait, to be dropped right after the command is
+/// spawned. Closing the last reference to an inotify instance waits for the kernel's
+/// fsnotify grace period (1-20 ms measured here); dropped after the spawn, that wait is
+/// paid while the command already runs. The command never holds the instance: it is
+/// close-on-exec, and the child's copy is never the last reference.
+#[derive(Default)]
+pub struct Held(Vec<Waker>);
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({} wake-up sources)", self.0.len())
+    }
+}
+
 /// Waits for each of `files` in turn.
 pub fn wait_all(
     files: &[PathBuf],
     content: bool,
     mode: WaitMode,
     signals: &Signals,
-) -> Result<Waited, WaitError> {
+) -> Result<(Waited, Held), WaitError> {
+    let mut held = Held::default();
     for file in files {
-        match wait_one(file, content, mode, signals)? {
+        match wait_one(file, content, mode, signals, &mut held)? {
             Waited::Ready => {}
-            other => return Ok(other),
+            other => return Ok((other, held)),
         }
     }
-    Ok(Waited::Ready)
+    Ok((Waited::Ready, held))
 }
 
 fn wait_one(
@@ -73,6 +88,7 @@ fn wait_one(
     content: bool,
     mode: WaitMode,
     signals: &Signals,
+    held: &mut Held,
 ) -> Result<Waited, WaitError> {
     // Cheap first look: a step whose predecessor already finished needs no wake-up source.
     if let Some(done) = check(file, content) {
@@ -81,6 +97,7 @@ fn wait_one(
     let mut waker = Waker::for_file(file, content, mode);
     loop {
         if let Some(done) = check(file, content) {
+            held.0.push(waker);
             return Ok(done);
         }
         let (fd_ready, interrupted) = {
@@ -106,6 +123,7 @@ fn wait_one(
                 .into_iter()
                 .find(|s| FORWARDED.contains(s))
         {
+            held.0.push(waker);
             return Ok(Waited::Interrupted(s));
         }
         if fd_ready {
@@ -126,7 +144,7 @@ fn check(file: &Path, content: bool) -> Option<Waited> {
 }
 
 /// What wakes the waiter up.
-enum Waker {
+pub enum Waker {
     Inotify(Inotify),
     Fifo(File),
     Poll(Duration),

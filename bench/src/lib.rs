@@ -1,0 +1,38 @@
+//! What the benchmarks share: percentiles and how figures are printed.
+
+use std::time::Duration;
+
+/// Measured durations.
+#[derive(Debug, Default, Clone)]
+pub struct Samples(pub Vec<Duration>);
+
+impl Samples {
+    /// The `p` quantile (0.0..=1.0), nearest rank.
+    pub fn pct(&self, p: f64) -> Duration {
+        let mut v = self.0.clone();
+        v.sort();
+        v[((v.len() - 1) as f64 * p).round() as usize]
+    }
+
+    pub fn p50(&self) -> Duration {
+        self.pct(0.5)
+    }
+
+    pub fn p99(&self) -> Duration {
+        self.pct(0.99)
+    }
+}
+
+/// Milliseconds with three decimals.
+pub fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
+}
+
+/// Whether this is a release build; debug figures are printed but marked meaningless.
+pub fn build_kind() -> &'static str {
+    if cfg!(debug_assertions) {
+        "DEBUG (figures not meaningful)"
+    } else {
+        "release"
+    }
+}
