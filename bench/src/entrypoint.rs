@@ -5,8 +5,8 @@
 //!
 //! PATH defaults to the static build that `entrypoint/build-static` prints.
 //! Two internal modes are used as step commands: `stamp FILE` (records the wall clock the
-//! moment the command runs) and `rusage -- CMD...` (runs CMD, prints its wall time, CPU
-//! time and peak RSS from getrusage).
+//! moment the command runs) and `rusage -- CMD...` (runs CMD, prints its wall time and CPU
+//! time from getrusage).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -113,10 +113,10 @@ fn main() {
 
     println!();
     println!(
-        "one step of `true` (getrusage of the whole process tree; peak RSS is the largest process)"
+        "one step of `true` (wall from spawn to exit; CPU = user + system of the process tree, from getrusage)"
     );
-    println!("| what | runs | wall p50 | wall p99 | CPU p50 | peak RSS max |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| what | runs | wall p50 | wall p99 | CPU p50 |");
+    println!("|---|---:|---:|---:|---:|");
     let runs = if quick { 20 } else { 300 };
     let dir = tempfile::tempdir().unwrap();
     let true_bin = which("true");
@@ -134,15 +134,25 @@ fn main() {
         ),
     ];
     for (label, cmd) in rows {
-        let (wall, cpu, rss) = bench.usage(&cmd, runs);
+        let (wall, cpu) = bench.usage(&cmd, runs);
         println!(
-            "| {label} | {runs} | {} | {} | {} | {} KiB |",
+            "| {label} | {runs} | {} | {} | {} |",
             ms(wall.p50()),
             ms(wall.p99()),
             ms(cpu.p50()),
-            rss
         );
     }
+    // getrusage's peak RSS of a child includes the RSS of the process that spawned it (the
+    // kernel keeps the pre-exec mm's high-water mark), so the entrypoint's own peak is read
+    // from /proc by its step, while it runs.
+    let hwm = (0..runs.min(50))
+        .map(|_| bench.entrypoint_peak_rss(dir.path()))
+        .max()
+        .unwrap();
+    println!();
+    println!(
+        "entrypoint's own peak RSS (VmHWM of its process, read by its step), max of runs: {hwm} KiB"
+    );
 }
 
 struct Bench {
@@ -159,9 +169,8 @@ impl Bench {
             .expect("start the entrypoint")
     }
 
-    /// `count` handoffs, `batch` waiters at a time. `serial`: one trigger at a time, each
-    /// after the previous step's command ran (isolates each handoff); otherwise triggers
-    /// go out 2 ms apart (the 1 s poller's latency is its sleep, not CPU).
+    /// `count` handoffs, `batch` waiters at a time. `serial`: triggers 20 ms apart, so each
+    /// handoff runs alone; otherwise 2 ms apart (the 1 s poller's latency is its sleep).
     fn handoffs(&self, mode: WaitMode, count: usize, batch: usize, serial: bool) -> Samples {
         let mut out = Vec::with_capacity(count);
         for _ in 0..count.div_ceil(batch) {
@@ -188,15 +197,13 @@ impl Bench {
             // Let every waiter reach its wait (inotify watch or FIFO open) before triggering.
             sleep(Duration::from_millis(300));
             let mut sent = Vec::new();
-            for (prev, stamp) in &slots {
+            for (prev, _) in &slots {
                 let t0 = now_ns();
                 post(prev);
                 sent.push(t0);
-                if serial {
-                    wait_for(stamp);
-                } else {
-                    sleep(Duration::from_millis(2));
-                }
+                // Serial: far apart, so handoffs do not overlap (the harness sleeps rather
+                // than spins: on 2 CPUs a spinning harness takes a whole core).
+                sleep(Duration::from_millis(if serial { 20 } else { 2 }));
             }
             for mut c in children {
                 assert!(c.wait().unwrap().success(), "a step failed");
@@ -237,9 +244,27 @@ impl Bench {
         Samples(out)
     }
 
-    /// Wall time, CPU time (user + system) and the largest peak RSS of `cmd`, run `runs` times.
-    fn usage(&self, cmd: &[String], runs: usize) -> (Samples, Samples, u64) {
-        let (mut wall, mut cpu, mut rss) = (Vec::new(), Vec::new(), 0);
+    /// VmHWM of the entrypoint, in KiB, as its step sees it.
+    fn entrypoint_peak_rss(&self, dir: &Path) -> u64 {
+        let a = EntrypointArgs::new(
+            dir.join("hwm/out"),
+            vec!["sh".into(), "-c".into(), "cat /proc/$PPID/status".into()],
+        );
+        let out = Command::new(&self.entrypoint)
+            .args(a.to_args())
+            .output()
+            .unwrap();
+        let status = String::from_utf8(out.stdout).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .expect("VmHWM in status");
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Wall time and CPU time (user + system) of `cmd`, run `runs` times.
+    fn usage(&self, cmd: &[String], runs: usize) -> (Samples, Samples) {
+        let (mut wall, mut cpu) = (Vec::new(), Vec::new());
         for _ in 0..runs {
             let out = Command::new(&self.me)
                 .arg("rusage")
@@ -255,9 +280,8 @@ impl Bench {
                 .collect();
             wall.push(Duration::from_nanos(v[0]));
             cpu.push(Duration::from_nanos(v[1]));
-            rss = rss.max(v[2]);
         }
-        (Samples(wall), Samples(cpu), rss)
+        (Samples(wall), Samples(cpu))
     }
 }
 
@@ -270,14 +294,6 @@ fn post(post_file: &Path) {
         .open(Marker::Wake.path(post_file))
     {
         let _ = fifo.write(b"x");
-    }
-}
-
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() || fs::metadata(path).unwrap().len() == 0 {
-        assert!(Instant::now() < deadline, "no stamp at {}", path.display());
-        std::thread::yield_now();
     }
 }
 
@@ -296,7 +312,7 @@ fn stamp(file: &Path) {
     fs::rename(&tmp, file).unwrap();
 }
 
-/// Runs `cmd` and prints `wall_ns cpu_ns maxrss_kib` for it and everything it waited for.
+/// Runs `cmd` and prints `wall_ns cpu_ns` for it and everything it waited for.
 fn rusage(cmd: &[String]) {
     let started = Instant::now();
     let status = Command::new(&cmd[0])
@@ -310,10 +326,9 @@ fn rusage(cmd: &[String]) {
     let tv =
         |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000_000 + t.tv_usec() as u64 * 1_000;
     println!(
-        "{} {} {}",
+        "{} {}",
         wall.as_nanos(),
-        tv(usage.user_time()) + tv(usage.system_time()),
-        usage.max_rss()
+        tv(usage.user_time()) + tv(usage.system_time())
     );
 }
 

@@ -1,6 +1,7 @@
 //! Running the step's command: spawned in its own process group, with SIGTERM and SIGINT
 //! passed on to that group, its timeout and the cancel file enforced by killing the group,
-//! every child reaped (orphans too, when this process is PID 1 of a container), and its
+//! every child reaped (orphans too: this process is their subreaper, as PID 1 of a
+//! container would be), and its
 //! stdout/stderr copied to files when the step asks for it. One poll loop, no threads.
 
 use std::fs::{self, File};
@@ -89,7 +90,7 @@ const CANCEL_POLL: Duration = Duration::from_millis(100);
 /// processes had written.
 const DRAIN: Duration = Duration::from_millis(500);
 
-/// Runs the command; `held` (the finished wait's wake-up sources) is dropped as soon as
+/// Runs the command; `held` (the finished wait's wake-up sources) is released as soon as
 /// the command is spawned.
 pub fn run(
     command: &[String],
@@ -100,6 +101,9 @@ pub fn run(
     let (program, args) = command.split_first().expect("parse guarantees a command");
     let stdout_copy = open_copy(limits.stdout_path)?;
     let stderr_copy = open_copy(limits.stderr_path)?;
+    // Orphans of the step come to us (as they would to PID 1 of the container) and are
+    // reaped below; without this, outside a container they would go to the host's init.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     let mut cmd = Command::new(program);
     cmd.args(args).process_group(0);
     if stdout_copy.is_some() {
@@ -121,7 +125,7 @@ pub fn run(
             source,
         },
     })?;
-    drop(held);
+    held.release();
     let pid = Pid::from_raw(child.id() as i32);
     let mut out = child
         .stdout

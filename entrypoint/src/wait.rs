@@ -14,7 +14,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use inotify::{Inotify, WatchMask};
+use inotify::{Inotify, WatchDescriptor, WatchMask};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
@@ -52,13 +52,36 @@ const SAFETY_RECHECK: Duration = Duration::from_secs(1);
 /// The last resort when neither inotify nor a FIFO can be had.
 const SHORT_POLL: Duration = Duration::from_millis(10);
 
-/// The wake-up sources of a finished wait, to be dropped right after the command is
-/// spawned. Closing the last reference to an inotify instance waits for the kernel's
-/// fsnotify grace period (1-20 ms measured here); dropped after the spawn, that wait is
-/// paid while the command already runs. The command never holds the instance: it is
-/// close-on-exec, and the child's copy is never the last reference.
+/// The wake-up sources of a finished wait, released right after the command is spawned.
+/// Closing the last reference to an inotify instance waits for the kernel's fsnotify grace
+/// period (1-20 ms measured here). Closed before the spawn, that wait would delay every
+/// step's start; closed by the child at exec, too (its copy would be the last one). So the
+/// spawn happens first (the child's copy, close-on-exec, is never the last) and the last
+/// reference is dropped on a short-lived thread while the command runs.
 #[derive(Default)]
 pub struct Held(Vec<Waker>);
+
+impl Held {
+    /// Removes the watch at once: the kernel then frees it in the background, so that the
+    /// close in [`Held::release`] usually finds nothing left to wait for.
+    fn keep(&mut self, mut waker: Waker) {
+        if let Waker::Inotify(inotify, watch) = &mut waker {
+            let _ = inotify.watches().remove(watch.clone());
+        }
+        self.0.push(waker);
+    }
+
+    pub fn release(self) {
+        if !self.0.iter().any(|w| matches!(w, Waker::Inotify(..))) {
+            return;
+        }
+        let closer = std::thread::Builder::new()
+            .name("inotify-close".into())
+            .stack_size(64 * 1024);
+        // Should no thread be had, the closure (and the instance) is dropped here instead.
+        let _ = closer.spawn(move || drop(self));
+    }
+}
 
 impl std::fmt::Debug for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,7 +120,7 @@ fn wait_one(
     let mut waker = Waker::for_file(file, content, mode);
     loop {
         if let Some(done) = check(file, content) {
-            held.0.push(waker);
+            held.keep(waker);
             return Ok(done);
         }
         let (fd_ready, interrupted) = {
@@ -123,7 +146,7 @@ fn wait_one(
                 .into_iter()
                 .find(|s| FORWARDED.contains(s))
         {
-            held.0.push(waker);
+            held.keep(waker);
             return Ok(Waited::Interrupted(s));
         }
         if fd_ready {
@@ -145,7 +168,7 @@ fn check(file: &Path, content: bool) -> Option<Waited> {
 
 /// What wakes the waiter up.
 pub enum Waker {
-    Inotify(Inotify),
+    Inotify(Inotify, WatchDescriptor),
     Fifo(File),
     Poll(Duration),
 }
@@ -180,8 +203,8 @@ impl Waker {
             | WatchMask::CLOSE_WRITE
             | WatchMask::MODIFY
             | WatchMask::ATTRIB;
-        inotify.watches().add(dir, mask)?;
-        Ok(Waker::Inotify(inotify))
+        let watch = inotify.watches().add(dir, mask)?;
+        Ok(Waker::Inotify(inotify, watch))
     }
 
     /// The FIFO beside a post file; the downward ready file (waited for with content) has
@@ -209,7 +232,7 @@ impl Waker {
 
     fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         match self {
-            Waker::Inotify(i) => Some(i.as_fd()),
+            Waker::Inotify(i, _) => Some(i.as_fd()),
             Waker::Fifo(f) => Some(f.as_fd()),
             Waker::Poll(_) => None,
         }
@@ -217,7 +240,7 @@ impl Waker {
 
     fn timeout(&self) -> PollTimeout {
         let every = match self {
-            Waker::Inotify(_) | Waker::Fifo(_) => SAFETY_RECHECK,
+            Waker::Inotify(..) | Waker::Fifo(_) => SAFETY_RECHECK,
             Waker::Poll(every) => *every,
         };
         PollTimeout::try_from(every).unwrap_or(PollTimeout::MAX)
@@ -226,7 +249,7 @@ impl Waker {
     fn drain(&mut self) {
         let mut buf = [0u8; 4096];
         match self {
-            Waker::Inotify(i) => while i.read_events(&mut buf).is_ok_and(|e| e.count() > 0) {},
+            Waker::Inotify(i, _) => while i.read_events(&mut buf).is_ok_and(|e| e.count() > 0) {},
             Waker::Fifo(f) => while f.read(&mut buf).is_ok_and(|n| n > 0) {},
             Waker::Poll(_) => {}
         }

@@ -249,6 +249,35 @@ fn gone(pid: i32) -> bool {
 }
 
 #[test]
+fn orphans_of_the_step_are_reaped() {
+    let pod = Pod::new();
+    let pidfile = pod.root().join("orphan");
+    // The orphan's parent exits at once; the orphan ends after 50 ms while the step still runs.
+    let script = format!(
+        "sh -c 'sleep 0.05 & echo $! > {}'; sleep 1",
+        pidfile.display()
+    );
+    let running = Running::start(&pod.step(0, &script));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fs::read_to_string(&pidfile).map_or(true, |s| !s.ends_with('\n')) {
+        assert!(Instant::now() < deadline);
+        sleep(Duration::from_millis(5));
+    }
+    let orphan: i32 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    sleep(Duration::from_millis(400));
+    let stat = fs::read_to_string(format!("/proc/{orphan}/stat"));
+    assert!(
+        stat.is_err(),
+        "the orphan is still there, unreaped: {stat:?}"
+    );
+    assert!(running.wait().success());
+}
+
+#[test]
 fn a_cancel_file_that_fills_kills_the_step() {
     let pod = Pod::new();
     let cancel = pod.paths.cancel_file();
