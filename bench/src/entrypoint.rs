@@ -85,6 +85,13 @@ fn main() {
             ms(s.pct(1.0))
         );
     }
+    let s = bench.baseline(n);
+    println!(
+        "| baseline: the stamp command spawned directly, no waiting | {n} | {} | {} | {} |",
+        ms(s.p50()),
+        ms(s.p99()),
+        ms(s.pct(1.0))
+    );
 
     println!();
     println!(
@@ -203,7 +210,13 @@ impl Bench {
                 sent.push(t0);
                 // Serial: far apart, so handoffs do not overlap (the harness sleeps rather
                 // than spins: on 2 CPUs a spinning harness takes a whole core).
-                sleep(Duration::from_millis(if serial { 20 } else { 2 }));
+                // Not serial: 0-8 ms apart at random, so triggers fall at every phase of
+                // the pollers' 1 s cycle (they all started together).
+                sleep(Duration::from_millis(if serial {
+                    20
+                } else {
+                    fastrand::u64(0..8)
+                }));
             }
             for mut c in children {
                 assert!(c.wait().unwrap().success(), "a step failed");
@@ -214,6 +227,26 @@ impl Bench {
             }
         }
         out.truncate(count);
+        Samples(out)
+    }
+
+    /// What starting the stamp command costs by itself: the bench spawns it directly.
+    fn baseline(&self, count: usize) -> Samples {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Vec::new();
+        for i in 0..count {
+            let stamp = dir.path().join(format!("{i}"));
+            let t0 = now_ns();
+            let mut child = Command::new(&self.me)
+                .arg("stamp")
+                .arg(&stamp)
+                .spawn()
+                .unwrap();
+            assert!(child.wait().unwrap().success());
+            let t1: u128 = fs::read_to_string(&stamp).unwrap().trim().parse().unwrap();
+            out.push(Duration::from_nanos(t1.saturating_sub(t0) as u64));
+            sleep(Duration::from_millis(5));
+        }
         Samples(out)
     }
 

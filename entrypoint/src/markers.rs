@@ -99,16 +99,18 @@ pub fn post(post_file: &Path, ok: bool) -> Result<(), MarkerError> {
     Ok(())
 }
 
+pub fn is_fifo(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_fifo()
+}
+
 /// One byte on the FIFO. Nobody reading (ENXIO) or no FIFO: nobody to wake.
 fn wake(post_file: &Path) {
     if let Ok(mut fifo) = OpenOptions::new()
         .write(true)
         .custom_flags(nix::libc::O_NONBLOCK)
         .open(Marker::Wake.path(post_file))
-        && fifo.metadata().is_ok_and(|m| {
-            use std::os::unix::fs::FileTypeExt;
-            m.file_type().is_fifo()
-        })
+        && fifo.metadata().is_ok_and(|m| is_fifo(&m))
     {
         let _ = fifo.write(b"x");
     }

@@ -225,7 +225,7 @@ impl Waker {
             .custom_flags(nix::libc::O_NONBLOCK)
             .open(&path)
         {
-            Ok(f) if f.metadata().is_ok_and(|m| is_fifo(&m)) => Waker::Fifo(f),
+            Ok(f) if f.metadata().is_ok_and(|m| markers::is_fifo(&m)) => Waker::Fifo(f),
             _ => Waker::Poll(SHORT_POLL),
         }
     }
@@ -254,11 +254,6 @@ impl Waker {
             Waker::Poll(_) => {}
         }
     }
-}
-
-fn is_fifo(meta: &fs::Metadata) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    meta.file_type().is_fifo()
 }
 
 #[cfg(test)]
@@ -295,7 +290,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let post = dir.path().join("out");
         assert!(matches!(Waker::fifo(&post, false), Waker::Fifo(_)));
-        assert!(is_fifo(&fs::metadata(Marker::Wake.path(&post)).unwrap()));
+        assert!(markers::is_fifo(
+            &fs::metadata(Marker::Wake.path(&post)).unwrap()
+        ));
         // The ready file has no FIFO: it is polled.
         assert!(matches!(Waker::fifo(&post, true), Waker::Poll(SHORT_POLL)));
     }
