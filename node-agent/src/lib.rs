@@ -5,6 +5,7 @@
 mod event;
 mod state_file;
 mod watcher;
+pub mod wire;
 
 pub use event::{Event, EventKind};
 pub use state_file::{StateFileError, read as read_state_file};

@@ -1,2 +1,7 @@
-//! The agent ⇄ controller gRPC contract. The node-agent issue adds `agent.proto` and its
-//! generated code here; this crate stays free of kube.
+//! The agent ⇄ controller gRPC contract (`proto/agent.proto`), generated at build time.
+//! Free of kube: both the agent and the controller depend on it.
+
+#[allow(clippy::all, missing_debug_implementations)]
+pub mod agent {
+    tonic::include_proto!("tektite.agent.v1");
+}
