@@ -8,7 +8,7 @@
 //! deduplicated per pod UID + step + kind, so rescans do not repeat them; after a restart,
 //! the first scan rebuilds every live pod's state from its files alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -79,7 +79,7 @@ enum Dir {
 /// The events already reported for one tektite pod.
 #[derive(Debug, Default)]
 struct PodSeen {
-    reported: HashMap<(usize, EventKind), ()>,
+    reported: HashSet<(usize, EventKind)>,
 }
 
 pub struct Watcher {
@@ -387,7 +387,7 @@ impl Watcher {
     fn report(&mut self, event: Event) {
         let Some(step) = event.step() else { return };
         let seen = self.pods.entry(event.pod_uid().to_owned()).or_default();
-        if seen.reported.insert((step, event.kind()), ()).is_none() {
+        if seen.reported.insert((step, event.kind())) {
             self.pending.push(event);
         }
     }

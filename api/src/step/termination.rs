@@ -76,30 +76,35 @@ pub fn encode(state: &StepState, limit: usize) -> String {
         })
         .collect();
 
-    let size = |entries: &[TerminationEntry]| to_json(entries).len();
-    let mut kept: Vec<TerminationEntry> = base.clone();
+    // The message with `base`, the kept results and an optional note.
+    let message = |kept: &[&TerminationEntry], note: Option<TerminationEntry>| {
+        let entries: Vec<TerminationEntry> = base
+            .iter()
+            .chain(kept.iter().copied())
+            .cloned()
+            .chain(note)
+            .collect();
+        to_json(&entries)
+    };
+    let mut kept: Vec<&TerminationEntry> = Vec::new();
     let mut omitted: Vec<&TerminationEntry> = Vec::new();
     for r in &results {
-        kept.push(r.clone());
-        if size(&kept) > limit {
+        kept.push(r);
+        if message(&kept, None).len() > limit {
             kept.pop();
             omitted.push(r);
         }
     }
     if omitted.is_empty() {
-        return to_json(&kept);
+        return message(&kept, None);
     }
     // Name what is missing; make room for that note by dropping kept results from the end.
     loop {
-        let note = omitted_note(&omitted, limit);
-        let mut with_note = kept.clone();
-        with_note.push(note);
-        if size(&with_note) <= limit || kept.len() == base.len() {
-            return to_json(&with_note);
+        let with_note = message(&kept, Some(omitted_note(&omitted, limit)));
+        match kept.pop() {
+            Some(dropped) if with_note.len() > limit => omitted.push(dropped),
+            _ => return with_note,
         }
-        let dropped = kept.pop().expect("kept holds more than the base");
-        let at = results.iter().position(|r| *r == dropped).unwrap_or(0);
-        omitted.push(&results[at]);
     }
 }
 
