@@ -9,6 +9,7 @@ mod convert;
 pub mod crd;
 pub mod dag;
 pub mod document;
+pub mod labels;
 pub mod problem;
 pub mod schema;
 pub mod step;
