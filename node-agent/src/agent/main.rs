@@ -232,3 +232,119 @@ async fn shutdown() {
     }
     tracing::info!("stopping");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+
+    /// The documents of deploy/daemonset.yaml, by kind.
+    fn manifest(kind: &str) -> serde_json::Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/daemonset.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+        docs.into_iter()
+            .find(|d| d["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {path}"))
+    }
+
+    #[test]
+    fn the_daemonset_passes_flags_the_agent_takes_and_mounts_what_they_name() {
+        let ds: DaemonSet = serde_json::from_value(manifest("DaemonSet")).unwrap();
+        let pod = ds.spec.unwrap().template.spec.unwrap();
+        let c = &pod.containers[0];
+        let mut argv = vec![
+            "tektite-node-agent".to_owned(),
+            "--node-name=from-env".to_owned(),
+        ];
+        argv.extend(c.args.clone().unwrap());
+        let args = Args::try_parse_from(&argv).unwrap_or_else(|e| panic!("{e}"));
+
+        let env = c.env.as_ref().unwrap();
+        let node = env.iter().find(|e| e.name == "NODE_NAME").unwrap();
+        let field = node
+            .value_from
+            .as_ref()
+            .unwrap()
+            .field_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(field.field_path, "spec.nodeName");
+
+        let mounts = c.volume_mounts.as_ref().unwrap();
+        let mount_of = |path: &std::path::Path| {
+            mounts
+                .iter()
+                .find(|m| path.starts_with(&m.mount_path))
+                .unwrap_or_else(|| panic!("nothing mounted at {}", path.display()))
+        };
+        let pods = mount_of(&args.kubelet_root.join("pods"));
+        assert_eq!(
+            pods.mount_path,
+            args.kubelet_root.join("pods").to_str().unwrap()
+        );
+        assert_eq!(pods.read_only, Some(true));
+        assert_eq!(pods.mount_propagation.as_deref(), Some("HostToContainer"));
+        let volumes = pod.volumes.as_ref().unwrap();
+        let volume = |name: &str| volumes.iter().find(|v| v.name == name).unwrap();
+        assert_eq!(
+            volume(&pods.name).host_path.as_ref().unwrap().path,
+            pods.mount_path
+        );
+        let token = mount_of(args.token_file.as_ref().unwrap());
+        let projected = volume(&token.name).projected.as_ref().unwrap();
+        let sa = projected.sources.as_ref().unwrap()[0]
+            .service_account_token
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            std::path::Path::new(&token.mount_path).join(&sa.path),
+            *args.token_file.as_ref().unwrap()
+        );
+        mount_of(args.ca_file.as_ref().unwrap());
+
+        let port = c.ports.as_ref().unwrap()[0].container_port;
+        assert_eq!(port, i32::from(args.metrics_addr.port()));
+        let probe_path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+            p.as_ref()
+                .unwrap()
+                .http_get
+                .as_ref()
+                .unwrap()
+                .path
+                .clone()
+                .unwrap()
+        };
+        assert_eq!(probe_path(&c.liveness_probe), "/healthz");
+        assert_eq!(probe_path(&c.readiness_probe), "/readyz");
+
+        let security = c.security_context.as_ref().unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        let caps = security.capabilities.as_ref().unwrap();
+        assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_owned()][..]));
+        assert_eq!(
+            caps.add.as_deref(),
+            Some(&["DAC_READ_SEARCH".to_owned()][..])
+        );
+        let resources = c.resources.as_ref().unwrap();
+        assert!(resources.requests.is_some() && resources.limits.is_some());
+        assert_eq!(
+            pod.tolerations.as_ref().unwrap()[0].operator.as_deref(),
+            Some("Exists")
+        );
+    }
+
+    #[test]
+    fn the_agent_may_only_read_pods() {
+        let role: ClusterRole = serde_json::from_value(manifest("ClusterRole")).unwrap();
+        let rules = role.rules.unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].resources.as_deref(),
+            Some(&["pods".to_owned()][..])
+        );
+        assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
+    }
+}

@@ -580,6 +580,89 @@ mod tests {
         }));
     }
 
+    fn pod_list(items: Vec<serde_json::Value>) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "v1", "kind": "PodList",
+            "metadata": {"resourceVersion": "100"},
+            "items": items,
+        }))
+        .unwrap()
+    }
+
+    /// The query of `uri` as decoded pairs.
+    fn query(uri: &http::Uri) -> HashMap<String, String> {
+        uri.query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (k.to_owned(), v.replace("%3D", "=").replace("%2F", "/"))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_pod_watch_asks_only_for_tektite_pods_on_this_node() {
+        use kube::client::Body;
+        let (service, mut api) =
+            tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+        let client = Client::new(service, "default");
+        let book = Arc::new(Mutex::new(PodBook::default()));
+        let metrics = Arc::new(Metrics::new());
+        let task = tokio::spawn(watch(
+            client,
+            "node-a".into(),
+            book.clone(),
+            metrics.clone(),
+        ));
+
+        let (request, respond) = api.next_request().await.expect("a list request");
+        assert_eq!(request.method(), http::Method::GET);
+        assert_eq!(request.uri().path(), "/api/v1/pods");
+        let q = query(request.uri());
+        assert_eq!(q["fieldSelector"], "spec.nodeName=node-a");
+        assert_eq!(q["labelSelector"], labels::TEKTITE_POD_SELECTOR);
+        assert!(!q.contains_key("watch"));
+        respond.send_response(
+            http::Response::builder()
+                .body(Body::from(pod_list(vec![pod_json("u1", "Running")])))
+                .unwrap(),
+        );
+
+        let (request, respond) = api.next_request().await.expect("a watch request");
+        assert_eq!(request.uri().path(), "/api/v1/pods");
+        let q = query(request.uri());
+        assert_eq!(q["watch"], "true");
+        assert_eq!(q["resourceVersion"], "100");
+        assert_eq!(q["fieldSelector"], "spec.nodeName=node-a");
+        assert_eq!(q["labelSelector"], labels::TEKTITE_POD_SELECTOR);
+        let mut done = pod_json("u1", "Succeeded");
+        done["metadata"]["resourceVersion"] = "101".into();
+        let line =
+            serde_json::to_vec(&serde_json::json!({"type": "MODIFIED", "object": done})).unwrap();
+        respond.send_response(http::Response::builder().body(Body::from(line)).unwrap());
+
+        for _ in 0..200 {
+            if metrics.encode().contains("phase=\"completed\"") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        task.abort();
+        assert_eq!(lock(&book).step_name("u1", 1), Some("compile"));
+        let text = metrics.encode();
+        for phase in ["scheduled", "initialized", "completed"] {
+            assert!(
+                text.contains(&format!(
+                    "tektite_agent_pod_lifecycle_seconds_count{{namespace=\"ci\",task=\"build\",phase=\"{phase}\"}} 1"
+                )),
+                "{phase} missing from:\n{text}"
+            );
+        }
+        assert!(!text.contains("u1"), "no pod UID in any label");
+    }
+
     #[test]
     fn a_removed_pod_is_forgotten() {
         let mut book = PodBook::default();
