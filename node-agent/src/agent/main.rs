@@ -67,6 +67,7 @@ struct Args {
     /// Log filter, as RUST_LOG takes it.
     #[arg(long, env = "TEKTITE_LOG", default_value = "info")]
     log_level: String,
+    /// Log lines as text, or as one JSON object per line.
     #[arg(long, value_enum, env = "TEKTITE_LOG_FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -171,12 +172,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// The watcher's thread: blocks on inotify, hands events to the session (waiting when
-/// it is full) and keeps the watcher gauges current.
+/// The watcher's thread: blocks on inotify (no timer: an idle node costs no CPU), hands
+/// events to the session (waiting when it is full) and keeps the watcher gauges current.
 fn watch(mut watcher: Watcher, events: mpsc::Sender<Event>, metrics: &Metrics, health: &Health) {
     let mut seen = tektite_node_agent::Stats::default();
     loop {
-        let batch = match watcher.next_events(Some(Duration::from_secs(1))) {
+        let batch = match watcher.next_events(None) {
             Ok(batch) => batch,
             Err(error) => {
                 tracing::error!(%error, "the marker watcher failed");
