@@ -6,6 +6,7 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,6 +63,9 @@ struct Plan {
 struct Fake {
     seen: Arc<Mutex<Seen>>,
     plan: Arc<Mutex<Plan>>,
+    /// While set, events are not acknowledged; once cleared, the next heartbeat is
+    /// answered with an acknowledgement of everything received.
+    holding: Arc<AtomicBool>,
 }
 
 #[tonic::async_trait]
@@ -86,9 +90,11 @@ impl agent_server::Agent for Fake {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(4096);
         let seen = self.seen.clone();
+        let holding = self.holding.clone();
         tokio::spawn(async move {
             let mut run = String::new();
             let mut on_this_stream = 0;
+            let mut last_seq = 0;
             while let Ok(Some(message)) = inbound.message().await {
                 match message.body {
                     Some(pb::agent_message::Body::Hello(hello)) => {
@@ -97,11 +103,13 @@ impl agent_server::Agent for Fake {
                     }
                     Some(pb::agent_message::Body::Event(event)) => {
                         let seq = event.seq;
+                        last_seq = seq;
                         seen.lock().unwrap().events.push((run.clone(), event));
                         on_this_stream += 1;
                         match plan.hang_up_after {
                             Some(n) if on_this_stream >= n => return,
                             Some(_) => {}
+                            None if holding.load(Ordering::SeqCst) => {}
                             None => {
                                 let ack = pb::ControllerMessage {
                                     body: Some(pb::controller_message::Body::Ack(pb::Ack {
@@ -112,6 +120,18 @@ impl agent_server::Agent for Fake {
                                     return;
                                 }
                             }
+                        }
+                    }
+                    Some(pb::agent_message::Body::Heartbeat(_))
+                        if !holding.load(Ordering::SeqCst) =>
+                    {
+                        let ack = pb::ControllerMessage {
+                            body: Some(pb::controller_message::Body::Ack(pb::Ack {
+                                up_to_seq: last_seq,
+                            })),
+                        };
+                        if tx.send(Ok(ack)).await.is_err() {
+                            return;
                         }
                     }
                     Some(pb::agent_message::Body::Heartbeat(_)) | None => {}
@@ -183,6 +203,16 @@ struct Agent {
 
 impl Agent {
     fn start(node: &Node, controller: &str, token_file: &Path, name: &str) -> Self {
+        Self::start_with(node, controller, token_file, name, &[])
+    }
+
+    fn start_with(
+        node: &Node,
+        controller: &str,
+        token_file: &Path,
+        name: &str,
+        extra: &[&str],
+    ) -> Self {
         let log = node.root().join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_tektite-node-agent"))
             .args(["--controller", controller, "--node-name", "node-a"])
@@ -199,6 +229,7 @@ impl Agent {
                 "--log-level",
                 "info",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap())
             .spawn()
@@ -527,6 +558,52 @@ async fn an_agent_started_before_its_controller_connects_when_it_comes_up() {
     controller
         .wait_for("the buffered steps", |s| {
             s.keys().is_superset(&all_steps(&pods, 2))
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_pauses_the_agent_and_counts_until_acknowledgements_make_room() {
+    let node = Node::new();
+    let controller = Controller::start().await;
+    controller.fake.holding.store(true, Ordering::SeqCst);
+    let agent = Agent::start_with(
+        &node,
+        &controller.url(),
+        &token_file(&node, TOKEN),
+        "agent",
+        &["--buffer-events", "3", "--heartbeat-seconds", "1"],
+    );
+    let pod = node.pod("uid-0", 4);
+    for s in 0..4 {
+        pod.start(s);
+        pod.finish(s, true);
+    }
+    let address = agent.metrics_address().await;
+    let mut paused = false;
+    for _ in 0..100 {
+        let metrics = get(address, "/metrics").await.1;
+        if sample(&metrics, "tektite_agent_buffer_full_total") >= 1.0 {
+            assert_eq!(sample(&metrics, "tektite_agent_unacked_events"), 3.0);
+            paused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(paused, "the buffer never filled:\n{}", agent.log());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        controller.seen(|s| s.events.len()),
+        3,
+        "nothing beyond the buffer is sent"
+    );
+    assert!(agent.log().contains("buffer is full"), "{}", agent.log());
+
+    controller.fake.holding.store(false, Ordering::SeqCst);
+    let pods = [pod];
+    controller
+        .wait_for("every step once the controller acknowledges", |s| {
+            s.keys().is_superset(&all_steps(&pods, 4))
         })
         .await;
 }
