@@ -71,7 +71,7 @@ refused; 123 skipped; 124 timeout; 125 entrypoint failure; 126 not executable;
 /// its own, on the main thread.
 pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
     let first = args.first().and_then(|a| a.to_str());
-    let code = match first {
+    match first {
         Some("-h" | "--help") => {
             print!("{HELP}");
             0
@@ -94,8 +94,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
             Ok(step) => step::run(&step),
             Err(e) => usage(e),
         },
-    };
-    code
+    }
 }
 
 fn usage(e: tektite_api::step::ArgsError) -> i32 {
