@@ -1,5 +1,14 @@
 //! Run semantics: given a run's spec, what is known of its children and `now`, decide
-//! what happens next. Pure functions only; the engine issue fills this crate.
+//! what happens next. Pure functions only: no I/O, no clock, no runtime.
 //!
 //! This crate depends on `tektite-api` and must never depend on kube-client, tokio or
 //! tonic: a rule that needs a runtime to test is in the wrong crate.
+
+mod params;
+pub mod pipeline;
+mod when;
+
+pub use params::{ParamError, effective_params};
+pub use pipeline::{
+    Cancel, Child, Decision, Outcome, PipelineRunFacts, Start, Stop, Timeouts, decide,
+};

@@ -82,6 +82,7 @@ pub mod pipelinerun_reason {
     pub const PENDING: &str = "PipelineRunPending";
     pub const TIMED_OUT: &str = "PipelineRunTimeout";
     pub const STOPPING: &str = "PipelineRunStopping";
+    pub const TIMED_OUT_RUNNING_FINALLY: &str = "PipelineRunTimeoutRunningFinally";
     pub const CANCELLED_RUNNING_FINALLY: &str = "CancelledRunningFinally";
     pub const STOPPED_RUNNING_FINALLY: &str = "StoppedRunningFinally";
     pub const COULD_NOT_GET_PIPELINE: &str = "CouldntGetPipeline";
@@ -93,4 +94,6 @@ pub mod pipelinerun_reason {
     pub const INVALID_WORKSPACE_BINDING: &str = "InvalidWorkspaceBindings";
     pub const CREATE_RUN_FAILED: &str = "CreateRunFailed";
     pub const VALIDATION_FAILED: &str = "PipelineValidationFailed";
+    pub const CEL_EVALUATION_FAILED: &str = "CELEvaluationFailed";
+    pub const INVALID_PARAM_VALUE: &str = "InvalidParamValue";
 }

@@ -1,0 +1,785 @@
+//! PipelineRun decisions. Given the Pipeline, the run's params, cancel request and
+//! timeouts, what is known of each pipeline task's TaskRun, and `now`: which tasks start
+//! (params, results and context substituted), which running ones must stop, which are
+//! skipped and why, and the run's `Succeeded` condition with Tekton's reasons and
+//! messages. Every call recomputes everything from its inputs, so a decision can be
+//! repeated safely.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use tektite_api::dag::Dag;
+use tektite_api::problem::FieldPath;
+use tektite_api::v1::pipelinerun_reason as reason;
+use tektite_api::v1::taskrun_reason;
+use tektite_api::v1::{
+    self, Condition, OnError, ParamValue, PipelineRunResult, PipelineSpec, PipelineTask,
+    SkippedTask, skip_reason,
+};
+use tektite_api::vars::{self, Reference, Resolved, SubstituteError};
+
+use crate::params::{effective_params, select};
+use crate::when;
+
+/// A cancel request in `spec.status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancel {
+    /// Stop everything now; finally tasks do not run.
+    Cancelled,
+    /// Stop running tasks, start no new ones, run the finally tasks.
+    CancelledRunFinally,
+    /// Let running tasks finish, start no new ones, run the finally tasks.
+    StoppedRunFinally,
+}
+
+/// What became of a pipeline task's TaskRun.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Running,
+    Succeeded,
+    /// Failed for `reason` (Failed, TaskRunTimeout, ...), after any retries.
+    Failed {
+        reason: String,
+    },
+    /// Stopped by a cancel; `timed_out` when a pipeline-level timeout caused it.
+    Cancelled {
+        timed_out: bool,
+    },
+}
+
+impl Outcome {
+    fn is_done(&self) -> bool {
+        !matches!(self, Outcome::Running)
+    }
+
+    fn reason(&self) -> &str {
+        match self {
+            Outcome::Running => taskrun_reason::RUNNING,
+            Outcome::Succeeded => taskrun_reason::SUCCEEDED,
+            Outcome::Failed { reason } => reason,
+            Outcome::Cancelled { timed_out: true } => taskrun_reason::TIMED_OUT,
+            Outcome::Cancelled { timed_out: false } => taskrun_reason::CANCELLED,
+        }
+    }
+}
+
+/// A pipeline task's TaskRun as far as it is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Child {
+    pub outcome: Outcome,
+    pub results: BTreeMap<String, ParamValue>,
+}
+
+/// `spec.timeouts`; `None` (or zero, which Tekton reads as "no timeout") for none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    pub pipeline: Option<SignedDuration>,
+    pub tasks: Option<SignedDuration>,
+    pub finally: Option<SignedDuration>,
+}
+
+/// Everything a decision depends on.
+#[derive(Clone, Debug)]
+pub struct PipelineRunFacts<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub uid: &'a str,
+    pub pipeline_name: &'a str,
+    /// The resolved Pipeline.
+    pub spec: &'a PipelineSpec,
+    pub params: &'a [v1::Param],
+    pub cancel: Option<Cancel>,
+    pub timeouts: Timeouts,
+    pub started_at: Timestamp,
+    /// When the first finally task started (`status.finallyStartTime`).
+    pub finally_started_at: Option<Timestamp>,
+    /// By pipeline task name.
+    pub children: &'a BTreeMap<String, Child>,
+    pub now: Timestamp,
+}
+
+/// A pipeline task to start now, with everything known substituted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Start {
+    pub task: PipelineTask,
+    pub finally: bool,
+    /// The TaskRun's timeout: the task's own, cut to what the run's timeouts leave.
+    pub timeout: Option<SignedDuration>,
+}
+
+/// Why a running TaskRun must be stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Cancelled,
+    TimedOut,
+}
+
+/// What to do, and the run's status after doing it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub start: Vec<Start>,
+    /// Running pipeline tasks to stop, by name.
+    pub stop: Vec<(String, Stop)>,
+    pub skipped: Vec<SkippedTask>,
+    /// The `Succeeded` condition (no transition time: the caller stamps it).
+    pub condition: Condition,
+    /// The pipeline's results, once done.
+    pub results: Vec<PipelineRunResult>,
+    /// The finally tasks start with this decision: record `finallyStartTime`.
+    pub finally_starts: bool,
+    pub done: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum State<'a> {
+    Child(&'a Outcome),
+    Skipped(&'static str),
+    Ready,
+    Pending,
+}
+
+impl State<'_> {
+    fn is_done(&self) -> bool {
+        match self {
+            State::Child(o) => o.is_done(),
+            State::Skipped(_) => true,
+            State::Ready | State::Pending => false,
+        }
+    }
+}
+
+const TIMEOUT_SKIPS: [&str; 3] = [
+    skip_reason::PIPELINE_TIMED_OUT,
+    skip_reason::TASKS_TIMED_OUT,
+    skip_reason::FINALLY_TIMED_OUT,
+];
+
+/// Decides what happens next in a PipelineRun.
+pub fn decide(f: &PipelineRunFacts<'_>) -> Decision {
+    let params = match effective_params(&f.spec.params, f.params) {
+        Ok(p) => p,
+        Err(e) => return failed(f, reason::PARAMETER_MISSING, e.to_string()),
+    };
+    let dag = match Dag::build(
+        &f.spec.tasks,
+        &FieldPath::root().field("spec").field("tasks"),
+    ) {
+        Ok(dag) => dag,
+        Err(errors) => {
+            let message = errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            return failed(f, reason::INVALID_GRAPH, message);
+        }
+    };
+    let elapsed = f.now.duration_since(f.started_at);
+    let over = |limit: Option<SignedDuration>, since: SignedDuration| {
+        limit.is_some_and(|l| !l.is_zero() && since > l)
+    };
+    let pipeline_timed_out = over(f.timeouts.pipeline, elapsed);
+    let tasks_timed_out = over(f.timeouts.tasks, elapsed);
+    let finally_elapsed = f.finally_started_at.map(|s| f.now.duration_since(s));
+    let finally_timed_out = finally_elapsed.is_some_and(|e| over(f.timeouts.finally, e));
+    let hard_cancel = f.cancel == Some(Cancel::Cancelled);
+
+    let ctx = Context { f, params: &params };
+    let tasks = &f.spec.tasks;
+    let stopping = tasks.iter().any(|t| {
+        f.children.get(&t.name).is_some_and(|c| {
+            matches!(
+                c.outcome,
+                Outcome::Failed { .. } | Outcome::Cancelled { .. }
+            ) && t.on_error != Some(OnError::Continue)
+        })
+    });
+
+    let mut d = Decision {
+        start: Vec::new(),
+        stop: Vec::new(),
+        skipped: Vec::new(),
+        condition: Condition::default(),
+        results: Vec::new(),
+        finally_starts: false,
+        done: false,
+    };
+    let mut states: Vec<State<'_>> = vec![State::Pending; tasks.len()];
+    for i in topological(&dag) {
+        let task = &tasks[i];
+        if let Some(child) = f.children.get(&task.name) {
+            states[i] = State::Child(&child.outcome);
+            continue;
+        }
+        let parents_done = dag.parents(i).all(|p| states[p].is_done());
+        let parent_skipped = dag
+            .parents(i)
+            .any(|p| matches!(states[p], State::Skipped(r) if r != skip_reason::WHEN_EXPRESSIONS));
+        let state = if hard_cancel {
+            State::Pending
+        } else if stopping {
+            State::Skipped(skip_reason::STOPPING)
+        } else if f.cancel == Some(Cancel::CancelledRunFinally) {
+            State::Skipped(skip_reason::GRACEFULLY_CANCELLED)
+        } else if f.cancel == Some(Cancel::StoppedRunFinally) {
+            State::Skipped(skip_reason::GRACEFULLY_STOPPED)
+        } else if parent_skipped {
+            State::Skipped(skip_reason::PARENT_SKIPPED)
+        } else if !parents_done {
+            State::Pending
+        } else {
+            match ctx.missing_results(task) {
+                Err(message) => return failed(f, reason::INVALID_TASK_RESULT_REFERENCE, message),
+                Ok(true) => State::Skipped(skip_reason::MISSING_RESULTS),
+                Ok(false) if pipeline_timed_out => State::Skipped(skip_reason::PIPELINE_TIMED_OUT),
+                Ok(false) if tasks_timed_out => State::Skipped(skip_reason::TASKS_TIMED_OUT),
+                Ok(false) => State::Ready,
+            }
+        };
+        states[i] = match state {
+            State::Ready => match ctx.prepare(task, None) {
+                Err((why, message)) => return failed(f, why, message),
+                Ok(Prepared::Skip) => State::Skipped(skip_reason::WHEN_EXPRESSIONS),
+                Ok(Prepared::Start(task)) => {
+                    let budget = [f.timeouts.pipeline, f.timeouts.tasks]
+                        .into_iter()
+                        .flatten()
+                        .filter(|t| !t.is_zero())
+                        .map(|t| t - elapsed)
+                        .min();
+                    d.start.push(Start {
+                        timeout: cut(task.timeout.as_ref(), budget),
+                        task: *task,
+                        finally: false,
+                    });
+                    State::Ready
+                }
+            },
+            other => other,
+        };
+        if let State::Skipped(reason) = states[i] {
+            d.skipped.push(skipped(task, reason));
+        }
+    }
+
+    // Running tasks that must stop.
+    let running = |name: &str| {
+        f.children
+            .get(name)
+            .is_some_and(|c| c.outcome == Outcome::Running)
+    };
+    let stop_all = if hard_cancel || f.cancel == Some(Cancel::CancelledRunFinally) {
+        Some(Stop::Cancelled)
+    } else if pipeline_timed_out || tasks_timed_out {
+        Some(Stop::TimedOut)
+    } else {
+        None
+    };
+    if let Some(why) = stop_all {
+        for t in tasks.iter().filter(|t| running(&t.name)) {
+            d.stop.push((t.name.clone(), why));
+        }
+    }
+
+    // The finally tasks, once every task is done (and unless cancelled outright).
+    let dag_done = states.iter().all(State::is_done);
+    let mut final_states: Vec<State<'_>> = vec![State::Pending; f.spec.finally.len()];
+    if dag_done && !hard_cancel && !f.spec.finally.is_empty() {
+        let statuses = ctx.task_statuses(&states);
+        d.finally_starts = f.finally_started_at.is_none();
+        let finally_budget = [
+            f.timeouts.pipeline.map(|t| t - elapsed),
+            f.timeouts
+                .finally
+                .filter(|t| !t.is_zero())
+                .map(|t| t - finally_elapsed.unwrap_or_default()),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        for (j, task) in f.spec.finally.iter().enumerate() {
+            if let Some(child) = f.children.get(&task.name) {
+                final_states[j] = State::Child(&child.outcome);
+                if child.outcome == Outcome::Running && (pipeline_timed_out || finally_timed_out) {
+                    d.stop.push((task.name.clone(), Stop::TimedOut));
+                }
+                continue;
+            }
+            let state = match ctx.missing_results(task) {
+                Err(message) => return failed(f, reason::INVALID_TASK_RESULT_REFERENCE, message),
+                Ok(true) => State::Skipped(skip_reason::MISSING_RESULTS),
+                Ok(false) => match ctx.prepare(task, Some(&statuses)) {
+                    Err((why, message)) => return failed(f, why, message),
+                    Ok(Prepared::Skip) => State::Skipped(skip_reason::WHEN_EXPRESSIONS),
+                    Ok(Prepared::Start(_)) if pipeline_timed_out => {
+                        State::Skipped(skip_reason::PIPELINE_TIMED_OUT)
+                    }
+                    Ok(Prepared::Start(_)) if finally_timed_out => {
+                        State::Skipped(skip_reason::FINALLY_TIMED_OUT)
+                    }
+                    Ok(Prepared::Start(task)) => {
+                        d.start.push(Start {
+                            timeout: cut(task.timeout.as_ref(), finally_budget),
+                            task: *task,
+                            finally: true,
+                        });
+                        State::Ready
+                    }
+                },
+            };
+            if let State::Skipped(reason) = state {
+                d.skipped.push(skipped(task, reason));
+            }
+            final_states[j] = state;
+        }
+    }
+
+    // Counting as Tekton counts for its condition message.
+    let mut count = Counts::default();
+    let all = tasks
+        .iter()
+        .zip(&states)
+        .chain(f.spec.finally.iter().zip(&final_states));
+    for (task, state) in all {
+        match state {
+            State::Child(Outcome::Succeeded) => count.succeeded += 1,
+            State::Child(Outcome::Cancelled { timed_out: true }) => count.failed += 1,
+            State::Child(Outcome::Cancelled { timed_out: false }) => count.cancelled += 1,
+            State::Child(Outcome::Failed { .. }) if task.on_error == Some(OnError::Continue) => {
+                count.ignored += 1
+            }
+            State::Child(Outcome::Failed { .. }) => count.failed += 1,
+            State::Skipped(r) if TIMEOUT_SKIPS.contains(r) => {
+                count.skipped += 1;
+                count.skipped_for_timeout += 1;
+            }
+            State::Skipped(_) => count.skipped += 1,
+            State::Child(Outcome::Running) | State::Ready | State::Pending => count.incomplete += 1,
+        }
+    }
+    let nothing_running = d.start.is_empty()
+        && states
+            .iter()
+            .chain(&final_states)
+            .all(|s| !matches!(s, State::Child(Outcome::Running)));
+    let finally_done = final_states.iter().all(State::is_done);
+    let duration =
+        |t: Option<SignedDuration>| v1::Duration::from(t.unwrap_or_default().unsigned_abs()).0;
+    let (status, reason, message, done) = if pipeline_timed_out {
+        (
+            "False",
+            reason::TIMED_OUT,
+            format!(
+                "PipelineRun {:?} failed to finish within {:?}",
+                f.name,
+                duration(f.timeouts.pipeline)
+            ),
+            nothing_running,
+        )
+    } else if tasks_timed_out && (f.spec.finally.is_empty() || (dag_done && finally_done)) {
+        (
+            "False",
+            reason::TIMED_OUT,
+            format!(
+                "PipelineRun {:?} failed due to tasks failed to finish within {:?}",
+                f.name,
+                duration(f.timeouts.tasks)
+            ),
+            nothing_running,
+        )
+    } else if hard_cancel {
+        (
+            "False",
+            reason::CANCELLED,
+            format!("PipelineRun {:?} was cancelled", f.name),
+            nothing_running,
+        )
+    } else if count.incomplete == 0 {
+        let mut message = if count.ignored > 0 {
+            format!(
+                "Tasks Completed: {} (Failed: {} (Ignored: {}), Cancelled {}), Skipped: {}",
+                count.completed(),
+                count.failed + count.ignored,
+                count.ignored,
+                count.cancelled,
+                count.skipped
+            )
+        } else {
+            format!(
+                "Tasks Completed: {} (Failed: {}, Cancelled {}), Skipped: {}",
+                count.completed(),
+                count.failed,
+                count.cancelled,
+                count.skipped
+            )
+        };
+        let (status, reason) = if count.failed > 0 || count.skipped_for_timeout > 0 {
+            ("False", reason::FAILED)
+        } else if matches!(
+            f.cancel,
+            Some(Cancel::CancelledRunFinally | Cancel::StoppedRunFinally)
+        ) {
+            message = format!("PipelineRun {:?} was cancelled", f.name);
+            ("False", reason::CANCELLED)
+        } else if count.cancelled > 0 {
+            ("False", reason::CANCELLED)
+        } else if count.skipped > 0 {
+            ("True", reason::COMPLETED)
+        } else {
+            ("True", reason::SUCCEEDED)
+        };
+        (status, reason, message, true)
+    } else {
+        let why = if tasks_timed_out && !f.spec.finally.is_empty() {
+            reason::TIMED_OUT_RUNNING_FINALLY
+        } else if f.cancel == Some(Cancel::CancelledRunFinally) {
+            reason::CANCELLED_RUNNING_FINALLY
+        } else if f.cancel == Some(Cancel::StoppedRunFinally) {
+            reason::STOPPED_RUNNING_FINALLY
+        } else if count.cancelled > 0 || (count.failed > 0 && finally_done) {
+            reason::STOPPING
+        } else {
+            reason::RUNNING
+        };
+        (
+            "Unknown",
+            why,
+            format!(
+                "Tasks Completed: {} (Failed: {}, Cancelled {}), Incomplete: {}, Skipped: {}",
+                count.completed(),
+                count.failed,
+                count.cancelled,
+                count.incomplete,
+                count.skipped
+            ),
+            false,
+        )
+    };
+    d.condition = condition(status, reason, message);
+    d.done = done;
+    if done {
+        d.results = ctx.pipeline_results();
+    }
+    d
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    succeeded: usize,
+    failed: usize,
+    ignored: usize,
+    cancelled: usize,
+    skipped: usize,
+    skipped_for_timeout: usize,
+    incomplete: usize,
+}
+
+impl Counts {
+    fn completed(&self) -> usize {
+        self.succeeded + self.failed + self.cancelled + self.ignored
+    }
+}
+
+fn condition(status: &str, reason: &str, message: String) -> Condition {
+    Condition {
+        type_: v1::SUCCEEDED.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message),
+        ..Condition::default()
+    }
+}
+
+/// The run fails before any task can start.
+fn failed(f: &PipelineRunFacts<'_>, reason: &str, message: String) -> Decision {
+    let message = format!("PipelineRun {}/{}: {message}", f.namespace, f.name);
+    Decision {
+        start: Vec::new(),
+        stop: f
+            .children
+            .iter()
+            .filter(|(_, c)| c.outcome == Outcome::Running)
+            .map(|(name, _)| (name.clone(), Stop::Cancelled))
+            .collect(),
+        skipped: Vec::new(),
+        condition: condition("False", reason, message),
+        results: Vec::new(),
+        finally_starts: false,
+        done: true,
+    }
+}
+
+fn skipped(task: &PipelineTask, reason: &'static str) -> SkippedTask {
+    SkippedTask {
+        name: task.name.clone(),
+        reason: reason.into(),
+        when_expressions: if reason == skip_reason::WHEN_EXPRESSIONS {
+            task.when.clone()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// The shorter of a task's own timeout and the time the run has left.
+fn cut(own: Option<&v1::Duration>, budget: Option<SignedDuration>) -> Option<SignedDuration> {
+    let own = own
+        .and_then(|d| v1::parse_go_duration(&d.0).ok())
+        .and_then(|d| SignedDuration::try_from(d).ok())
+        .filter(|d| !d.is_zero());
+    let budget = budget.map(|b| b.max(SignedDuration::ZERO));
+    match (own, budget) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Task indices with every task after all the tasks it depends on (Kahn's algorithm,
+/// pipeline order among tasks that are ready together).
+fn topological(dag: &Dag) -> Vec<usize> {
+    let mut waiting: Vec<usize> = (0..dag.len()).map(|i| dag.parents(i).count()).collect();
+    let mut queue: std::collections::VecDeque<usize> =
+        (0..dag.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(dag.len());
+    while let Some(i) = queue.pop_front() {
+        order.push(i);
+        for c in dag.children(i) {
+            waiting[c] -= 1;
+            if waiting[c] == 0 {
+                queue.push_back(c);
+            }
+        }
+    }
+    order
+}
+
+enum Prepared {
+    Start(Box<PipelineTask>),
+    Skip,
+}
+
+struct Context<'a, 'f> {
+    f: &'a PipelineRunFacts<'f>,
+    params: &'a BTreeMap<String, ParamValue>,
+}
+
+/// `$(tasks.<t>.status)`, `$(tasks.<t>.reason)` and `$(tasks.status)` for finally tasks.
+struct Statuses {
+    tasks: BTreeMap<String, (String, String)>,
+    aggregate: String,
+}
+
+impl Context<'_, '_> {
+    /// Whether `task` refers to results that will never exist (their task was skipped or
+    /// failed); an error when a task that succeeded did not produce one.
+    fn missing_results(&self, task: &PipelineTask) -> Result<bool, String> {
+        let mut missing = false;
+        let mut error = None;
+        for_each_string(task, &mut |text| {
+            for o in vars::references(text) {
+                if let Reference::TaskResult {
+                    task: t, result, ..
+                } = &o.reference
+                {
+                    match self.f.children.get(t) {
+                        Some(c) if c.results.contains_key(result) => {}
+                        Some(Child {
+                            outcome: Outcome::Succeeded,
+                            ..
+                        }) => {
+                            error.get_or_insert(format!(
+                                "Could not find result with name {result} for task {t}"
+                            ));
+                        }
+                        _ => missing = true,
+                    }
+                }
+            }
+        });
+        match error {
+            Some(e) => Err(e),
+            None => Ok(missing),
+        }
+    }
+
+    fn task_statuses(&self, states: &[State<'_>]) -> Statuses {
+        let mut tasks = BTreeMap::new();
+        let mut aggregate = "Succeeded";
+        for (task, state) in self.f.spec.tasks.iter().zip(states) {
+            let (status, reason) = match state {
+                State::Child(Outcome::Succeeded) => ("Succeeded", "Succeeded".to_owned()),
+                State::Child(o @ (Outcome::Failed { .. } | Outcome::Cancelled { .. })) => {
+                    aggregate = "Failed";
+                    ("Failed", o.reason().to_owned())
+                }
+                State::Skipped(_) => {
+                    if aggregate == "Succeeded" {
+                        aggregate = "Completed";
+                    }
+                    ("None", String::new())
+                }
+                _ => ("None", String::new()),
+            };
+            tasks.insert(task.name.clone(), (status.to_owned(), reason));
+        }
+        Statuses {
+            tasks,
+            aggregate: aggregate.to_owned(),
+        }
+    }
+
+    fn resolve(&self, reference: &Reference, statuses: Option<&Statuses>) -> Option<Resolved> {
+        match reference {
+            Reference::Param { name, selector } => select(self.params.get(name)?, selector),
+            Reference::TaskResult {
+                task,
+                result,
+                selector,
+            } => select(self.f.children.get(task)?.results.get(result)?, selector),
+            Reference::TaskStatus { task } => {
+                Some(Resolved::Text(statuses?.tasks.get(task)?.0.clone()))
+            }
+            Reference::TaskReason { task } => {
+                Some(Resolved::Text(statuses?.tasks.get(task)?.1.clone()))
+            }
+            Reference::TasksStatus => Some(Resolved::Text(statuses?.aggregate.clone())),
+            Reference::Context { object, field } => {
+                let value = match (object.as_str(), field.as_str()) {
+                    ("pipelineRun", "name") => self.f.name,
+                    ("pipelineRun", "namespace") => self.f.namespace,
+                    ("pipelineRun", "uid") => self.f.uid,
+                    ("pipeline", "name") => self.f.pipeline_name,
+                    _ => return None,
+                };
+                Some(Resolved::Text(value.to_owned()))
+            }
+            _ => None,
+        }
+    }
+
+    /// `task` with params, results and context substituted, unless its when
+    /// expressions keep it from running.
+    fn prepare(
+        &self,
+        task: &PipelineTask,
+        statuses: Option<&Statuses>,
+    ) -> Result<Prepared, (&'static str, String)> {
+        let mut lookup = |r: &Reference| self.resolve(r, statuses);
+        let task = substitute_task(task, &mut lookup).map_err(|e| {
+            (
+                reason::INVALID_PARAM_VALUE,
+                format!("pipeline task {:?}: {e}", task.name),
+            )
+        })?;
+        match when::allows(&task.when) {
+            Ok(true) => Ok(Prepared::Start(Box::new(task))),
+            Ok(false) => Ok(Prepared::Skip),
+            Err(e) => Err((
+                reason::CEL_EVALUATION_FAILED,
+                format!("pipeline task {:?}: {e}", task.name),
+            )),
+        }
+    }
+
+    /// The pipeline's results whose references all resolve.
+    fn pipeline_results(&self) -> Vec<PipelineRunResult> {
+        let mut lookup = |r: &Reference| self.resolve(r, None);
+        self.f
+            .spec
+            .results
+            .iter()
+            .filter_map(|r| {
+                let value = substitute_value(&r.value, &mut lookup).ok()?;
+                let unresolved = value
+                    .strings()
+                    .iter()
+                    .any(|s| !vars::references(s).is_empty());
+                (!unresolved).then(|| PipelineRunResult {
+                    name: r.name.clone(),
+                    value,
+                })
+            })
+            .collect()
+    }
+}
+
+type Lookup<'l> = dyn FnMut(&Reference) -> Option<Resolved> + 'l;
+
+fn substitute_value(
+    value: &ParamValue,
+    lookup: &mut Lookup<'_>,
+) -> Result<ParamValue, SubstituteError> {
+    Ok(match value {
+        ParamValue::String(s) => {
+            // A whole-string array reference makes an array value.
+            let refs = vars::references(s);
+            if let [only] = refs.as_slice()
+                && only.start == 0
+                && only.end == s.len()
+                && let Some(Resolved::Array(values)) = lookup(&only.reference)
+            {
+                ParamValue::Array(values)
+            } else {
+                ParamValue::String(vars::substitute(s, lookup)?)
+            }
+        }
+        ParamValue::Array(items) => ParamValue::Array(vars::substitute_list(items, lookup)?),
+        ParamValue::Object(map) => ParamValue::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), vars::substitute(v, lookup)?)))
+                .collect::<Result<_, SubstituteError>>()?,
+        ),
+    })
+}
+
+fn substitute_task(
+    task: &PipelineTask,
+    lookup: &mut Lookup<'_>,
+) -> Result<PipelineTask, SubstituteError> {
+    let mut out = task.clone();
+    for p in &mut out.params {
+        p.value = substitute_value(&p.value, lookup)?;
+    }
+    for w in &mut out.when {
+        if let Some(input) = &w.input {
+            w.input = Some(vars::substitute(input, lookup)?);
+        }
+        w.values = vars::substitute_list(&w.values, lookup)?;
+        if let Some(cel) = &w.cel {
+            w.cel = Some(vars::substitute(cel, lookup)?);
+        }
+    }
+    if let Some(name) = &out.display_name {
+        out.display_name = Some(vars::substitute(name, lookup)?);
+    }
+    for w in &mut out.workspaces {
+        if let Some(sub) = &w.sub_path {
+            w.sub_path = Some(vars::substitute(sub, lookup)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Every string of a pipeline task that may hold references to other tasks' results.
+fn for_each_string(task: &PipelineTask, f: &mut dyn FnMut(&str)) {
+    for p in &task.params {
+        for s in p.value.strings() {
+            f(s);
+        }
+    }
+    for w in &task.when {
+        if let Some(input) = &w.input {
+            f(input);
+        }
+        for v in &w.values {
+            f(v);
+        }
+        if let Some(cel) = &w.cel {
+            f(cel);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;
