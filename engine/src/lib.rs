@@ -6,6 +6,7 @@
 
 mod params;
 pub mod pipeline;
+pub mod task;
 mod when;
 
 pub use params::{ParamError, effective_params};

@@ -1,0 +1,361 @@
+//! A Task made ready to run: the step template merged into every step, and every
+//! variable a step may use substituted: params (with the Task's defaults), result and
+//! exit-code paths, workspaces, and the TaskRun's context. Step results
+//! (`$(steps.<s>.results.<r>)`) are left for the entrypoint, which reads them at run time.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1 as k8s;
+
+use tektite_api::step::layout::{EXIT_CODE_FILE, STEP_RESULTS_DIR, step_dir_name};
+use tektite_api::v1::{Param, Step, StepTemplate, TaskSpec};
+use tektite_api::vars::{self, Reference, Resolved, SubstituteError, WorkspaceAttr};
+
+use crate::params::{ParamError, effective_params, select};
+
+/// Who is running the Task, for `$(context...)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskContext {
+    pub task_run_name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub task_name: String,
+    pub retry_count: u32,
+}
+
+/// A workspace as bound for this run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BoundWorkspace {
+    /// Where the steps see it.
+    pub path: String,
+    /// The PersistentVolumeClaim's name, when it is one.
+    pub claim: Option<String>,
+    /// The volume's name in the Pod.
+    pub volume: String,
+}
+
+/// Where the steps find things (`/tekton/...` in a Pod, elsewhere on a laptop).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskPaths {
+    pub results: String,
+    pub steps: String,
+    /// Bound workspaces by name; a declared one missing here is unbound (optional).
+    pub workspaces: BTreeMap<String, BoundWorkspace>,
+}
+
+impl Default for TaskPaths {
+    fn default() -> Self {
+        Self {
+            results: "/tekton/results".into(),
+            steps: "/tekton/steps".into(),
+            workspaces: BTreeMap::new(),
+        }
+    }
+}
+
+/// Why a Task cannot be made ready.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error("{field}: {source}")]
+    Substitute {
+        field: String,
+        #[source]
+        source: SubstituteError,
+    },
+    #[error("workspace {0:?} is not optional and was not bound")]
+    UnboundWorkspace(String),
+}
+
+/// `spec` with its step template merged into its steps and every variable substituted.
+pub fn resolve(
+    spec: &TaskSpec,
+    given: &[Param],
+    context: &TaskContext,
+    paths: &TaskPaths,
+) -> Result<TaskSpec, ResolveError> {
+    let params = effective_params(&spec.params, given)?;
+    for w in &spec.workspaces {
+        if !w.optional && !paths.workspaces.contains_key(&w.name) {
+            return Err(ResolveError::UnboundWorkspace(w.name.clone()));
+        }
+    }
+    let mut lookup = |r: &Reference| -> Option<Resolved> {
+        let text = |s: &str| Some(Resolved::Text(s.to_owned()));
+        match r {
+            Reference::Param { name, selector } => select(params.get(name)?, selector),
+            Reference::ResultPath { name } => text(&format!("{}/{name}", paths.results)),
+            Reference::StepExitCodePath { step } => {
+                let dir = step.strip_prefix("step-").unwrap_or(step);
+                text(&format!(
+                    "{}/{}/{EXIT_CODE_FILE}",
+                    paths.steps,
+                    step_dir_name(dir)
+                ))
+            }
+            Reference::Workspace { name, attr } => {
+                let bound = paths.workspaces.get(name);
+                match attr {
+                    WorkspaceAttr::Path => text(bound.map(|b| b.path.as_str()).unwrap_or("")),
+                    WorkspaceAttr::Bound => text(if bound.is_some() { "true" } else { "false" }),
+                    WorkspaceAttr::Claim => {
+                        text(bound.and_then(|b| b.claim.as_deref()).unwrap_or(""))
+                    }
+                    WorkspaceAttr::Volume => text(bound.map(|b| b.volume.as_str()).unwrap_or("")),
+                }
+            }
+            Reference::Context { object, field } => match (object.as_str(), field.as_str()) {
+                ("taskRun", "name") => text(&context.task_run_name),
+                ("taskRun", "namespace") => text(&context.namespace),
+                ("taskRun", "uid") => text(&context.uid),
+                ("task", "name") => text(&context.task_name),
+                ("task", "retry-count") => text(&context.retry_count.to_string()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let mut out = spec.clone();
+    for (i, step) in out.steps.iter_mut().enumerate() {
+        if let Some(template) = &spec.step_template {
+            merge_template(step, template);
+        }
+        let own_results = format!(
+            "{}/{}/{STEP_RESULTS_DIR}",
+            paths.steps,
+            step_dir_name(&step.name)
+        );
+        let mut step_lookup = |r: &Reference| match r {
+            Reference::OwnStepResultPath { name } => {
+                Some(Resolved::Text(format!("{own_results}/{name}")))
+            }
+            other => lookup(other),
+        };
+        let at = format!("spec.steps[{i}]");
+        substitute_container(
+            &at,
+            &mut step.image,
+            &mut step.command,
+            &mut step.args,
+            &mut step.script,
+            &mut step.working_dir,
+            &mut step.env,
+            &mut step_lookup,
+        )?;
+    }
+    for (i, s) in out.sidecars.iter_mut().enumerate() {
+        let at = format!("spec.sidecars[{i}]");
+        substitute_container(
+            &at,
+            &mut s.image,
+            &mut s.command,
+            &mut s.args,
+            &mut s.script,
+            &mut s.working_dir,
+            &mut s.env,
+            &mut lookup,
+        )?;
+    }
+    Ok(out)
+}
+
+type Lookup<'l> = dyn FnMut(&Reference) -> Option<Resolved> + 'l;
+
+#[allow(clippy::too_many_arguments)] // the fields steps and sidecars share
+fn substitute_container(
+    at: &str,
+    image: &mut Option<String>,
+    command: &mut Vec<String>,
+    args: &mut Vec<String>,
+    script: &mut Option<String>,
+    working_dir: &mut Option<String>,
+    env: &mut [k8s::EnvVar],
+    lookup: &mut Lookup<'_>,
+) -> Result<(), ResolveError> {
+    let err = |field: &str| {
+        let field = format!("{at}.{field}");
+        move |source| ResolveError::Substitute { field, source }
+    };
+    let one = |s: &mut Option<String>, field: &str, lookup: &mut Lookup<'_>| {
+        if let Some(text) = s {
+            *text = vars::substitute(text, lookup).map_err(err(field))?;
+        }
+        Ok::<_, ResolveError>(())
+    };
+    one(image, "image", lookup)?;
+    one(script, "script", lookup)?;
+    one(working_dir, "workingDir", lookup)?;
+    *command = vars::substitute_list(command, lookup).map_err(err("command"))?;
+    *args = vars::substitute_list(args, lookup).map_err(err("args"))?;
+    for (i, e) in env.iter_mut().enumerate() {
+        one(&mut e.value, &format!("env[{i}].value"), lookup)?;
+    }
+    Ok(())
+}
+
+/// Tekton's merge: the step's own fields win; env and volume mounts are merged by name
+/// and mount path, the step's entries replacing the template's.
+fn merge_template(step: &mut Step, t: &StepTemplate) {
+    step.image = step.image.take().or_else(|| t.image.clone());
+    if step.command.is_empty() {
+        step.command = t.command.clone();
+        if step.args.is_empty() {
+            step.args = t.args.clone();
+        }
+    }
+    step.working_dir = step.working_dir.take().or_else(|| t.working_dir.clone());
+    let mut env = t.env.clone();
+    for e in std::mem::take(&mut step.env) {
+        env.retain(|x| x.name != e.name);
+        env.push(e);
+    }
+    step.env = env;
+    let mut env_from = t.env_from.clone();
+    env_from.append(&mut step.env_from);
+    step.env_from = env_from;
+    let mut mounts = t.volume_mounts.clone();
+    for m in std::mem::take(&mut step.volume_mounts) {
+        mounts.retain(|x| x.mount_path != m.mount_path);
+        mounts.push(m);
+    }
+    step.volume_mounts = mounts;
+    step.compute_resources = step
+        .compute_resources
+        .take()
+        .or_else(|| t.compute_resources.clone());
+    step.image_pull_policy = step
+        .image_pull_policy
+        .take()
+        .or_else(|| t.image_pull_policy.clone());
+    step.security_context = step
+        .security_context
+        .take()
+        .or_else(|| t.security_context.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tektite_api::v1::ParamValue;
+
+    fn spec(v: serde_json::Value) -> TaskSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn context() -> TaskContext {
+        TaskContext {
+            task_run_name: "build-run".into(),
+            namespace: "ci".into(),
+            uid: "u-1".into(),
+            task_name: "build".into(),
+            retry_count: 2,
+        }
+    }
+
+    fn paths() -> TaskPaths {
+        TaskPaths {
+            workspaces: [(
+                "src".to_owned(),
+                BoundWorkspace {
+                    path: "/workspace/src".into(),
+                    claim: Some("cache-pvc".into()),
+                    volume: "ws-abc".into(),
+                },
+            )]
+            .into(),
+            ..TaskPaths::default()
+        }
+    }
+
+    #[test]
+    fn every_variable_a_step_uses_is_substituted() {
+        let task = spec(json!({
+            "params": [{"name": "flags", "type": "array", "default": ["-a", "-b"]}, {"name": "who", "default": "world"}],
+            "workspaces": [{"name": "src"}, {"name": "cache", "optional": true}],
+            "results": [{"name": "digest"}],
+            "steps": [{
+                "name": "build",
+                "image": "alpine:$(params.who)",
+                "command": ["make"],
+                "args": ["$(params.flags[*])", "--out=$(results.digest.path)"],
+                "workingDir": "$(workspaces.src.path)",
+                "env": [{"name": "RUN", "value": "$(context.taskRun.name)/$(context.task.retry-count)"}],
+                "script": "echo $(workspaces.cache.bound) $(workspaces.src.claim) > $(step.results.n.path); cat $(steps.step-build.exitCode.path) $(steps.build.results.x)",
+            }]
+        }));
+        let r = resolve(&task, &[], &context(), &paths()).unwrap();
+        let s = &r.steps[0];
+        assert_eq!(s.image.as_deref(), Some("alpine:world"));
+        assert_eq!(s.args, ["-a", "-b", "--out=/tekton/results/digest"]);
+        assert_eq!(s.working_dir.as_deref(), Some("/workspace/src"));
+        assert_eq!(s.env[0].value.as_deref(), Some("build-run/2"));
+        assert_eq!(
+            s.script.as_deref(),
+            Some(
+                "echo false cache-pvc > /tekton/steps/step-build/results/n; cat /tekton/steps/step-build/exitCode $(steps.build.results.x)"
+            )
+        );
+    }
+
+    #[test]
+    fn given_params_win_and_missing_ones_are_named() {
+        let task = spec(
+            json!({"params": [{"name": "a"}, {"name": "b"}], "steps": [{"name": "s", "script": "$(params.a)"}]}),
+        );
+        let given = [Param {
+            name: "a".into(),
+            value: ParamValue::String("x".into()),
+        }];
+        let err = resolve(&task, &given, &context(), &paths()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing required params (no value and no default): b"
+        );
+    }
+
+    #[test]
+    fn an_unbound_required_workspace_is_an_error() {
+        let task = spec(
+            json!({"workspaces": [{"name": "out"}], "steps": [{"name": "s", "script": "true"}]}),
+        );
+        assert_eq!(
+            resolve(&task, &[], &context(), &paths()).unwrap_err(),
+            ResolveError::UnboundWorkspace("out".into())
+        );
+    }
+
+    #[test]
+    fn an_array_inside_a_string_names_its_field() {
+        let task = spec(
+            json!({"params": [{"name": "f", "type": "array", "default": ["x"]}], "steps": [{"name": "s", "script": "echo $(params.f)"}]}),
+        );
+        let err = resolve(&task, &[], &context(), &paths()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("spec.steps[0].script: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_step_template_fills_in_and_the_step_wins() {
+        let task = spec(json!({
+            "stepTemplate": {"image": "base", "env": [{"name": "A", "value": "t"}, {"name": "B", "value": "t"}], "workingDir": "/w"},
+            "steps": [
+                {"name": "one", "env": [{"name": "B", "value": "s"}]},
+                {"name": "two", "image": "own", "workingDir": "/own"},
+            ]
+        }));
+        let r = resolve(&task, &[], &context(), &paths()).unwrap();
+        assert_eq!(r.steps[0].image.as_deref(), Some("base"));
+        let env: Vec<(&str, &str)> = r.steps[0]
+            .env
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_deref().unwrap()))
+            .collect();
+        assert_eq!(env, [("A", "t"), ("B", "s")]);
+        assert_eq!(r.steps[1].image.as_deref(), Some("own"));
+        assert_eq!(r.steps[1].working_dir.as_deref(), Some("/own"));
+    }
+}
