@@ -7,6 +7,7 @@
 mod params;
 pub mod pipeline;
 pub mod task;
+pub mod taskrun;
 mod when;
 
 pub use params::{ParamError, effective_params};

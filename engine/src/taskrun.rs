@@ -1,0 +1,441 @@
+//! TaskRun decisions: from what each step left (its state record) and `now`, the
+//! TaskRun's status in Tekton's shape (condition, steps, results) and what to do next:
+//! wait, stop the steps (timeout, cancel), retry, or nothing more.
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1 as k8s;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use tektite_api::labels::step_container;
+use tektite_api::step::{self as contract, ResultKind, StepReason};
+use tektite_api::v1::{
+    self, Condition, ParamType, ParamValue, TaskRunResult, TaskSpec, taskrun_reason,
+};
+
+use crate::pipeline::Stop;
+
+/// Everything a TaskRun decision depends on.
+#[derive(Clone, Debug)]
+pub struct TaskRunFacts<'a> {
+    pub name: &'a str,
+    /// The resolved Task (see [`crate::task::resolve`]).
+    pub spec: &'a TaskSpec,
+    /// Each step's state record, by step index; `None` until the step starts.
+    pub steps: &'a [Option<contract::StepState>],
+    pub started_at: Timestamp,
+    pub timeout: Option<SignedDuration>,
+    pub cancelled: bool,
+    /// `retries` allowed, and how many were used before this attempt.
+    pub retries: u32,
+    pub retries_used: u32,
+    pub now: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRunDecision {
+    pub condition: Condition,
+    pub steps: Vec<v1::StepState>,
+    pub results: Vec<TaskRunResult>,
+    /// Stop the steps still running or waiting.
+    pub stop: Option<Stop>,
+    /// This attempt has ended.
+    pub done: bool,
+    /// It failed and a retry remains: keep this status in `retriesStatus`, run again.
+    pub retry: bool,
+}
+
+const REASON_RESULTS_TOO_LARGE: &str = "TaskRunResultLargerThanAllowedLimit";
+
+pub fn decide(f: &TaskRunFacts<'_>) -> TaskRunDecision {
+    let finished = |i: usize| {
+        f.steps
+            .get(i)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.is_finished())
+    };
+    let all_finished = (0..f.spec.steps.len()).all(finished);
+    let timed_out = f
+        .timeout
+        .is_some_and(|t| !t.is_zero() && f.now.duration_since(f.started_at) > t);
+    let stop = if all_finished {
+        None
+    } else if f.cancelled {
+        Some(Stop::Cancelled)
+    } else if timed_out {
+        Some(Stop::TimedOut)
+    } else {
+        None
+    };
+    let failure = f.spec.steps.iter().zip(f.steps).find_map(|(step, state)| {
+        let state = state.as_ref()?;
+        let reason = state.reason?;
+        (!reason.is_success() && reason != StepReason::Skipped).then_some((step, state, reason))
+    });
+    let duration =
+        |t: Option<SignedDuration>| v1::Duration::from(t.unwrap_or_default().unsigned_abs()).0;
+    let (status, reason, message) = if !all_finished {
+        (
+            "Unknown",
+            taskrun_reason::RUNNING.to_owned(),
+            "Not all Steps in the Task have finished executing".to_owned(),
+        )
+    } else if f.cancelled {
+        (
+            "False",
+            taskrun_reason::CANCELLED.to_owned(),
+            format!("TaskRun {:?} was cancelled", f.name),
+        )
+    } else if timed_out {
+        (
+            "False",
+            taskrun_reason::TIMED_OUT.to_owned(),
+            format!(
+                "TaskRun {:?} failed to finish within {:?}",
+                f.name,
+                duration(f.timeout)
+            ),
+        )
+    } else if let Some((step, state, why)) = failure {
+        let container = step_container(&step.name);
+        let message = match (why, state.exit_code) {
+            (StepReason::Error, Some(code)) => format!("{container:?} exited with code {code}"),
+            _ => format!(
+                "{container:?} {}: {}",
+                why.as_str(),
+                state.message.as_deref().unwrap_or("no message")
+            ),
+        };
+        let reason = match why {
+            StepReason::ResultLargerThanAllowedLimit => REASON_RESULTS_TOO_LARGE,
+            _ => taskrun_reason::FAILED,
+        };
+        ("False", reason.to_owned(), message)
+    } else {
+        (
+            "True",
+            taskrun_reason::SUCCEEDED.to_owned(),
+            "All Steps have completed executing".to_owned(),
+        )
+    };
+    let done = all_finished;
+    let retry = done && status == "False" && !f.cancelled && f.retries_used < f.retries;
+    TaskRunDecision {
+        condition: Condition {
+            type_: v1::SUCCEEDED.into(),
+            status: status.into(),
+            reason: Some(reason),
+            message: Some(message),
+            ..Condition::default()
+        },
+        steps: f
+            .spec
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| step_state(&step.name, f.steps.get(i).and_then(Option::as_ref)))
+            .collect(),
+        results: task_results(f),
+        stop,
+        done,
+        retry,
+    }
+}
+
+fn step_state(name: &str, state: Option<&contract::StepState>) -> v1::StepState {
+    let mut out = v1::StepState {
+        name: name.to_owned(),
+        container: Some(step_container(name)),
+        ..v1::StepState::default()
+    };
+    match state {
+        None => {
+            out.waiting = Some(k8s::ContainerStateWaiting {
+                reason: Some("PodInitializing".into()),
+                message: None,
+            })
+        }
+        Some(s) if !s.is_finished() => {
+            out.running = Some(k8s::ContainerStateRunning {
+                started_at: Some(Time(s.started_at)),
+            })
+        }
+        Some(s) => {
+            let reason = s.reason.unwrap_or(StepReason::Error);
+            let exit_code = s
+                .exit_code
+                .unwrap_or(if reason.is_success() { 0 } else { 1 });
+            out.terminated = Some(k8s::ContainerStateTerminated {
+                exit_code,
+                reason: Some(
+                    if reason == StepReason::Completed {
+                        "Completed"
+                    } else {
+                        "Error"
+                    }
+                    .into(),
+                ),
+                message: s.message.clone(),
+                started_at: Some(Time(s.started_at)),
+                finished_at: s.finished_at.map(Time),
+                ..k8s::ContainerStateTerminated::default()
+            });
+            out.termination_reason = Some(reason.as_str().to_owned());
+            out.results = s
+                .results
+                .iter()
+                .filter(|r| r.kind == ResultKind::Step)
+                .map(|r| TaskRunResult {
+                    name: r.name.clone(),
+                    type_: Some(ParamType::String),
+                    value: ParamValue::String(r.value.clone()),
+                })
+                .collect();
+        }
+    }
+    out
+}
+
+/// The task results the steps wrote (a later step's value wins), typed as declared:
+/// array and object results are JSON in their files.
+fn task_results(f: &TaskRunFacts<'_>) -> Vec<TaskRunResult> {
+    let mut out: Vec<TaskRunResult> = Vec::new();
+    for r in f
+        .steps
+        .iter()
+        .flatten()
+        .flat_map(|s| &s.results)
+        .filter(|r| r.kind == ResultKind::Task)
+    {
+        let declared = f
+            .spec
+            .results
+            .iter()
+            .find(|d| d.name == r.name)
+            .and_then(|d| d.type_)
+            .unwrap_or_default();
+        let value = match declared {
+            ParamType::Array => serde_json::from_str::<Vec<String>>(r.value.trim())
+                .map(ParamValue::Array)
+                .unwrap_or_else(|_| ParamValue::String(r.value.clone())),
+            ParamType::Object => serde_json::from_str(r.value.trim())
+                .map(ParamValue::Object)
+                .unwrap_or_else(|_| ParamValue::String(r.value.clone())),
+            ParamType::String => ParamValue::String(r.value.clone()),
+        };
+        let result = TaskRunResult {
+            name: r.name.clone(),
+            type_: Some(value.param_type()),
+            value,
+        };
+        match out.iter_mut().find(|o| o.name == r.name) {
+            Some(existing) => *existing = result,
+            None => out.push(result),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tektite_api::step::RecordedResult;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn spec() -> TaskSpec {
+        serde_json::from_value(json!({
+            "results": [{"name": "digest"}, {"name": "tags", "type": "array"}],
+            "steps": [{"name": "build", "script": "x"}, {"name": "push", "script": "y"}]
+        }))
+        .unwrap()
+    }
+
+    fn ended(
+        reason: StepReason,
+        code: Option<i32>,
+        results: &[(&str, ResultKind, &str)],
+    ) -> Option<contract::StepState> {
+        let mut s = contract::StepState::started(t("2026-11-22T10:00:00Z"));
+        s.finished_at = Some(t("2026-11-22T10:00:02Z"));
+        s.exit_code = code;
+        s.reason = Some(reason);
+        s.results = results
+            .iter()
+            .map(|(n, k, v)| RecordedResult {
+                name: n.to_string(),
+                kind: *k,
+                value: v.to_string(),
+            })
+            .collect();
+        Some(s)
+    }
+
+    fn facts<'a>(spec: &'a TaskSpec, steps: &'a [Option<contract::StepState>]) -> TaskRunFacts<'a> {
+        TaskRunFacts {
+            name: "build-run",
+            spec,
+            steps,
+            started_at: t("2026-11-22T10:00:00Z"),
+            timeout: Some(SignedDuration::from_mins(1)),
+            cancelled: false,
+            retries: 0,
+            retries_used: 0,
+            now: t("2026-11-22T10:00:05Z"),
+        }
+    }
+
+    #[test]
+    fn a_run_whose_steps_all_completed_succeeded_with_typed_results() {
+        let spec = spec();
+        let steps = [
+            ended(
+                StepReason::Completed,
+                Some(0),
+                &[
+                    ("digest", ResultKind::Task, "sha256:1"),
+                    ("log", ResultKind::Step, "l"),
+                ],
+            ),
+            ended(
+                StepReason::Completed,
+                Some(0),
+                &[
+                    ("tags", ResultKind::Task, "[\"a\",\"b\"]\n"),
+                    ("digest", ResultKind::Task, "sha256:2"),
+                ],
+            ),
+        ];
+        let d = decide(&facts(&spec, &steps));
+        assert!(d.done && !d.retry && d.stop.is_none());
+        assert_eq!(d.condition.status, "True");
+        assert_eq!(d.condition.reason.as_deref(), Some("Succeeded"));
+        assert_eq!(
+            d.condition.message.as_deref(),
+            Some("All Steps have completed executing")
+        );
+        assert_eq!(
+            d.results,
+            [
+                TaskRunResult {
+                    name: "digest".into(),
+                    type_: Some(ParamType::String),
+                    value: ParamValue::String("sha256:2".into())
+                },
+                TaskRunResult {
+                    name: "tags".into(),
+                    type_: Some(ParamType::Array),
+                    value: ParamValue::Array(vec!["a".into(), "b".into()])
+                },
+            ]
+        );
+        let build = &d.steps[0];
+        assert_eq!(build.container.as_deref(), Some("step-build"));
+        assert_eq!(build.terminated.as_ref().unwrap().exit_code, 0);
+        assert_eq!(build.results[0].name, "log");
+    }
+
+    #[test]
+    fn a_failed_step_names_its_container_and_exit_code() {
+        let spec = spec();
+        let steps = [
+            ended(StepReason::Error, Some(3), &[]),
+            ended(StepReason::Skipped, None, &[]),
+        ];
+        let d = decide(&facts(&spec, &steps));
+        assert_eq!(d.condition.status, "False");
+        assert_eq!(d.condition.reason.as_deref(), Some("Failed"));
+        assert_eq!(
+            d.condition.message.as_deref(),
+            Some("\"step-build\" exited with code 3")
+        );
+        assert_eq!(d.steps[1].termination_reason.as_deref(), Some("Skipped"));
+        assert_eq!(d.steps[1].terminated.as_ref().unwrap().exit_code, 1);
+    }
+
+    #[test]
+    fn continued_failures_do_not_fail_the_run() {
+        let spec = spec();
+        let steps = [
+            ended(StepReason::Continued, Some(1), &[]),
+            ended(StepReason::Completed, Some(0), &[]),
+        ];
+        let d = decide(&facts(&spec, &steps));
+        assert_eq!(d.condition.status, "True");
+        assert_eq!(d.steps[0].terminated.as_ref().unwrap().exit_code, 1);
+    }
+
+    #[test]
+    fn a_running_step_shows_running_and_the_next_waiting() {
+        let spec = spec();
+        let steps = [
+            Some(contract::StepState::started(t("2026-11-22T10:00:01Z"))),
+            None,
+        ];
+        let d = decide(&facts(&spec, &steps));
+        assert!(!d.done && d.stop.is_none());
+        assert_eq!(d.condition.reason.as_deref(), Some("Running"));
+        assert!(d.steps[0].running.is_some() && d.steps[1].waiting.is_some());
+    }
+
+    #[test]
+    fn past_its_timeout_a_run_stops_its_steps_then_times_out() {
+        let spec = spec();
+        let running = [
+            Some(contract::StepState::started(t("2026-11-22T10:00:01Z"))),
+            None,
+        ];
+        let mut f = facts(&spec, &running);
+        f.now = t("2026-11-22T10:01:01Z");
+        assert_eq!(decide(&f).stop, Some(Stop::TimedOut));
+        let ended_steps = [
+            ended(StepReason::Cancelled, None, &[]),
+            ended(StepReason::Skipped, None, &[]),
+        ];
+        f.steps = &ended_steps;
+        f.retries = 1;
+        let d = decide(&f);
+        assert!(
+            d.done && d.retry,
+            "a timed-out run is retried while retries remain"
+        );
+        assert_eq!(d.condition.reason.as_deref(), Some("TaskRunTimeout"));
+        assert_eq!(
+            d.condition.message.as_deref(),
+            Some("TaskRun \"build-run\" failed to finish within \"1m0s\"")
+        );
+        f.retries_used = 1;
+        assert!(!decide(&f).retry);
+    }
+
+    #[test]
+    fn a_cancelled_run_is_not_retried() {
+        let spec = spec();
+        let steps = [
+            ended(StepReason::Cancelled, None, &[]),
+            ended(StepReason::Skipped, None, &[]),
+        ];
+        let mut f = facts(&spec, &steps);
+        f.cancelled = true;
+        f.retries = 3;
+        let d = decide(&f);
+        assert_eq!(d.condition.reason.as_deref(), Some("TaskRunCancelled"));
+        assert!(d.done && !d.retry);
+    }
+
+    #[test]
+    fn oversized_results_have_their_own_reason() {
+        let spec = spec();
+        let mut big = ended(StepReason::ResultLargerThanAllowedLimit, Some(0), &[]);
+        big.as_mut().unwrap().message =
+            Some("result \"digest\" is 2 MiB; the limit is 1 MiB".into());
+        let steps = [big, ended(StepReason::Skipped, None, &[])];
+        let d = decide(&facts(&spec, &steps));
+        assert_eq!(
+            d.condition.reason.as_deref(),
+            Some("TaskRunResultLargerThanAllowedLimit")
+        );
+        assert!(d.condition.message.unwrap().contains("2 MiB"));
+    }
+}
