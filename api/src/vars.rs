@@ -371,18 +371,49 @@ pub fn substitute_list(
 ) -> Result<Vec<String>, SubstituteError> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        let refs = references(item);
-        if let [only] = refs.as_slice()
-            && only.start == 0
-            && only.end == item.len()
-            && let Some(Resolved::Array(values)) = lookup(&only.reference)
-        {
-            out.extend(values);
-            continue;
+        match whole_array(item, lookup) {
+            Some(values) => out.extend(values),
+            None => out.push(substitute(item, lookup)?),
         }
-        out.push(substitute(item, lookup)?);
     }
     Ok(out)
+}
+
+/// The values of `text` when it is exactly one reference that resolves to an array.
+fn whole_array(
+    text: &str,
+    lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>,
+) -> Option<Vec<String>> {
+    let refs = references(text);
+    match refs.as_slice() {
+        [only] if only.start == 0 && only.end == text.len() => match lookup(&only.reference) {
+            Some(Resolved::Array(values)) => Some(values),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Substitutes a param value: a string that is exactly one array reference becomes
+/// that array; array elements expand as in [`substitute_list`]; object values are
+/// substituted one by one.
+pub fn substitute_param_value(
+    value: &crate::v1::ParamValue,
+    lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>,
+) -> Result<crate::v1::ParamValue, SubstituteError> {
+    use crate::v1::ParamValue;
+    Ok(match value {
+        ParamValue::String(s) => match whole_array(s, lookup) {
+            Some(values) => ParamValue::Array(values),
+            None => ParamValue::String(substitute(s, lookup)?),
+        },
+        ParamValue::Array(items) => ParamValue::Array(substitute_list(items, lookup)?),
+        ParamValue::Object(map) => ParamValue::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), substitute(v, lookup)?)))
+                .collect::<Result<_, SubstituteError>>()?,
+        ),
+    })
 }
 
 #[cfg(test)]

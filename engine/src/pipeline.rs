@@ -689,7 +689,7 @@ impl Context<'_, '_> {
             .results
             .iter()
             .filter_map(|r| {
-                let value = substitute_value(&r.value, &mut lookup).ok()?;
+                let value = vars::substitute_param_value(&r.value, &mut lookup).ok()?;
                 let unresolved = value
                     .strings()
                     .iter()
@@ -705,40 +705,13 @@ impl Context<'_, '_> {
 
 type Lookup<'l> = dyn FnMut(&Reference) -> Option<Resolved> + 'l;
 
-fn substitute_value(
-    value: &ParamValue,
-    lookup: &mut Lookup<'_>,
-) -> Result<ParamValue, SubstituteError> {
-    Ok(match value {
-        ParamValue::String(s) => {
-            // A whole-string array reference makes an array value.
-            let refs = vars::references(s);
-            if let [only] = refs.as_slice()
-                && only.start == 0
-                && only.end == s.len()
-                && let Some(Resolved::Array(values)) = lookup(&only.reference)
-            {
-                ParamValue::Array(values)
-            } else {
-                ParamValue::String(vars::substitute(s, lookup)?)
-            }
-        }
-        ParamValue::Array(items) => ParamValue::Array(vars::substitute_list(items, lookup)?),
-        ParamValue::Object(map) => ParamValue::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), vars::substitute(v, lookup)?)))
-                .collect::<Result<_, SubstituteError>>()?,
-        ),
-    })
-}
-
 fn substitute_task(
     task: &PipelineTask,
     lookup: &mut Lookup<'_>,
 ) -> Result<PipelineTask, SubstituteError> {
     let mut out = task.clone();
     for p in &mut out.params {
-        p.value = substitute_value(&p.value, lookup)?;
+        p.value = vars::substitute_param_value(&p.value, lookup)?;
     }
     for w in &mut out.when {
         if let Some(input) = &w.input {
