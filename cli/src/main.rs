@@ -1,5 +1,6 @@
 //! `tkt`: the tektite command line.
 
+mod run;
 mod validate;
 
 use std::process::ExitCode;
@@ -32,9 +33,22 @@ enum Command {
     /// problem as `FILE: Kind/name: field.path: message`. Exits 0 when all are valid, 2
     /// when any is not.
     Validate(validate::Args),
+    /// Run a Pipeline or Task on this machine, no cluster needed: every step runs as a
+    /// process here, wrapped by tektite's entrypoint. Exits 0 when the run succeeded, 1
+    /// when it failed, timed out or was cancelled, 2 when the input is invalid.
+    Run(run::Args),
 }
 
+/// `tkt entrypoint ...` is the step wrapper itself (the local runner starts every step
+/// through it); it is not a user command, so it bypasses the command line parser.
+const ENTRYPOINT: &str = "entrypoint";
+
 fn main() -> ExitCode {
+    let mut argv = std::env::args_os();
+    if argv.nth(1).is_some_and(|a| a == ENTRYPOINT) {
+        let code = tektite_entrypoint::run(argv.collect());
+        return ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -47,5 +61,6 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        Command::Run(args) => run::run(&args),
     }
 }

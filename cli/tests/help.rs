@@ -38,3 +38,8 @@ fn top_level_help_matches_the_snapshot() {
 fn validate_help_matches_the_snapshot() {
     check(&["validate", "--help"], "tkt-validate.txt");
 }
+
+#[test]
+fn run_help_matches_the_snapshot() {
+    check(&["run", "--help"], "tkt-run.txt");
+}

@@ -14,7 +14,7 @@ use tektite_api::v1::pipelinerun_reason as reason;
 use tektite_api::v1::taskrun_reason;
 use tektite_api::v1::{
     self, Condition, OnError, ParamValue, PipelineRunResult, PipelineSpec, PipelineTask,
-    SkippedTask, skip_reason,
+    SkippedTask, TaskSpec, skip_reason,
 };
 use tektite_api::vars::{self, Reference, Resolved, SubstituteError};
 
@@ -730,7 +730,63 @@ fn substitute_task(
             w.sub_path = Some(vars::substitute(sub, lookup)?);
         }
     }
+    if let Some(embedded) = &mut out.task_spec {
+        substitute_embedded(&mut embedded.task, lookup)?;
+    }
     Ok(out)
+}
+
+/// An embedded taskSpec sees the PipelineRun's context and, propagated, every Pipeline
+/// param it does not declare itself; everything else is the TaskRun's to substitute.
+fn substitute_embedded(
+    spec: &mut TaskSpec,
+    lookup: &mut Lookup<'_>,
+) -> Result<(), SubstituteError> {
+    let declared: Vec<String> = spec.params.iter().map(|p| p.name.clone()).collect();
+    let mut outer = |r: &Reference| match r {
+        Reference::Context { object, .. } if object == "pipelineRun" || object == "pipeline" => {
+            lookup(r)
+        }
+        Reference::Param { name, .. } if !declared.contains(name) => lookup(r),
+        _ => None,
+    };
+    let Ok(mut tree) = serde_json::to_value(&*spec) else {
+        return Ok(());
+    };
+    walk(&mut tree, &mut outer)?;
+    if let Ok(done) = serde_json::from_value(tree) {
+        *spec = done;
+    }
+    Ok(())
+}
+
+fn walk(v: &mut serde_json::Value, lookup: &mut Lookup<'_>) -> Result<(), SubstituteError> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => *s = vars::substitute(s, lookup)?,
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            let strings: Vec<String> = items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect();
+            *items = vars::substitute_list(&strings, lookup)?
+                .into_iter()
+                .map(Value::String)
+                .collect();
+        }
+        Value::Array(items) => {
+            for i in items {
+                walk(i, lookup)?;
+            }
+        }
+        Value::Object(map) => {
+            for (_, i) in map.iter_mut() {
+                walk(i, lookup)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Every string of a pipeline task that may hold references to other tasks' results.

@@ -516,3 +516,25 @@ fn a_long_results_chain_advances_one_task_per_decision() {
     assert_eq!(started(&d), [format!("t{}", n - 1)]);
     assert_eq!(param(&d.start[0], "in"), &ParamValue::String("v".into()));
 }
+
+#[test]
+fn an_embedded_task_sees_the_run_context_and_undeclared_pipeline_params() {
+    let mut run = Run::new(json!({
+        "params": [{"name": "who", "default": "team"}, {"name": "flags", "type": "array", "default": ["-a", "-b"]}],
+        "tasks": [{"name": "report", "taskSpec": {
+            "params": [{"name": "own"}],
+            "steps": [{"name": "s", "image": "alpine",
+                "args": ["$(params.flags[*])", "$(params.own)"],
+                "script": "echo $(context.pipelineRun.name) $(params.who) $(params.own) $(context.taskRun.name)"}]
+        }, "params": [{"name": "own", "value": "mine"}]}]
+    }));
+    run.params = vec![];
+    let d = run.decide();
+    let step = &d.start[0].task.task_spec.as_ref().unwrap().task.steps[0];
+    // The task's own params and the TaskRun's context are left for the TaskRun.
+    assert_eq!(
+        step.script.as_deref(),
+        Some("echo run-1 team $(params.own) $(context.taskRun.name)")
+    );
+    assert_eq!(step.args, ["-a", "-b", "$(params.own)"]);
+}

@@ -66,6 +66,14 @@ refused; 123 skipped; 124 timeout; 125 entrypoint failure; 126 not executable;
 127 not found; 137 cancelled; 128+N stopped by signal N while waiting.
 ";
 
+pub use init::InitError;
+
+/// Prepares a Pod's shared volumes as the `init` subcommand does (copy of this binary,
+/// scripts, step directories, wake-up FIFOs), in the calling process: touches no signals.
+pub fn init(args: &InitArgs) -> Result<(), InitError> {
+    init::run(args)
+}
+
 /// Runs the entrypoint with `args` (without the program name); returns the exit code.
 /// Blocks SIGTERM, SIGINT and SIGCHLD in the calling thread: call it from a process of
 /// its own, on the main thread.

@@ -64,6 +64,16 @@ fn try_run(args: &EntrypointArgs) -> Result<i32, StepError> {
         }
     }
 
+    if args
+        .cancel_file
+        .as_deref()
+        .is_some_and(supervise::cancel_requested)
+    {
+        let message = "not run: the run was cancelled before the step started".to_owned();
+        finish(args, not_run(StepReason::Cancelled, message), false)?;
+        return Ok(exit::CANCELLED);
+    }
+
     let started = StepState::started(Timestamp::now());
     markers::write_state(&args.post_file, &started)?;
     let limits = Limits {

@@ -229,7 +229,7 @@ fn reap(step: Pid) -> Result<Option<i32>, SuperviseError> {
 }
 
 /// The cancel file is a downward-API projection of an annotation: empty until set.
-fn cancel_requested(path: &Path) -> bool {
+pub(crate) fn cancel_requested(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.len() > 0)
 }
 

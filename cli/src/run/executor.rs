@@ -1,0 +1,923 @@
+//! The local shell around the engine: one loop that starts TaskRuns as pod directories,
+//! feeds what the watcher sees of their steps to the engine's TaskRun and PipelineRun
+//! decisions, and carries those decisions out (start, stop, retry, finish).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use tektite_api::labels;
+use tektite_api::step::{StepReason, StepState};
+use tektite_api::v1::{
+    self, ChildStatusReference, Condition, Param, ParamValue, PipelineRun, PipelineRunResult,
+    PipelineRunStatus, PipelineSpec, PipelineTask, SkippedTask, TaskRef, TaskRun, TaskRunSpec,
+    TaskRunStatus, TaskSpec, WorkspaceBinding, pipelinerun_reason, taskrun_reason,
+};
+use tektite_engine::pipeline::{self, Cancel, Child, Outcome, PipelineRunFacts, Stop, Timeouts};
+use tektite_engine::task::TaskContext;
+use tektite_engine::taskrun::{self, TaskRunFacts};
+use tektite_node_agent::{Config, Event, WatchError, Watcher};
+
+use super::names;
+use super::pod::{Pod, PodRequest};
+use super::view::View;
+use super::volumes::Sources;
+
+/// How long the loop sleeps when nothing happens: bounds the latency of timeouts, Ctrl-C
+/// and sidecar readiness (step ends wake it at once through inotify).
+const TICK: Duration = Duration::from_millis(50);
+/// Tekton's default TaskRun and PipelineRun timeout.
+const DEFAULT_TIMEOUT: SignedDuration = SignedDuration::from_hours(1);
+pub const NAMESPACE: &str = "default";
+
+/// What the run needs besides the plan.
+pub struct Settings {
+    /// `--timeout`: replaces the run's own timeout.
+    pub timeout: Option<SignedDuration>,
+    /// The run's state directory (`kubelet/`, `claims/` inside).
+    pub state_dir: PathBuf,
+    pub view: View,
+    /// Ctrl-C (and SIGTERM) count: 1 cancels gracefully, 2 stops at once.
+    pub interrupts: Arc<AtomicUsize>,
+    /// At most this many TaskRuns run at once; the others wait their turn.
+    pub parallel: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("watching the run's step markers: {0}")]
+    Watch(#[from] WatchError),
+    #[error("creating {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The final objects.
+pub struct Finished {
+    pub pipeline_run: Option<PipelineRun>,
+    pub task_runs: Vec<TaskRun>,
+    pub succeeded: bool,
+}
+
+struct Attempt {
+    pod: Pod,
+    started_at: Timestamp,
+    steps: Vec<Option<StepState>>,
+    /// Steps whose entrypoint exited, checked for a record after the next events.
+    exited: Vec<(usize, String)>,
+}
+
+/// One TaskRun: its spec, its attempts, its status.
+struct Run {
+    name: String,
+    uid: String,
+    pipeline_task: Option<String>,
+    finally: bool,
+    task_ref: Option<TaskRef>,
+    spec: TaskSpec,
+    params: Vec<Param>,
+    workspaces: BTreeMap<String, (WorkspaceBinding, Option<String>)>,
+    timeout: Option<SignedDuration>,
+    retries: u32,
+    created_at: Timestamp,
+    attempt: Option<Attempt>,
+    retries_status: Vec<TaskRunStatus>,
+    status: TaskRunStatus,
+    stop: Option<Stop>,
+    done: bool,
+    when: Vec<v1::WhenExpression>,
+}
+
+impl Run {
+    fn label(&self) -> &str {
+        self.pipeline_task.as_deref().unwrap_or(&self.name)
+    }
+
+    fn outcome(&self) -> Outcome {
+        if !self.done {
+            return Outcome::Running;
+        }
+        let c = self.status.conditions.first();
+        match (
+            c.map(|c| c.status.as_str()),
+            c.and_then(|c| c.reason.as_deref()),
+        ) {
+            (Some("True"), _) => Outcome::Succeeded,
+            (_, Some(taskrun_reason::CANCELLED)) => Outcome::Cancelled {
+                timed_out: self.stop == Some(Stop::TimedOut),
+            },
+            (_, reason) => Outcome::Failed {
+                reason: reason.unwrap_or(taskrun_reason::FAILED).to_owned(),
+            },
+        }
+    }
+
+    fn results(&self) -> BTreeMap<String, ParamValue> {
+        self.status
+            .results
+            .iter()
+            .map(|r| (r.name.clone(), r.value.clone()))
+            .collect()
+    }
+}
+
+/// What is being run.
+pub enum Target {
+    Pipeline {
+        run: Box<PipelineRun>,
+        spec: Box<PipelineSpec>,
+        pipeline_name: String,
+        tasks: BTreeMap<String, TaskSpec>,
+    },
+    Task {
+        run: Box<TaskRun>,
+        spec: Box<TaskSpec>,
+        task_name: Option<String>,
+    },
+}
+
+struct PipelineState {
+    run: Box<PipelineRun>,
+    spec: Box<PipelineSpec>,
+    pipeline_name: String,
+    tasks: BTreeMap<String, TaskSpec>,
+    cancel: Option<Cancel>,
+    timeouts: Timeouts,
+    finally_started_at: Option<Timestamp>,
+    skipped: Vec<SkippedTask>,
+    reported_skips: Vec<String>,
+    status: Option<(Condition, Vec<PipelineRunResult>)>,
+}
+
+pub struct Executor {
+    settings: Settings,
+    sources: Sources,
+    kubelet: PathBuf,
+    watcher: Watcher,
+    runs: Vec<Run>,
+    by_pod: HashMap<String, usize>,
+    retired: Vec<Pod>,
+    pipeline: Option<PipelineState>,
+    started_at: Timestamp,
+    uid: String,
+    name: String,
+    handled_interrupts: usize,
+}
+
+fn time(t: Timestamp) -> Time {
+    Time(t)
+}
+
+fn timeout_of(d: Option<&v1::Duration>) -> Option<SignedDuration> {
+    let d = d?.parse().ok()?;
+    SignedDuration::try_from(d).ok()
+}
+
+impl Executor {
+    pub fn new(
+        target: Target,
+        mut sources: Sources,
+        settings: Settings,
+        name: String,
+    ) -> Result<Self, ExecError> {
+        let kubelet = settings.state_dir.join("kubelet");
+        let claims = settings.state_dir.join("claims");
+        for dir in [kubelet.join("pods"), claims.clone()] {
+            std::fs::create_dir_all(&dir).map_err(|source| ExecError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        sources.claims_dir = claims;
+        let watcher = Watcher::new(Config::new(&kubelet))?;
+        let started_at = Timestamp::now();
+        let uid = names::uid();
+        let mut ex = Executor {
+            settings,
+            sources,
+            kubelet,
+            watcher,
+            runs: Vec::new(),
+            by_pod: HashMap::new(),
+            retired: Vec::new(),
+            pipeline: None,
+            started_at,
+            uid,
+            name,
+            handled_interrupts: 0,
+        };
+        match target {
+            Target::Pipeline {
+                run,
+                spec,
+                pipeline_name,
+                tasks,
+            } => {
+                let t = run.spec.timeouts.clone().unwrap_or_default();
+                let pipeline = ex
+                    .settings
+                    .timeout
+                    .or_else(|| timeout_of(t.pipeline.as_ref()))
+                    .or(Some(DEFAULT_TIMEOUT));
+                let cancel = match run.spec.status {
+                    Some(v1::PipelineRunSpecStatus::Cancelled) => Some(Cancel::Cancelled),
+                    Some(v1::PipelineRunSpecStatus::CancelledRunFinally) => {
+                        Some(Cancel::CancelledRunFinally)
+                    }
+                    Some(v1::PipelineRunSpecStatus::StoppedRunFinally) => {
+                        Some(Cancel::StoppedRunFinally)
+                    }
+                    _ => None,
+                };
+                ex.pipeline = Some(PipelineState {
+                    run,
+                    spec,
+                    pipeline_name,
+                    tasks,
+                    cancel,
+                    timeouts: Timeouts {
+                        pipeline,
+                        tasks: timeout_of(t.tasks.as_ref()),
+                        finally: timeout_of(t.finally.as_ref()),
+                    },
+                    finally_started_at: None,
+                    skipped: Vec::new(),
+                    reported_skips: Vec::new(),
+                    status: None,
+                });
+            }
+            Target::Task {
+                run,
+                spec,
+                task_name,
+            } => {
+                let timeout = ex
+                    .settings
+                    .timeout
+                    .or_else(|| timeout_of(run.spec.timeout.as_ref()))
+                    .or(Some(DEFAULT_TIMEOUT));
+                let task_ref = task_name.map(|n| TaskRef {
+                    name: Some(n),
+                    kind: Some("Task".into()),
+                    ..TaskRef::default()
+                });
+                let workspaces = run
+                    .spec
+                    .workspaces
+                    .iter()
+                    .map(|b| (b.name.clone(), (b.clone(), None)))
+                    .collect();
+                let cancelled = run.spec.status == Some(v1::TaskRunSpecStatus::TaskRunCancelled);
+                let mut r = Run {
+                    name: ex.name.clone(),
+                    uid: ex.uid.clone(),
+                    pipeline_task: None,
+                    finally: false,
+                    task_ref,
+                    spec: *spec,
+                    params: run.spec.params.clone(),
+                    workspaces,
+                    timeout,
+                    retries: run.spec.retries.unwrap_or(0).max(0) as u32,
+                    created_at: started_at,
+                    attempt: None,
+                    retries_status: Vec::new(),
+                    status: TaskRunStatus::default(),
+                    stop: None,
+                    done: false,
+                    when: Vec::new(),
+                };
+                if cancelled {
+                    r.stop = Some(Stop::Cancelled);
+                }
+                ex.runs.push(r);
+                ex.start_attempt(0);
+            }
+        }
+        Ok(ex)
+    }
+
+    /// Runs to the end.
+    pub fn run(mut self) -> Result<Finished, ExecError> {
+        loop {
+            self.interrupts();
+            let now = Timestamp::now();
+            for i in 0..self.runs.len() {
+                self.decide_task_run(i, now);
+            }
+            if self.pipeline.is_some() {
+                self.decide_pipeline(now);
+            }
+            if self.finished() {
+                break;
+            }
+            let events = self.watcher.next_events(Some(TICK))?;
+            for e in events {
+                self.apply(e);
+            }
+            self.check_exits();
+            self.reap();
+        }
+        for mut pod in self.retired.drain(..) {
+            pod.kill();
+        }
+        self.settings.view.finish();
+        Ok(self.finish())
+    }
+
+    fn interrupts(&mut self) {
+        let n = self.settings.interrupts.load(Ordering::SeqCst);
+        if n == self.handled_interrupts {
+            return;
+        }
+        let first = self.handled_interrupts == 0;
+        self.handled_interrupts = n;
+        if first && n == 1 {
+            self.settings.view.note(
+                "cancelling: running tasks are stopped, finally tasks run; press Ctrl-C again to stop at once",
+            );
+            match &mut self.pipeline {
+                Some(p) => p.cancel = Some(Cancel::CancelledRunFinally),
+                None => {
+                    for r in &mut self.runs {
+                        r.stop.get_or_insert(Stop::Cancelled);
+                        if let Some(a) = &mut r.attempt {
+                            a.pod.cancel();
+                        }
+                    }
+                }
+            }
+        } else {
+            self.settings.view.note("stopping now");
+            if let Some(p) = &mut self.pipeline {
+                p.cancel = Some(Cancel::Cancelled);
+            }
+            for r in &mut self.runs {
+                if let Some(a) = &mut r.attempt {
+                    r.stop.get_or_insert(Stop::Cancelled);
+                    a.pod.kill();
+                }
+            }
+            // What the entrypoints recorded while being stopped.
+            if let Ok(events) = self.watcher.next_events(Some(Duration::from_millis(100))) {
+                for e in events {
+                    self.apply(e);
+                }
+            }
+            self.check_exits();
+            let now = Timestamp::now();
+            for r in &mut self.runs {
+                if let Some(a) = &mut r.attempt {
+                    for (i, s) in a.steps.iter_mut().enumerate() {
+                        if !s.as_ref().is_some_and(StepState::is_finished) {
+                            *s = Some(synthetic(
+                                s.as_ref().map(|s| s.started_at).unwrap_or(now),
+                                now,
+                                StepReason::Cancelled,
+                                format!("step {i} was stopped by a second Ctrl-C"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finished(&self) -> bool {
+        let runs_done = self.runs.iter().all(|r| r.done);
+        match &self.pipeline {
+            Some(p) => p.status.is_some() && runs_done,
+            None => runs_done,
+        }
+    }
+
+    fn apply(&mut self, e: Event) {
+        let Some(&i) = self.by_pod.get(e.pod_uid()) else {
+            return;
+        };
+        let Some(a) = self.runs[i].attempt.as_mut() else {
+            return;
+        };
+        if a.pod.uid != e.pod_uid() {
+            return;
+        }
+        match e {
+            Event::StepStarted {
+                step, started_at, ..
+            } => {
+                if let Some(slot) = a.steps.get_mut(step)
+                    && slot.is_none()
+                {
+                    *slot = Some(StepState::started(started_at));
+                }
+            }
+            Event::StepFinished { step, state, .. } => {
+                if let Some(slot) = a.steps.get_mut(step) {
+                    *slot = Some(state);
+                }
+            }
+            Event::StepUnreadable { step, error, .. } => {
+                let now = Timestamp::now();
+                if let Some(slot) = a.steps.get_mut(step) {
+                    let started = slot.as_ref().map(|s| s.started_at).unwrap_or(now);
+                    *slot = Some(synthetic(
+                        started,
+                        now,
+                        StepReason::Error,
+                        format!("the step's state record cannot be used: {error}"),
+                    ));
+                }
+            }
+            Event::PodGone { .. } => {}
+        }
+    }
+
+    /// A step whose entrypoint exited and left no record (killed, or it crashed) failed.
+    fn check_exits(&mut self) {
+        let now = Timestamp::now();
+        for r in &mut self.runs {
+            let Some(a) = r.attempt.as_mut() else {
+                continue;
+            };
+            for (i, how) in std::mem::take(&mut a.exited) {
+                let Some(slot) = a.steps.get_mut(i) else {
+                    continue;
+                };
+                if !slot.as_ref().is_some_and(StepState::is_finished) {
+                    let started = slot.as_ref().map(|s| s.started_at).unwrap_or(now);
+                    *slot = Some(synthetic(
+                        started,
+                        now,
+                        StepReason::Error,
+                        format!("the entrypoint exited ({how}) without recording the step"),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        let view = self.settings.view.clone();
+        for r in &mut self.runs {
+            let label = r.label().to_owned();
+            if let Some(a) = r.attempt.as_mut() {
+                for (i, status) in a.pod.reap() {
+                    a.exited.push((i, status.to_string()));
+                }
+                a.pod.poll_ready(&view, &label);
+            }
+        }
+        self.retired.retain_mut(|p| {
+            p.reap();
+            !p.steps_exited()
+        });
+    }
+
+    fn running(&self) -> usize {
+        self.runs.iter().filter(|r| r.attempt.is_some()).count()
+    }
+
+    fn start_attempt(&mut self, i: usize) {
+        let view = self.settings.view.clone();
+        let pod_uid = names::uid();
+        let r = &mut self.runs[i];
+        let retry = r.retries_status.len() as u32;
+        let req = PodRequest {
+            uid: pod_uid.clone(),
+            label: r.label().to_owned(),
+            spec: &r.spec,
+            params: &r.params,
+            context: TaskContext {
+                task_run_name: r.name.clone(),
+                namespace: NAMESPACE.into(),
+                uid: r.uid.clone(),
+                task_name: r
+                    .task_ref
+                    .as_ref()
+                    .and_then(|t| t.name.clone())
+                    .unwrap_or_default(),
+                retry_count: retry,
+            },
+            workspaces: r.workspaces.clone(),
+            sources: &self.sources,
+        };
+        let now = Timestamp::now();
+        if retry == 0 {
+            view.task_started(r.label());
+        }
+        match Pod::start(&self.kubelet, req, &view) {
+            Ok(pod) => {
+                let steps = vec![None; pod.spec.steps.len()];
+                r.status.pod_name = pod_name(&r.name, retry);
+                r.status.start_time = Some(time(now));
+                r.status.task_spec = Some(pod.spec.clone());
+                let mut pod = pod;
+                if r.stop.is_some() {
+                    pod.cancel();
+                }
+                r.attempt = Some(Attempt {
+                    pod,
+                    started_at: now,
+                    steps,
+                    exited: Vec::new(),
+                });
+                self.by_pod.insert(pod_uid, i);
+            }
+            Err(e) => {
+                r.status = TaskRunStatus {
+                    conditions: vec![Condition {
+                        type_: v1::SUCCEEDED.into(),
+                        status: "False".into(),
+                        last_transition_time: Some(time(now)),
+                        reason: Some(e.reason().into()),
+                        message: Some(e.to_string()),
+                        ..Condition::default()
+                    }],
+                    pod_name: String::new(),
+                    start_time: Some(time(now)),
+                    completion_time: Some(time(now)),
+                    ..TaskRunStatus::default()
+                };
+                r.done = true;
+                view.task_finished(r.label(), e.reason(), Some(0.0));
+                view.note(&format!("{}: {e}", r.label()));
+            }
+        }
+    }
+
+    fn decide_task_run(&mut self, i: usize, now: Timestamp) {
+        let r = &mut self.runs[i];
+        let Some(a) = r.attempt.as_mut() else {
+            return;
+        };
+        let d = taskrun::decide(&TaskRunFacts {
+            name: &r.name,
+            spec: &a.pod.spec,
+            steps: &a.steps,
+            started_at: a.started_at,
+            timeout: r.timeout,
+            cancelled: r.stop.is_some(),
+            retries: r.retries,
+            retries_used: r.retries_status.len() as u32,
+            now,
+        });
+        if d.stop.is_some() {
+            a.pod.cancel();
+        }
+        let status = TaskRunStatus {
+            conditions: vec![Condition {
+                last_transition_time: Some(time(now)),
+                ..d.condition.clone()
+            }],
+            pod_name: r.status.pod_name.clone(),
+            start_time: Some(time(a.started_at)),
+            completion_time: d.done.then(|| time(now)),
+            steps: d.steps,
+            results: d.results,
+            task_spec: Some(a.pod.spec.clone()),
+            ..TaskRunStatus::default()
+        };
+        if !d.done {
+            r.status = status;
+            return;
+        }
+        let Some(mut a) = r.attempt.take() else {
+            return;
+        };
+        a.pod.wait_logs(Duration::from_secs(1));
+        a.pod.stop_sidecars();
+        self.by_pod.remove(&a.pod.uid);
+        self.retired.push(a.pod);
+        let view = self.settings.view.clone();
+        if d.retry {
+            let reason = status
+                .conditions
+                .first()
+                .and_then(|c| c.reason.clone())
+                .unwrap_or_default();
+            view.note(&format!(
+                "{}: attempt {} ended {reason}; retrying ({} of {})",
+                r.label(),
+                r.retries_status.len() + 1,
+                r.retries_status.len() + 1,
+                r.retries
+            ));
+            r.retries_status.push(status);
+            self.start_attempt(i);
+            return;
+        }
+        r.status = status;
+        r.done = true;
+        let reason = r
+            .status
+            .conditions
+            .first()
+            .and_then(|c| c.reason.clone())
+            .unwrap_or_default();
+        let took = now.duration_since(r.created_at).as_secs_f64();
+        view.task_finished(r.label(), &reason, Some(took));
+    }
+
+    fn decide_pipeline(&mut self, now: Timestamp) {
+        let Some(p) = self.pipeline.as_mut() else {
+            return;
+        };
+        if p.status.is_some() {
+            return;
+        }
+        let children: BTreeMap<String, Child> = self
+            .runs
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.pipeline_task.clone()?,
+                    Child {
+                        outcome: r.outcome(),
+                        results: r.results(),
+                    },
+                ))
+            })
+            .collect();
+        let d = pipeline::decide(&PipelineRunFacts {
+            name: &self.name,
+            namespace: NAMESPACE,
+            uid: &self.uid,
+            pipeline_name: &p.pipeline_name,
+            spec: &p.spec,
+            params: &p.run.spec.params,
+            cancel: p.cancel,
+            timeouts: p.timeouts,
+            started_at: self.started_at,
+            finally_started_at: p.finally_started_at,
+            children: &children,
+            now,
+        });
+        if d.finally_starts && p.finally_started_at.is_none() {
+            p.finally_started_at = Some(now);
+        }
+        for s in &d.skipped {
+            if !p.reported_skips.contains(&s.name) {
+                p.reported_skips.push(s.name.clone());
+                self.settings
+                    .view
+                    .task_finished(&s.name, &format!("Skipped ({})", s.reason), None);
+            }
+        }
+        p.skipped = d.skipped.clone();
+        for (name, why) in &d.stop {
+            if let Some(r) = self
+                .runs
+                .iter_mut()
+                .find(|r| r.pipeline_task.as_deref() == Some(name))
+                && !r.done
+            {
+                r.stop.get_or_insert(*why);
+                if let Some(a) = &mut r.attempt {
+                    a.pod.cancel();
+                }
+            }
+        }
+        if d.done {
+            // Anything still running (a failure decided early) is stopped first.
+            let mut waiting = false;
+            for r in self.runs.iter_mut().filter(|r| !r.done) {
+                r.stop.get_or_insert(Stop::Cancelled);
+                if let Some(a) = &mut r.attempt {
+                    a.pod.cancel();
+                }
+                waiting = true;
+            }
+            if !waiting {
+                p.status = Some((d.condition, d.results));
+            }
+            return;
+        }
+        let mut starts = d.start;
+        let room = self.settings.parallel.saturating_sub(self.running());
+        starts.truncate(room);
+        for s in starts {
+            self.create_task_run(s.task, s.finally, s.timeout, now);
+        }
+    }
+
+    fn create_task_run(
+        &mut self,
+        task: PipelineTask,
+        finally: bool,
+        timeout: Option<SignedDuration>,
+        now: Timestamp,
+    ) {
+        let Some(p) = self.pipeline.as_ref() else {
+            return;
+        };
+        let (spec, task_ref) = match (&task.task_spec, &task.task_ref) {
+            (Some(embedded), _) => (embedded.task.clone(), None),
+            (None, Some(r)) => {
+                let name = r.name.clone().unwrap_or_default();
+                (
+                    p.tasks.get(&name).cloned().unwrap_or_default(),
+                    Some(TaskRef {
+                        name: Some(name),
+                        kind: Some("Task".into()),
+                        ..TaskRef::default()
+                    }),
+                )
+            }
+            (None, None) => (TaskSpec::default(), None),
+        };
+        let mut workspaces = BTreeMap::new();
+        for w in &task.workspaces {
+            let from = w.workspace.as_deref().unwrap_or(&w.name);
+            if let Some(b) = p.run.spec.workspaces.iter().find(|b| b.name == from) {
+                workspaces.insert(w.name.clone(), (b.clone(), w.sub_path.clone()));
+            }
+        }
+        let timeout = timeout.or_else(|| timeout_of(task.timeout.as_ref()));
+        let run = Run {
+            name: names::child(&self.name, &task.name),
+            uid: names::uid(),
+            pipeline_task: Some(task.name.clone()),
+            finally,
+            task_ref,
+            spec,
+            params: task.params.clone(),
+            workspaces,
+            timeout,
+            retries: task.retries.unwrap_or(0).max(0) as u32,
+            created_at: now,
+            attempt: None,
+            retries_status: Vec::new(),
+            status: TaskRunStatus::default(),
+            stop: None,
+            done: false,
+            when: task.when.clone(),
+        };
+        self.runs.push(run);
+        self.start_attempt(self.runs.len() - 1);
+    }
+
+    fn finish(self) -> Finished {
+        let now = Timestamp::now();
+        let mut task_runs = Vec::new();
+        let pipeline_meta = self
+            .pipeline
+            .as_ref()
+            .map(|p| (p.pipeline_name.clone(), p.run.metadata.labels.clone()));
+        for r in &self.runs {
+            let mut labels_map = BTreeMap::new();
+            let mut owner = Vec::new();
+            if let Some((pipeline_name, run_labels)) = &pipeline_meta {
+                labels_map.extend(run_labels.clone().unwrap_or_default());
+                if !pipeline_name.is_empty() {
+                    labels_map.insert(labels::PIPELINE.into(), pipeline_name.clone());
+                }
+                labels_map.insert(labels::PIPELINE_RUN.into(), self.name.clone());
+                if let Some(t) = &r.pipeline_task {
+                    labels_map.insert(labels::PIPELINE_TASK.into(), t.clone());
+                }
+                labels_map.insert(
+                    "tekton.dev/memberOf".into(),
+                    if r.finally { "finally" } else { "tasks" }.into(),
+                );
+                owner.push(OwnerReference {
+                    api_version: "tekton.dev/v1".into(),
+                    kind: "PipelineRun".into(),
+                    name: self.name.clone(),
+                    uid: self.uid.clone(),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                });
+            }
+            if let Some(name) = r.task_ref.as_ref().and_then(|t| t.name.clone()) {
+                labels_map.insert(labels::TASK.into(), name);
+            }
+            labels_map.insert(labels::TASK_RUN.into(), r.name.clone());
+            labels_map.insert(labels::MANAGED_BY.into(), labels::MANAGED_BY_TEKTITE.into());
+            let spec = TaskRunSpec {
+                params: r.params.clone(),
+                service_account_name: Some("default".into()),
+                task_ref: r.task_ref.clone(),
+                task_spec: r.task_ref.is_none().then(|| r.spec.clone()),
+                retries: (r.retries > 0).then_some(r.retries as i32),
+                timeout: r.timeout.map(|t| v1::Duration::from(t.unsigned_abs())),
+                workspaces: r
+                    .workspaces
+                    .iter()
+                    .map(|(name, (b, sub))| WorkspaceBinding {
+                        name: name.clone(),
+                        sub_path: match (&b.sub_path, sub) {
+                            (Some(a), Some(b)) => Some(format!("{a}/{b}")),
+                            (a, b) => a.clone().or(b.clone()),
+                        },
+                        ..b.clone()
+                    })
+                    .collect(),
+                ..TaskRunSpec::default()
+            };
+            task_runs.push(TaskRun {
+                api_version: Some("tekton.dev/v1".into()),
+                kind: Some("TaskRun".into()),
+                metadata: ObjectMeta {
+                    name: Some(r.name.clone()),
+                    namespace: Some(NAMESPACE.into()),
+                    uid: Some(r.uid.clone()),
+                    creation_timestamp: Some(time(r.created_at)),
+                    labels: Some(labels_map),
+                    owner_references: (!owner.is_empty()).then_some(owner),
+                    ..ObjectMeta::default()
+                },
+                spec,
+                status: Some(TaskRunStatus {
+                    retries_status: r.retries_status.clone(),
+                    ..r.status.clone()
+                }),
+            });
+        }
+        let Some(p) = self.pipeline else {
+            let succeeded = self.runs.iter().all(|r| r.outcome() == Outcome::Succeeded);
+            return Finished {
+                pipeline_run: None,
+                task_runs,
+                succeeded,
+            };
+        };
+        let (condition, results) = p.status.unwrap_or_default();
+        let succeeded = condition.status == "True";
+        let mut run = *p.run;
+        run.api_version = Some("tekton.dev/v1".into());
+        run.kind = Some("PipelineRun".into());
+        run.metadata.name = Some(self.name.clone());
+        run.metadata.namespace = Some(NAMESPACE.into());
+        run.metadata.uid = Some(self.uid.clone());
+        run.metadata.creation_timestamp = Some(time(self.started_at));
+        if !p.pipeline_name.is_empty() {
+            run.metadata
+                .labels
+                .get_or_insert_with(BTreeMap::new)
+                .insert(labels::PIPELINE.into(), p.pipeline_name.clone());
+        }
+        run.status = Some(PipelineRunStatus {
+            conditions: vec![Condition {
+                last_transition_time: Some(time(now)),
+                ..condition
+            }],
+            start_time: Some(time(self.started_at)),
+            completion_time: Some(time(now)),
+            results,
+            pipeline_spec: Some(*p.spec),
+            skipped_tasks: p.skipped,
+            child_references: self
+                .runs
+                .iter()
+                .map(|r| ChildStatusReference {
+                    api_version: Some("tekton.dev/v1".into()),
+                    kind: Some("TaskRun".into()),
+                    name: r.name.clone(),
+                    pipeline_task_name: r.pipeline_task.clone().unwrap_or_default(),
+                    when_expressions: r.when.clone(),
+                    ..ChildStatusReference::default()
+                })
+                .collect(),
+            finally_start_time: p.finally_started_at.map(time),
+            ..PipelineRunStatus::default()
+        });
+        Finished {
+            pipeline_run: Some(run),
+            task_runs,
+            succeeded,
+        }
+    }
+}
+
+/// A step end the entrypoint could not record.
+fn synthetic(started: Timestamp, now: Timestamp, reason: StepReason, message: String) -> StepState {
+    StepState {
+        finished_at: Some(now),
+        reason: Some(reason),
+        message: Some(message),
+        ..StepState::started(started)
+    }
+}
+
+/// Tekton's Pod name for a TaskRun attempt.
+fn pod_name(task_run: &str, retry: u32) -> String {
+    if retry == 0 {
+        names::fit(&format!("{task_run}-pod"))
+    } else {
+        names::fit(&format!("{task_run}-pod-retry{retry}"))
+    }
+}
+
+/// The run's condition reason, for the summary.
+pub fn reason_of(c: &[Condition]) -> String {
+    c.first()
+        .and_then(|c| c.reason.clone())
+        .unwrap_or_else(|| pipelinerun_reason::RUNNING.into())
+}

@@ -1,0 +1,637 @@
+//! What `tkt run` was asked to run: the files' documents, checked as `tkt validate` checks
+//! them (with every reference required to be among them), the run document (given, or
+//! made from the single Pipeline or Task), and `-p`/`-w` applied to it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use tektite_api::document::{Document, Object, Source, load};
+use tektite_api::v1::{
+    Param, ParamSpec, ParamType, ParamValue, PipelineRef, PipelineRun, PipelineRunSpec,
+    PipelineSpec, TaskRef, TaskRun, TaskRunSpec, TaskSpec, WorkspaceBinding,
+};
+use tektite_api::validate;
+
+/// Everything the executor needs, all references resolved.
+#[derive(Debug)]
+pub struct Plan {
+    pub run: RunObject,
+    /// Tasks by name, for `taskRef`.
+    pub tasks: BTreeMap<String, TaskSpec>,
+    pub config_maps: BTreeMap<String, core::ConfigMap>,
+    pub secrets: BTreeMap<String, core::Secret>,
+    /// `-w name=PATH`: host directories bound by name.
+    pub host_workspaces: BTreeMap<String, PathBuf>,
+    /// Workspaces no one bound: each gets a fresh directory shared by all tasks.
+    pub defaulted_workspaces: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum RunObject {
+    Pipeline {
+        run: Box<PipelineRun>,
+        spec: Box<PipelineSpec>,
+        pipeline_name: String,
+    },
+    Task {
+        run: Box<TaskRun>,
+        spec: Box<TaskSpec>,
+        task_name: Option<String>,
+    },
+}
+
+/// The input cannot be run; each line is one problem, as `tkt validate` prints them.
+#[derive(Debug)]
+pub struct Invalid {
+    pub lines: Vec<String>,
+}
+
+/// Settings from the command line.
+#[derive(Debug, Default)]
+pub struct Overrides<'a> {
+    pub params: &'a [String],
+    pub workspaces: &'a [String],
+}
+
+const COMMAND_LINE: &str = "command line";
+
+/// Loads `files` and makes a [`Plan`], or says every reason it cannot.
+pub fn plan(files: &[PathBuf], overrides: &Overrides<'_>) -> Result<Plan, Invalid> {
+    let mut lines = Vec::new();
+    let mut texts = Vec::new();
+    for file in files {
+        match std::fs::read(file) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => texts.push((file.display().to_string(), text)),
+                Err(e) => lines.push(format!(
+                    "{}: cannot read: not UTF-8 text (invalid byte at offset {})",
+                    file.display(),
+                    e.utf8_error().valid_up_to()
+                )),
+            },
+            Err(e) => lines.push(format!("{}: cannot read: {e}", file.display())),
+        }
+    }
+    texts.push((COMMAND_LINE.to_owned(), String::new()));
+    let sources: Vec<Source<'_>> = texts
+        .iter()
+        .map(|(name, text)| Source { name, text })
+        .collect();
+    let mut docs = load(&sources);
+    let line = |d: &Document, path: &dyn std::fmt::Display, message: &str| {
+        format!(
+            "{}: {}: {path}: {message}",
+            sources[d.source].name,
+            d.display_name()
+        )
+    };
+
+    let runs: Vec<usize> = (0..docs.len())
+        .filter(|&i| matches!(docs[i].kind.as_str(), "TaskRun" | "PipelineRun"))
+        .collect();
+    if runs.len() > 1 {
+        let names: Vec<String> = runs.iter().map(|&i| docs[i].display_name()).collect();
+        lines.push(format!(
+            "the files hold {} runs ({}); `tkt run` runs one: pass the file with the one you want",
+            runs.len(),
+            names.join(", ")
+        ));
+    }
+    let host_workspaces = parse_workspaces(overrides.workspaces, &mut lines);
+    let params = parse_params(overrides.params, &mut lines);
+
+    // The run: the one given, or one made from the single Pipeline (or Task).
+    let mut defaulted_workspaces = Vec::new();
+    if runs.is_empty() && lines.is_empty() {
+        match synthesize(&docs) {
+            Ok(object) => docs.push(Document {
+                source: sources.len() - 1,
+                line: 0,
+                kind: kind_of(&object).into(),
+                name: String::new(),
+                api_version: "tekton.dev/v1".into(),
+                object: Some(object),
+                problems: Vec::new(),
+                notes: Vec::new(),
+            }),
+            Err(message) => lines.push(message),
+        }
+    }
+    let run_index = docs
+        .iter()
+        .position(|d| matches!(d.object, Some(Object::PipelineRun(_) | Object::TaskRun(_))));
+    if let Some(i) = run_index {
+        let declared = declared_of(&docs[i], &specs_of(&docs));
+        apply(
+            &mut docs[i],
+            &params,
+            &host_workspaces,
+            &declared,
+            &mut defaulted_workspaces,
+            &mut lines,
+        );
+    }
+
+    validate::validate_with(&mut docs, true);
+    for d in &docs {
+        for p in &d.problems {
+            lines.push(line(d, &p.path, &p.message));
+        }
+    }
+    if !lines.is_empty() {
+        return Err(Invalid { lines });
+    }
+    build(docs, host_workspaces, defaulted_workspaces)
+}
+
+fn kind_of(o: &Object) -> &'static str {
+    match o {
+        Object::PipelineRun(_) => "PipelineRun",
+        _ => "TaskRun",
+    }
+}
+
+/// A PipelineRun of the single Pipeline, else a TaskRun of the single Task.
+fn synthesize(docs: &[Document]) -> Result<Object, String> {
+    let named = |kind: &str| -> Vec<String> {
+        docs.iter()
+            .filter(|d| d.kind == kind)
+            .map(|d| d.name.clone())
+            .collect()
+    };
+    let pipelines = named("Pipeline");
+    let tasks = named("Task");
+    let meta = |name: &str| ObjectMeta {
+        generate_name: Some(format!("{name}-run-")),
+        ..ObjectMeta::default()
+    };
+    match (pipelines.as_slice(), tasks.as_slice()) {
+        ([p], _) => Ok(Object::PipelineRun(Box::new(PipelineRun {
+            api_version: Some("tekton.dev/v1".into()),
+            kind: Some("PipelineRun".into()),
+            metadata: meta(p),
+            spec: PipelineRunSpec {
+                pipeline_ref: Some(PipelineRef {
+                    name: Some(p.clone()),
+                    ..PipelineRef::default()
+                }),
+                ..PipelineRunSpec::default()
+            },
+            status: None,
+        }))),
+        ([], [t]) => Ok(Object::TaskRun(Box::new(TaskRun {
+            api_version: Some("tekton.dev/v1".into()),
+            kind: Some("TaskRun".into()),
+            metadata: meta(t),
+            spec: TaskRunSpec {
+                task_ref: Some(TaskRef {
+                    name: Some(t.clone()),
+                    ..TaskRef::default()
+                }),
+                ..TaskRunSpec::default()
+            },
+            status: None,
+        }))),
+        ([], []) => {
+            Err("nothing to run: the files hold no PipelineRun, TaskRun, Pipeline or Task".into())
+        }
+        ([], many) => Err(format!(
+            "the files hold {} Tasks ({}) and no run: add a TaskRun, or pass only the Task to run",
+            many.len(),
+            many.join(", ")
+        )),
+        (many, _) => Err(format!(
+            "the files hold {} Pipelines ({}) and no run: add a PipelineRun, or pass only the Pipeline to run",
+            many.len(),
+            many.join(", ")
+        )),
+    }
+}
+
+/// `-p name=value`; arrays are `a,b,c` and objects `k:v,k2:v2` (as `tkn` reads them),
+/// decided by the declared type.
+fn parse_params(given: &[String], lines: &mut Vec<String>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in given {
+        match p.split_once('=') {
+            Some((name, value)) if !name.is_empty() => out.push((name.into(), value.into())),
+            _ => lines.push(format!(
+                "-p {p}: expected NAME=VALUE (arrays as a,b,c; objects as key:value,key2:value2)"
+            )),
+        }
+    }
+    out
+}
+
+fn parse_workspaces(given: &[String], lines: &mut Vec<String>) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    for w in given {
+        match w.split_once('=') {
+            Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+                let path = PathBuf::from(path);
+                let path = if path.is_absolute() {
+                    path
+                } else {
+                    std::env::current_dir().unwrap_or_default().join(path)
+                };
+                out.insert(name.to_owned(), path);
+            }
+            _ => lines.push(format!(
+                "-w {w}: expected NAME=PATH (a directory on this machine)"
+            )),
+        }
+    }
+    out
+}
+
+/// The params and workspaces the run's Pipeline or Task declares.
+struct Declared {
+    params: Vec<ParamSpec>,
+    workspaces: Vec<(String, bool)>,
+}
+
+type Specs = (BTreeMap<String, PipelineSpec>, BTreeMap<String, TaskSpec>);
+
+fn specs_of(docs: &[Document]) -> Specs {
+    let mut pipelines = BTreeMap::new();
+    let mut tasks = BTreeMap::new();
+    for d in docs {
+        match &d.object {
+            Some(Object::Pipeline(p)) => {
+                if let Some(n) = &p.metadata.name {
+                    pipelines.insert(n.clone(), p.spec.clone());
+                }
+            }
+            Some(Object::Task(t)) => {
+                if let Some(n) = &t.metadata.name {
+                    tasks.insert(n.clone(), t.spec.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    (pipelines, tasks)
+}
+
+fn declared_of(run: &Document, (pipelines, tasks): &Specs) -> Option<Declared> {
+    match run.object.as_ref()? {
+        Object::PipelineRun(pr) => {
+            let spec = match (&pr.spec.pipeline_spec, &pr.spec.pipeline_ref) {
+                (Some(s), _) => s.clone(),
+                (None, Some(r)) => pipelines.get(r.name.as_deref()?)?.clone(),
+                _ => return None,
+            };
+            Some(Declared {
+                params: spec.params,
+                workspaces: spec
+                    .workspaces
+                    .into_iter()
+                    .map(|w| (w.name, w.optional))
+                    .collect(),
+            })
+        }
+        Object::TaskRun(tr) => {
+            let spec = match (&tr.spec.task_spec, &tr.spec.task_ref) {
+                (Some(s), _) => s.clone(),
+                (None, Some(r)) => tasks.get(r.name.as_deref()?)?.clone(),
+                _ => return None,
+            };
+            Some(Declared {
+                params: spec.params,
+                workspaces: spec
+                    .workspaces
+                    .into_iter()
+                    .map(|w| (w.name, w.optional))
+                    .collect(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Applies `-p` and `-w` to the run document, and binds every required workspace no one
+/// bound to a fresh shared directory (a PVC-like `volumeClaimTemplate`).
+fn apply(
+    run: &mut Document,
+    params: &[(String, String)],
+    host: &BTreeMap<String, PathBuf>,
+    declared: &Option<Declared>,
+    defaulted: &mut Vec<String>,
+    lines: &mut Vec<String>,
+) {
+    let (run_params, run_workspaces): (&mut Vec<Param>, &mut Vec<WorkspaceBinding>) =
+        match run.object.as_mut() {
+            Some(Object::PipelineRun(pr)) => (&mut pr.spec.params, &mut pr.spec.workspaces),
+            Some(Object::TaskRun(tr)) => (&mut tr.spec.params, &mut tr.spec.workspaces),
+            _ => return,
+        };
+    for (name, text) in params {
+        let declared_type = declared.as_ref().and_then(|d| {
+            d.params
+                .iter()
+                .find(|p| &p.name == name)
+                .map(ParamSpec::effective_type)
+        });
+        if declared.is_some() && declared_type.is_none() {
+            lines.push(format!(
+                "-p {name}={text}: the run's {} declares no param {name:?}",
+                if run.kind == "PipelineRun" {
+                    "Pipeline"
+                } else {
+                    "Task"
+                }
+            ));
+            continue;
+        }
+        let value = match declared_type.unwrap_or(ParamType::String) {
+            ParamType::String => ParamValue::String(text.clone()),
+            ParamType::Array => ParamValue::Array(if text.is_empty() {
+                Vec::new()
+            } else {
+                text.split(',').map(str::to_owned).collect()
+            }),
+            ParamType::Object => {
+                let mut map = BTreeMap::new();
+                for pair in text.split(',').filter(|p| !p.is_empty()) {
+                    match pair.split_once(':') {
+                        Some((k, v)) => {
+                            map.insert(k.to_owned(), v.to_owned());
+                        }
+                        None => lines.push(format!(
+                            "-p {name}={text}: {name:?} is an object: write key:value,key2:value2"
+                        )),
+                    }
+                }
+                ParamValue::Object(map)
+            }
+        };
+        run_params.retain(|p| &p.name != name);
+        run_params.push(Param {
+            name: name.clone(),
+            value,
+        });
+    }
+    for name in host.keys() {
+        if let Some(d) = declared
+            && !d.workspaces.iter().any(|(w, _)| w == name)
+        {
+            lines.push(format!(
+                "-w {name}=...: the run's {} declares no workspace {name:?}",
+                if run.kind == "PipelineRun" {
+                    "Pipeline"
+                } else {
+                    "Task"
+                }
+            ));
+            continue;
+        }
+        // The executor binds the host directory; for validation it is a bound volume.
+        run_workspaces.retain(|w| &w.name != name);
+        run_workspaces.push(WorkspaceBinding {
+            name: name.clone(),
+            empty_dir: Some(core::EmptyDirVolumeSource::default()),
+            ..WorkspaceBinding::default()
+        });
+    }
+    if let Some(d) = declared {
+        for (name, optional) in &d.workspaces {
+            if !optional && !run_workspaces.iter().any(|w| &w.name == name) {
+                defaulted.push(name.clone());
+                run_workspaces.push(WorkspaceBinding {
+                    name: name.clone(),
+                    volume_claim_template: Some(core::PersistentVolumeClaim::default()),
+                    ..WorkspaceBinding::default()
+                });
+            }
+        }
+    }
+}
+
+fn build(
+    docs: Vec<Document>,
+    host_workspaces: BTreeMap<String, PathBuf>,
+    defaulted_workspaces: Vec<String>,
+) -> Result<Plan, Invalid> {
+    let mut tasks = BTreeMap::new();
+    let mut pipelines = BTreeMap::new();
+    let mut config_maps = BTreeMap::new();
+    let mut secrets = BTreeMap::new();
+    let mut run = None;
+    for d in docs {
+        match d.object {
+            Some(Object::Task(t)) => {
+                tasks.insert(t.metadata.name.clone().unwrap_or_default(), t.spec);
+            }
+            Some(Object::Pipeline(p)) => {
+                pipelines.insert(p.metadata.name.clone().unwrap_or_default(), p.spec);
+            }
+            Some(Object::ConfigMap(c)) => {
+                config_maps.insert(c.metadata.name.clone().unwrap_or_default(), *c);
+            }
+            Some(Object::Secret(s)) => {
+                secrets.insert(s.metadata.name.clone().unwrap_or_default(), *s);
+            }
+            Some(o @ (Object::PipelineRun(_) | Object::TaskRun(_))) => run = Some(o),
+            _ => {}
+        }
+    }
+    let invalid = |line: String| Invalid { lines: vec![line] };
+    let run = match run {
+        Some(Object::PipelineRun(pr)) => {
+            let (spec, pipeline_name) = match (&pr.spec.pipeline_spec, &pr.spec.pipeline_ref) {
+                (Some(s), _) => (s.clone(), String::new()),
+                (
+                    None,
+                    Some(PipelineRef {
+                        name: Some(name),
+                        resolver: None,
+                        ..
+                    }),
+                ) => match pipelines.get(name) {
+                    Some(s) => (s.clone(), name.clone()),
+                    None => {
+                        return Err(invalid(format!("Pipeline {name:?} is not among the files")));
+                    }
+                },
+                _ => {
+                    return Err(invalid(
+                        "spec.pipelineRef: resolvers need a cluster; pass the Pipeline's file instead"
+                            .into(),
+                    ));
+                }
+            };
+            RunObject::Pipeline {
+                run: pr,
+                spec: Box::new(spec),
+                pipeline_name,
+            }
+        }
+        Some(Object::TaskRun(tr)) => {
+            let (spec, task_name) = match (&tr.spec.task_spec, &tr.spec.task_ref) {
+                (Some(s), _) => (s.clone(), None),
+                (
+                    None,
+                    Some(TaskRef {
+                        name: Some(name),
+                        resolver: None,
+                        ..
+                    }),
+                ) => match tasks.get(name) {
+                    Some(s) => (s.clone(), Some(name.clone())),
+                    None => return Err(invalid(format!("Task {name:?} is not among the files"))),
+                },
+                _ => {
+                    return Err(invalid(
+                        "spec.taskRef: resolvers need a cluster; pass the Task's file instead"
+                            .into(),
+                    ));
+                }
+            };
+            RunObject::Task {
+                run: tr,
+                spec: Box::new(spec),
+                task_name,
+            }
+        }
+        _ => return Err(invalid("nothing to run".into())),
+    };
+    let plan = Plan {
+        run,
+        tasks,
+        config_maps,
+        secrets,
+        host_workspaces,
+        defaulted_workspaces,
+    };
+    let lines = local_limits(&plan);
+    if lines.is_empty() {
+        Ok(plan)
+    } else {
+        Err(Invalid { lines })
+    }
+}
+
+/// What a valid run needs that this machine cannot give: checked before anything starts.
+fn local_limits(plan: &Plan) -> Vec<String> {
+    let mut lines = Vec::new();
+    let check_task = |who: &str, spec: &TaskSpec, lines: &mut Vec<String>| {
+        for (i, s) in spec.steps.iter().enumerate() {
+            let command = s.command.is_empty()
+                && spec
+                    .step_template
+                    .as_ref()
+                    .is_none_or(|t| t.command.is_empty());
+            if command && s.script.is_none() {
+                lines.push(format!(
+                    "{who}: spec.steps[{i}] ({:?}): it has no command and no script, so it would run the entrypoint of image {:?}, which tkt run cannot know: add a command or a script",
+                    s.name,
+                    s.image.as_deref().unwrap_or("(none)")
+                ));
+            }
+            if s.ref_.is_some() {
+                lines.push(format!(
+                    "{who}: spec.steps[{i}].ref: StepActions need a cluster; inline the step"
+                ));
+            }
+        }
+        for (i, s) in spec.sidecars.iter().enumerate() {
+            if s.command.is_empty() && s.script.is_none() {
+                lines.push(format!(
+                    "{who}: spec.sidecars[{i}] ({:?}): it has no command and no script, so it would run the entrypoint of image {:?}, which tkt run cannot know: add a command or a script",
+                    s.name,
+                    s.image.as_deref().unwrap_or("(none)")
+                ));
+            }
+        }
+    };
+    let bindings = match &plan.run {
+        RunObject::Pipeline { run, spec, .. } => {
+            let who = format!("PipelineRun/{}", run_name(&run.metadata));
+            for (i, t) in spec.tasks.iter().chain(&spec.finally).enumerate() {
+                let at = if i < spec.tasks.len() {
+                    format!("tasks[{i}]")
+                } else {
+                    format!("finally[{}]", i - spec.tasks.len())
+                };
+                if t.matrix.is_some() {
+                    lines.push(format!(
+                        "{who}: pipeline {at}.matrix ({:?}): matrix fan-out is not supported by tkt run yet",
+                        t.name
+                    ));
+                }
+                if t.pipeline_ref.is_some() || t.pipeline_spec.is_some() {
+                    lines.push(format!(
+                        "{who}: pipeline {at} ({:?}): Pipelines in Pipelines are not supported by tkt run",
+                        t.name
+                    ));
+                }
+                match (&t.task_spec, &t.task_ref) {
+                    (Some(embedded), _) => {
+                        check_task(&format!("Pipeline {at} ({:?}) taskSpec", t.name), &embedded.task, &mut lines)
+                    }
+                    (None, Some(r)) if r.resolver.is_some() || r.is_custom() => lines.push(format!(
+                        "{who}: pipeline {at}.taskRef ({:?}): resolvers and custom tasks need a cluster; pass the Task's file instead",
+                        t.name
+                    )),
+                    (None, Some(r)) => {
+                        let name = r.name.as_deref().unwrap_or_default();
+                        if let Some(spec) = plan.tasks.get(name) {
+                            check_task(&format!("Task/{name}"), spec, &mut lines);
+                        }
+                    }
+                    (None, None) => {}
+                }
+            }
+            &run.spec.workspaces
+        }
+        RunObject::Task { run, spec, .. } => {
+            check_task(
+                &format!("TaskRun/{}", run_name(&run.metadata)),
+                spec,
+                &mut lines,
+            );
+            &run.spec.workspaces
+        }
+    };
+    for (i, b) in bindings.iter().enumerate() {
+        let at = format!("spec.workspaces[{i}] ({:?})", b.name);
+        if plan.host_workspaces.contains_key(&b.name) {
+            continue;
+        }
+        if let Some(cm) = &b.config_map {
+            let name = cm.name.as_str();
+            if !plan.config_maps.contains_key(name) && cm.optional != Some(true) {
+                lines.push(format!(
+                    "{at}: ConfigMap {name:?} is not among the files: add it, or bind the workspace with -w {}=PATH",
+                    b.name
+                ));
+            }
+        }
+        if let Some(s) = &b.secret {
+            let name = s.secret_name.as_deref().unwrap_or_default();
+            if !plan.secrets.contains_key(name) && s.optional != Some(true) {
+                lines.push(format!(
+                    "{at}: Secret {name:?} is not among the files: add it, or bind the workspace with -w {}=PATH",
+                    b.name
+                ));
+            }
+        }
+        if b.projected.is_some() || b.csi.is_some() {
+            lines.push(format!(
+                "{at}: projected and csi volumes need a cluster: bind the workspace with -w {}=PATH",
+                b.name
+            ));
+        }
+    }
+    lines
+}
+
+/// The run's name, or its generateName prefix before one is chosen.
+pub fn run_name(meta: &ObjectMeta) -> String {
+    meta.name
+        .clone()
+        .or_else(|| meta.generate_name.clone())
+        .unwrap_or_default()
+}
