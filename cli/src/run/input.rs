@@ -104,7 +104,7 @@ pub fn plan(files: &[PathBuf], overrides: &Overrides<'_>) -> Result<Plan, Invali
 
     // The run: the one given, or one made from the single Pipeline (or Task).
     let mut defaulted_workspaces = Vec::new();
-    if runs.is_empty() && lines.is_empty() {
+    if runs.is_empty() {
         match synthesize(&docs) {
             Ok(object) => docs.push(Document {
                 source: sources.len() - 1,
@@ -135,7 +135,15 @@ pub fn plan(files: &[PathBuf], overrides: &Overrides<'_>) -> Result<Plan, Invali
     }
 
     validate::validate_with(&mut docs, true);
-    for d in &docs {
+    // A run made here from an invalid Pipeline or Task only repeats their problems.
+    let synthesized = sources.len() - 1;
+    let inputs_invalid = docs
+        .iter()
+        .any(|d| d.source != synthesized && !d.problems.is_empty());
+    for d in docs
+        .iter()
+        .filter(|d| !(inputs_invalid && d.source == synthesized))
+    {
         for p in &d.problems {
             lines.push(line(d, &p.path, &p.message));
         }

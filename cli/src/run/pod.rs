@@ -143,7 +143,7 @@ struct SidecarProc {
 
 pub struct Pod {
     pub uid: String,
-    /// The resolved Task (what ran).
+    /// The resolved Task, as the TaskRun's status shows it.
     pub spec: TaskSpec,
     steps: Vec<Proc>,
     sidecars: Vec<SidecarProc>,
@@ -216,7 +216,9 @@ impl Pod {
             steps: volume(&Volume::Steps).display().to_string(),
             workspaces: bound,
         };
-        let mut spec = resolve(req.spec, req.params, &req.context, &paths)?;
+        let resolved = resolve(req.spec, req.params, &req.context, &paths)?;
+        // What runs here: scripts placed, paths rewritten (the status shows `resolved`).
+        let mut spec = resolved.clone();
 
         // Prepare the shared volumes as the init container does.
         let mut scripts = Vec::new();
@@ -405,7 +407,7 @@ impl Pod {
             };
             out.steps.push(proc);
         }
-        out.spec = spec;
+        out.spec = resolved;
         out.poll_ready(view, &req.label);
         Ok(out)
     }
@@ -636,7 +638,15 @@ fn spawn(
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .process_group(0);
-    let mut child = cmd.spawn()?;
+    let mut child = cmd.spawn().map_err(|e| {
+        if e.raw_os_error() == Some(nix::errno::Errno::E2BIG as i32) {
+            io::Error::other(
+                "its command, args or an env value is longer than one argument may be (128 KiB): pass large values in a script or a file",
+            )
+        } else {
+            e
+        }
+    })?;
     let mut logs = Vec::new();
     for stream in [
         child
