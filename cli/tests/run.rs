@@ -677,3 +677,44 @@ spec:
         "https://maven.example.com s3cr3t s3cr3t"
     );
 }
+
+#[test]
+fn a_matrix_fans_out_and_gathers_results_into_arrays() {
+    let state = tempfile::tempdir().unwrap();
+    let r = run(&[&example("matrix-build.yaml")], state.path());
+    succeeded(&r);
+    let pr = r.pipeline_run();
+    assert_eq!(
+        Ran::result(pr, "artifacts"),
+        &serde_json::json!(["app-linux/amd64", "app-linux/arm64", "app-windows/amd64"])
+    );
+    let builds: Vec<&Value> = r
+        .items("TaskRun")
+        .into_iter()
+        .filter(|t| t["metadata"]["labels"]["tekton.dev/pipelineTask"] == "build")
+        .collect();
+    assert_eq!(builds.len(), 3);
+    let name = pr["metadata"]["name"].as_str().unwrap();
+    assert_eq!(builds[2]["metadata"]["name"], format!("{name}-build-2"));
+    assert!(
+        r.stderr
+            .contains("[summary : summary] all platforms built: app-linux/amd64 app-linux/arm64 app-windows/amd64"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// The README promises every example runs: each must be run by a test in this file.
+#[test]
+fn every_example_is_run_by_a_test() {
+    let source = include_str!("run.rs");
+    for entry in std::fs::read_dir(examples()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".yaml") {
+            assert!(
+                source.contains(&format!("example(\"{name}\")")),
+                "examples/{name} is not run by any test in cli/tests/run.rs"
+            );
+        }
+    }
+}

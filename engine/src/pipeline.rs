@@ -13,7 +13,7 @@ use tektite_api::problem::FieldPath;
 use tektite_api::v1::pipelinerun_reason as reason;
 use tektite_api::v1::taskrun_reason;
 use tektite_api::v1::{
-    self, Condition, OnError, ParamValue, PipelineRunResult, PipelineSpec, PipelineTask,
+    self, Condition, Matrix, OnError, ParamValue, PipelineRunResult, PipelineSpec, PipelineTask,
     SkippedTask, TaskSpec, skip_reason,
 };
 use tektite_api::vars::{self, Reference, Resolved, SubstituteError};
@@ -102,6 +102,9 @@ pub struct PipelineRunFacts<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Start {
     pub task: PipelineTask,
+    /// A matrixed task fans out into one TaskRun per combination: each child gets the
+    /// task's params plus its combination's (see [`fan_out`]). Empty otherwise.
+    pub combinations: Vec<Vec<v1::Param>>,
     pub finally: bool,
     /// The TaskRun's timeout: the task's own, cut to what the run's timeouts leave.
     pub timeout: Option<SignedDuration>,
@@ -240,6 +243,7 @@ pub fn decide(f: &PipelineRunFacts<'_>) -> Decision {
             State::Ready => match ctx.prepare(task, None) {
                 Err((why, message)) => return failed(f, why, message),
                 Ok(Prepared::Skip) => State::Skipped(skip_reason::WHEN_EXPRESSIONS),
+                Ok(Prepared::EmptyMatrix) => State::Skipped(skip_reason::EMPTY_ARRAY_IN_MATRIX),
                 Ok(Prepared::Start(task)) => {
                     let budget = [f.timeouts.pipeline, f.timeouts.tasks]
                         .into_iter()
@@ -249,6 +253,7 @@ pub fn decide(f: &PipelineRunFacts<'_>) -> Decision {
                         .min();
                     d.start.push(Start {
                         timeout: cut(task.timeout.as_ref(), budget),
+                        combinations: task.matrix.as_ref().map(fan_out).unwrap_or_default(),
                         task: *task,
                         finally: false,
                     });
@@ -311,6 +316,7 @@ pub fn decide(f: &PipelineRunFacts<'_>) -> Decision {
                 Ok(false) => match ctx.prepare(task, Some(&statuses)) {
                     Err((why, message)) => return failed(f, why, message),
                     Ok(Prepared::Skip) => State::Skipped(skip_reason::WHEN_EXPRESSIONS),
+                    Ok(Prepared::EmptyMatrix) => State::Skipped(skip_reason::EMPTY_ARRAY_IN_MATRIX),
                     Ok(Prepared::Start(_)) if pipeline_timed_out => {
                         State::Skipped(skip_reason::PIPELINE_TIMED_OUT)
                     }
@@ -320,6 +326,7 @@ pub fn decide(f: &PipelineRunFacts<'_>) -> Decision {
                     Ok(Prepared::Start(task)) => {
                         d.start.push(Start {
                             timeout: cut(task.timeout.as_ref(), finally_budget),
+                            combinations: task.matrix.as_ref().map(fan_out).unwrap_or_default(),
                             task: *task,
                             finally: true,
                         });
@@ -556,6 +563,8 @@ fn topological(dag: &Dag) -> Vec<usize> {
 enum Prepared {
     Start(Box<PipelineTask>),
     Skip,
+    /// A matrix param is an empty array: nothing to fan out.
+    EmptyMatrix,
 }
 
 struct Context<'a, 'f> {
@@ -671,7 +680,13 @@ impl Context<'_, '_> {
                 format!("pipeline task {:?}: {e}", task.name),
             )
         })?;
+        let empty = task.matrix.as_ref().is_some_and(|m| {
+            m.params
+                .iter()
+                .any(|p| matches!(&p.value, ParamValue::Array(a) if a.is_empty()))
+        });
         match when::allows(&task.when) {
+            Ok(true) if empty => Ok(Prepared::EmptyMatrix),
             Ok(true) => Ok(Prepared::Start(Box::new(task))),
             Ok(false) => Ok(Prepared::Skip),
             Err(e) => Err((
@@ -733,7 +748,124 @@ fn substitute_task(
     if let Some(embedded) = &mut out.task_spec {
         substitute_embedded(&mut embedded.task, lookup)?;
     }
+    if let Some(m) = &mut out.matrix {
+        for p in m
+            .params
+            .iter_mut()
+            .chain(m.include.iter_mut().flat_map(|i| i.params.iter_mut()))
+        {
+            p.value = vars::substitute_param_value(&p.value, lookup)?;
+        }
+    }
     Ok(out)
+}
+
+/// Tekton's matrix fan-out: the combinations of the matrix params (the first param's
+/// values vary fastest), each `include` entry added to the combinations it matches or
+/// appended as a new one; each combination's params sorted by name.
+pub fn fan_out(m: &Matrix) -> Vec<Vec<v1::Param>> {
+    type Combination = BTreeMap<String, String>;
+    let text = |v: &ParamValue| v.as_str().unwrap_or_default().to_owned();
+    let includes: Vec<Combination> = m
+        .include
+        .iter()
+        .map(|i| {
+            i.params
+                .iter()
+                .map(|p| (p.name.clone(), text(&p.value)))
+                .collect()
+        })
+        .collect();
+    let mut combinations: Vec<Combination> = Vec::new();
+    for p in &m.params {
+        let values = p.value.strings();
+        combinations = if combinations.is_empty() {
+            values
+                .iter()
+                .map(|v| Combination::from([(p.name.clone(), (*v).to_owned())]))
+                .collect()
+        } else {
+            values
+                .iter()
+                .flat_map(|v| {
+                    combinations.iter().map(move |c| {
+                        let mut c = c.clone();
+                        c.insert(p.name.clone(), (*v).to_owned());
+                        c
+                    })
+                })
+                .collect()
+        };
+    }
+    if m.params.is_empty() {
+        combinations = includes;
+    } else {
+        for c in &mut combinations {
+            for inc in &includes {
+                let matches = inc
+                    .iter()
+                    .all(|(k, v)| c.get(k).is_none_or(|have| have == v));
+                if matches {
+                    c.extend(inc.clone());
+                }
+            }
+        }
+        for inc in includes {
+            let shares_a_value = combinations
+                .iter()
+                .any(|c| inc.iter().any(|(k, v)| c.get(k) == Some(v)));
+            if !inc.is_empty() && !shares_a_value {
+                combinations.push(inc);
+            }
+        }
+    }
+    combinations
+        .into_iter()
+        .map(|c| {
+            c.into_iter()
+                .map(|(name, value)| v1::Param {
+                    name,
+                    value: ParamValue::String(value),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// What a matrixed pipeline task's children add up to, as the other tasks see it: running
+/// while any runs; succeeded when all did; else cancelled or failed as the first that
+/// was; each string result gathered into an array in child order.
+pub fn gather(children: &[Child]) -> Child {
+    let outcome = if children.iter().any(|c| c.outcome == Outcome::Running) {
+        Outcome::Running
+    } else if let Some(c) = children
+        .iter()
+        .find(|c| matches!(c.outcome, Outcome::Failed { .. }))
+    {
+        c.outcome.clone()
+    } else if let Some(c) = children
+        .iter()
+        .find(|c| matches!(c.outcome, Outcome::Cancelled { .. }))
+    {
+        c.outcome.clone()
+    } else {
+        Outcome::Succeeded
+    };
+    let mut results: BTreeMap<String, ParamValue> = BTreeMap::new();
+    for c in children {
+        for (name, value) in &c.results {
+            if let ParamValue::String(s) = value {
+                match results
+                    .entry(name.clone())
+                    .or_insert_with(|| ParamValue::Array(Vec::new()))
+                {
+                    ParamValue::Array(a) => a.push(s.clone()),
+                    _ => unreachable!("only arrays are inserted"),
+                }
+            }
+        }
+    }
+    Child { outcome, results }
 }
 
 /// An embedded taskSpec sees the PipelineRun's context and, propagated, every Pipeline
@@ -794,6 +926,17 @@ fn for_each_string(task: &PipelineTask, f: &mut dyn FnMut(&str)) {
     for p in &task.params {
         for s in p.value.strings() {
             f(s);
+        }
+    }
+    if let Some(m) = &task.matrix {
+        for p in m
+            .params
+            .iter()
+            .chain(m.include.iter().flat_map(|i| &i.params))
+        {
+            for s in p.value.strings() {
+                f(s);
+            }
         }
     }
     for w in &task.when {

@@ -538,3 +538,119 @@ fn an_embedded_task_sees_the_run_context_and_undeclared_pipeline_params() {
     );
     assert_eq!(step.args, ["-a", "-b", "$(params.own)"]);
 }
+
+fn combos(d: &Start) -> Vec<Vec<(String, String)>> {
+    d.combinations
+        .iter()
+        .map(|c| {
+            c.iter()
+                .map(|p| (p.name.clone(), p.value.as_str().unwrap().to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+fn pairs(list: &[&[(&str, &str)]]) -> Vec<Vec<(String, String)>> {
+    list.iter()
+        .map(|c| {
+            c.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_matrix_fans_out_over_every_combination_and_its_includes() {
+    let run = Run::new(json!({
+        "params": [{"name": "oses", "type": "array", "default": ["linux", "mac"]}],
+        "tasks": [{"name": "build", "taskRef": {"name": "b"},
+            "matrix": {
+                "params": [
+                    {"name": "os", "value": "$(params.oses[*])"},
+                    {"name": "arch", "value": ["amd64", "arm64"]}
+                ],
+                "include": [
+                    {"name": "mac-flags", "params": [{"name": "os", "value": "mac"}, {"name": "flags", "value": "-m"}]},
+                    {"name": "windows", "params": [{"name": "os", "value": "windows"}]},
+                    // Shares arch=amd64 with a combination and matches none: dropped, as
+                    // Tekton drops it.
+                    {"name": "odd", "params": [{"name": "os", "value": "bsd"}, {"name": "arch", "value": "amd64"}]}
+                ]
+            }}]
+    }));
+    let d = run.decide();
+    assert_eq!(
+        combos(&d.start[0]),
+        pairs(&[
+            &[("arch", "amd64"), ("os", "linux")],
+            &[("arch", "amd64"), ("flags", "-m"), ("os", "mac")],
+            &[("arch", "arm64"), ("os", "linux")],
+            &[("arch", "arm64"), ("flags", "-m"), ("os", "mac")],
+            &[("os", "windows")],
+        ])
+    );
+}
+
+#[test]
+fn a_matrix_of_includes_alone_runs_each_include() {
+    let run = Run::new(json!({
+        "tasks": [{"name": "t", "taskRef": {"name": "b"}, "matrix": {"include": [
+            {"name": "a", "params": [{"name": "x", "value": "1"}]},
+            {"name": "b", "params": [{"name": "x", "value": "2"}, {"name": "y", "value": "3"}]}
+        ]}}]
+    }));
+    let d = run.decide();
+    assert_eq!(
+        combos(&d.start[0]),
+        pairs(&[&[("x", "1")], &[("x", "2"), ("y", "3")]])
+    );
+}
+
+#[test]
+fn an_empty_matrix_array_skips_the_task() {
+    let run = Run::new(json!({
+        "tasks": [{"name": "t", "taskRef": {"name": "b"},
+            "matrix": {"params": [{"name": "x", "value": []}]}}]
+    }));
+    let d = run.decide();
+    assert!(d.start.is_empty());
+    assert_eq!(
+        skipped_names(&d),
+        [("t", skip_reason::EMPTY_ARRAY_IN_MATRIX)]
+    );
+}
+
+#[test]
+fn matrixed_children_gather_into_one_outcome_and_array_results() {
+    let child = |outcome: Outcome, v: &str| Child {
+        outcome,
+        results: BTreeMap::from([("artifact".to_owned(), ParamValue::String(v.into()))]),
+    };
+    let all = gather(&[
+        child(Outcome::Succeeded, "a"),
+        child(Outcome::Succeeded, "b"),
+    ]);
+    assert_eq!(all.outcome, Outcome::Succeeded);
+    assert_eq!(
+        all.results["artifact"],
+        ParamValue::Array(vec!["a".into(), "b".into()])
+    );
+    let one_running = gather(&[child(Outcome::Running, "a"), child(Outcome::Succeeded, "b")]);
+    assert_eq!(one_running.outcome, Outcome::Running);
+    let failed = gather(&[
+        child(Outcome::Cancelled { timed_out: false }, "a"),
+        child(
+            Outcome::Failed {
+                reason: "Failed".into(),
+            },
+            "b",
+        ),
+    ]);
+    assert_eq!(
+        failed.outcome,
+        Outcome::Failed {
+            reason: "Failed".into()
+        }
+    );
+}

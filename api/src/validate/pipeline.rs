@@ -90,7 +90,20 @@ pub(crate) fn pipeline_spec(
     }
 
     // What result references can see.
-    let info = |t: &PipelineTask| resolved(t, catalog).map(|(s, _)| results_info(s));
+    // A matrixed task's string results gather into arrays, one entry per child.
+    let info = |t: &PipelineTask| {
+        resolved(t, catalog).map(|(s, _)| {
+            let mut info = results_info(s);
+            if t.matrix.is_some() {
+                for i in info.values_mut() {
+                    if i.type_ == ParamType::String {
+                        i.type_ = ParamType::Array;
+                    }
+                }
+            }
+            info
+        })
+    };
     let mut tasks = PipelineTasks {
         dag: spec
             .tasks

@@ -14,10 +14,12 @@ use tektite_api::labels;
 use tektite_api::step::{StepReason, StepState};
 use tektite_api::v1::{
     self, ChildStatusReference, Condition, Param, ParamValue, PipelineRun, PipelineRunResult,
-    PipelineRunStatus, PipelineSpec, PipelineTask, SkippedTask, TaskRef, TaskRun, TaskRunSpec,
-    TaskRunStatus, TaskSpec, WorkspaceBinding, pipelinerun_reason, taskrun_reason,
+    PipelineRunStatus, PipelineSpec, SkippedTask, TaskRef, TaskRun, TaskRunSpec, TaskRunStatus,
+    TaskSpec, WorkspaceBinding, pipelinerun_reason, taskrun_reason,
 };
-use tektite_engine::pipeline::{self, Cancel, Child, Outcome, PipelineRunFacts, Stop, Timeouts};
+use tektite_engine::pipeline::{
+    self, Cancel, Child, Outcome, PipelineRunFacts, Start, Stop, Timeouts,
+};
 use tektite_engine::task::TaskContext;
 use tektite_engine::taskrun::{self, TaskRunFacts};
 use tektite_node_agent::{Config, Event, WatchError, Watcher};
@@ -77,8 +79,13 @@ struct Attempt {
 /// One TaskRun: its spec, its attempts, its status.
 struct Run {
     name: String,
+    /// What logs and task lines are prefixed with: the pipeline task (`build-2` for a
+    /// matrix child), or the TaskRun.
+    label: String,
     uid: String,
     pipeline_task: Option<String>,
+    /// One of the TaskRuns a matrix fans out into.
+    matrixed: bool,
     finally: bool,
     task_ref: Option<TaskRef>,
     spec: TaskSpec,
@@ -97,7 +104,7 @@ struct Run {
 
 impl Run {
     fn label(&self) -> &str {
-        self.pipeline_task.as_deref().unwrap_or(&self.name)
+        &self.label
     }
 
     fn outcome(&self) -> Outcome {
@@ -276,9 +283,11 @@ impl Executor {
                     .collect();
                 let cancelled = run.spec.status == Some(v1::TaskRunSpecStatus::TaskRunCancelled);
                 let mut r = Run {
+                    label: ex.name.clone(),
                     name: ex.name.clone(),
                     uid: ex.uid.clone(),
                     pipeline_task: None,
+                    matrixed: false,
                     finally: false,
                     task_ref,
                     spec: *spec,
@@ -632,17 +641,26 @@ impl Executor {
         if p.status.is_some() {
             return;
         }
-        let children: BTreeMap<String, Child> = self
-            .runs
-            .iter()
-            .filter_map(|r| {
-                Some((
-                    r.pipeline_task.clone()?,
-                    Child {
-                        outcome: r.outcome(),
-                        results: r.results(),
-                    },
-                ))
+        let mut by_task: BTreeMap<String, (bool, Vec<Child>)> = BTreeMap::new();
+        for r in &self.runs {
+            if let Some(t) = &r.pipeline_task {
+                let entry = by_task.entry(t.clone()).or_default();
+                entry.0 |= r.matrixed;
+                entry.1.push(Child {
+                    outcome: r.outcome(),
+                    results: r.results(),
+                });
+            }
+        }
+        let children: BTreeMap<String, Child> = by_task
+            .into_iter()
+            .map(|(task, (matrixed, mut children))| {
+                let child = if matrixed {
+                    pipeline::gather(&children)
+                } else {
+                    children.remove(0)
+                };
+                (task, child)
             })
             .collect();
         let d = pipeline::decide(&PipelineRunFacts {
@@ -672,11 +690,10 @@ impl Executor {
         }
         p.skipped = d.skipped.clone();
         for (name, why) in &d.stop {
-            if let Some(r) = self
+            for r in self
                 .runs
                 .iter_mut()
-                .find(|r| r.pipeline_task.as_deref() == Some(name))
-                && !r.done
+                .filter(|r| r.pipeline_task.as_deref() == Some(name) && !r.done)
             {
                 r.stop.get_or_insert(*why);
                 if let Some(a) = &mut r.attempt {
@@ -703,20 +720,21 @@ impl Executor {
         let room = self.settings.parallel.saturating_sub(self.running());
         starts.truncate(room);
         for s in starts {
-            self.create_task_run(s.task, s.finally, s.timeout, now);
+            self.create_task_runs(s, now);
         }
     }
 
-    fn create_task_run(
-        &mut self,
-        task: PipelineTask,
-        finally: bool,
-        timeout: Option<SignedDuration>,
-        now: Timestamp,
-    ) {
+    /// The TaskRun of a pipeline task, or one per combination of its matrix.
+    fn create_task_runs(&mut self, start: Start, now: Timestamp) {
         let Some(p) = self.pipeline.as_ref() else {
             return;
         };
+        let Start {
+            task,
+            combinations,
+            finally,
+            timeout,
+        } = start;
         let (spec, task_ref) = match (&task.task_spec, &task.task_ref) {
             (Some(embedded), _) => (embedded.task.clone(), None),
             (None, Some(r)) => {
@@ -740,27 +758,46 @@ impl Executor {
             }
         }
         let timeout = timeout.or_else(|| timeout_of(task.timeout.as_ref()));
-        let run = Run {
-            name: names::child(&self.name, &task.name),
-            uid: names::uid(),
-            pipeline_task: Some(task.name.clone()),
-            finally,
-            task_ref,
-            spec,
-            params: task.params.clone(),
-            workspaces,
-            timeout,
-            retries: task.retries.unwrap_or(0).max(0) as u32,
-            created_at: now,
-            attempt: None,
-            retries_status: Vec::new(),
-            status: TaskRunStatus::default(),
-            stop: None,
-            done: false,
-            when: task.when.clone(),
+        let matrixed = !combinations.is_empty();
+        let children: Vec<(String, Vec<Param>)> = if matrixed {
+            combinations
+                .into_iter()
+                .enumerate()
+                .map(|(i, combination)| {
+                    let mut params = task.params.clone();
+                    params.retain(|p| !combination.iter().any(|c| c.name == p.name));
+                    params.extend(combination);
+                    (format!("{}-{i}", task.name), params)
+                })
+                .collect()
+        } else {
+            vec![(task.name.clone(), task.params.clone())]
         };
-        self.runs.push(run);
-        self.start_attempt(self.runs.len() - 1);
+        for (label, params) in children {
+            let run = Run {
+                name: names::child(&self.name, &label),
+                label,
+                uid: names::uid(),
+                pipeline_task: Some(task.name.clone()),
+                matrixed,
+                finally,
+                task_ref: task_ref.clone(),
+                spec: spec.clone(),
+                params,
+                workspaces: workspaces.clone(),
+                timeout,
+                retries: task.retries.unwrap_or(0).max(0) as u32,
+                created_at: now,
+                attempt: None,
+                retries_status: Vec::new(),
+                status: TaskRunStatus::default(),
+                stop: None,
+                done: false,
+                when: task.when.clone(),
+            };
+            self.runs.push(run);
+            self.start_attempt(self.runs.len() - 1);
+        }
     }
 
     fn finish(self) -> Finished {

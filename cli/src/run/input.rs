@@ -563,12 +563,6 @@ fn local_limits(plan: &Plan) -> Vec<String> {
                 } else {
                     format!("finally[{}]", i - spec.tasks.len())
                 };
-                if t.matrix.is_some() {
-                    lines.push(format!(
-                        "{who}: pipeline {at}.matrix ({:?}): matrix fan-out is not supported by tkt run yet",
-                        t.name
-                    ));
-                }
                 if t.pipeline_ref.is_some() || t.pipeline_spec.is_some() {
                     lines.push(format!(
                         "{who}: pipeline {at} ({:?}): Pipelines in Pipelines are not supported by tkt run",

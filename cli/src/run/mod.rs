@@ -334,11 +334,22 @@ fn summary(f: &Finished) -> String {
     )];
     for tr in &f.task_runs {
         let labels = tr.metadata.labels.clone().unwrap_or_default();
-        let task = labels
-            .get(tektite_api::labels::PIPELINE_TASK)
-            .cloned()
-            .or_else(|| tr.metadata.name.clone())
-            .unwrap_or_default();
+        // The pipeline task (`build-1` for a matrix child), else the TaskRun.
+        let name = tr.metadata.name.clone().unwrap_or_default();
+        let task = match (
+            &f.pipeline_run,
+            labels.get(tektite_api::labels::PIPELINE_TASK),
+        ) {
+            (Some(pr), Some(task)) => pr
+                .metadata
+                .name
+                .as_deref()
+                .and_then(|p| name.strip_prefix(p))
+                .and_then(|rest| rest.strip_prefix('-'))
+                .unwrap_or(task)
+                .to_owned(),
+            _ => name,
+        };
         let status = tr.status.clone().unwrap_or_default();
         let reason = executor::reason_of(&status.conditions);
         let retries = if status.retries_status.is_empty() {

@@ -231,8 +231,8 @@ impl Pod {
             if let Some(script) = &s.script {
                 let name = script_name(ScriptOwner::Step, i);
                 scripts.push((name.clone(), r.apply(script)));
+                // The script gets the args as its positional parameters, as in Tekton.
                 s.command = vec![scripts_dir.join(name).display().to_string()];
-                s.args.clear();
             }
             s.working_dir = s.working_dir.as_deref().map(|d| r.apply(d));
             for e in &mut s.env {
@@ -247,8 +247,8 @@ impl Pod {
             if let Some(script) = &s.script {
                 let name = script_name(ScriptOwner::Sidecar, i);
                 scripts.push((name.clone(), r.apply(script)));
+                // The script gets the args as its positional parameters, as in Tekton.
                 s.command = vec![scripts_dir.join(name).display().to_string()];
-                s.args.clear();
             }
             s.working_dir = s.working_dir.as_deref().map(|d| r.apply(d));
             for e in &mut s.env {
