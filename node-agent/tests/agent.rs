@@ -86,7 +86,10 @@ impl agent_server::Agent for Fake {
                 "a valid ServiceAccount token is required",
             ));
         }
-        let plan = std::mem::take(&mut *self.plan.lock().unwrap());
+        // The plan applies to the first stream that carries events (a stream that broke
+        // before its first event, on a loaded machine, must not use it up).
+        let plan_slot = self.plan.clone();
+        let mut plan = Plan::default();
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(4096);
         let seen = self.seen.clone();
@@ -103,6 +106,9 @@ impl agent_server::Agent for Fake {
                     }
                     Some(pb::agent_message::Body::Event(event)) => {
                         let seq = event.seq;
+                        if on_this_stream == 0 {
+                            plan = std::mem::take(&mut *plan_slot.lock().unwrap());
+                        }
                         last_seq = seq;
                         seen.lock().unwrap().events.push((run.clone(), event));
                         on_this_stream += 1;
