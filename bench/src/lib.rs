@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub mod pipelines;
+
 /// Measured durations.
 #[derive(Debug, Default, Clone)]
 pub struct Samples(pub Vec<Duration>);
