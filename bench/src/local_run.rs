@@ -3,6 +3,7 @@
 //! generated 1,000-task pipelines (fan-out/fan-in and a results chain).
 //!
 //! Run: `cargo build --release -p tektite-cli -p tektite-bench && target/release/local-run [--quick]`
+//! (`TKT_NO_SANDBOX=1` in the environment measures steps without mount namespaces).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,15 @@ fn main() {
         "build: {}; machine: {} CPUs",
         build_kind(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    println!(
+        "steps: {}",
+        if std::env::var_os("TKT_NO_SANDBOX").is_some_and(|v| !v.is_empty() && v != "0") {
+            "paths rewritten, no mount namespace (TKT_NO_SANDBOX set)"
+        } else {
+            "each in a private mount namespace when the machine allows it (unset TKT_NO_SANDBOX)"
+        }
     );
 
     // The command itself, started and reaped directly.

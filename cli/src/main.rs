@@ -46,7 +46,7 @@ const ENTRYPOINT: &str = "entrypoint";
 fn main() -> ExitCode {
     let mut argv = std::env::args_os();
     if argv.nth(1).is_some_and(|a| a == ENTRYPOINT) {
-        let code = tektite_entrypoint::run(argv.collect());
+        let code = run::entrypoint(argv.collect());
         return ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
     }
     let cli = Cli::parse();

@@ -718,3 +718,70 @@ fn every_example_is_run_by_a_test() {
         }
     }
 }
+
+const LITERAL_PATHS: &str = r#"
+apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: literal}
+spec:
+  results: [{name: where}, {name: seen}]
+  workspaces: [{name: src}]
+  steps:
+    - name: write
+      image: alpine
+      workingDir: /workspace/src/sub
+      script: |
+        echo hello > /workspace/src/greeting
+        printf '%s' "$HOME" > $(results.seen.path)
+        printf '%s' "$(pwd)" > /tekton/results/where
+    - name: read
+      image: alpine
+      script: |
+        grep -q hello $(workspaces.src.path)/greeting
+"#;
+
+#[test]
+fn steps_see_pod_paths_in_their_own_mount_namespace() {
+    let state = tempfile::tempdir().unwrap();
+    let file = write(state.path(), "literal.yaml", LITERAL_PATHS);
+    let r = run(&[&file], state.path());
+    succeeded(&r);
+    let tr = r.task_run("");
+    if r.stderr.contains("private mount namespaces") {
+        assert_eq!(Ran::result(tr, "where"), "/workspace/src/sub");
+        assert_eq!(Ran::result(tr, "seen"), "/tekton/home");
+    } else {
+        // A machine without namespaces: the paths were rewritten, the steps still work.
+        assert!(Ran::result(tr, "where").as_str().unwrap().ends_with("/sub"));
+    }
+    assert!(!Path::new("/workspace/src/greeting").exists());
+}
+
+#[test]
+fn without_a_sandbox_pod_paths_are_rewritten_to_the_run_directories() {
+    let state = tempfile::tempdir().unwrap();
+    let file = write(state.path(), "literal.yaml", LITERAL_PATHS);
+    let r = finish(
+        command(&[&file], state.path())
+            .env("TKT_NO_SANDBOX", "1")
+            .output()
+            .unwrap(),
+    );
+    succeeded(&r);
+    assert!(r.stderr.contains("TKT_NO_SANDBOX is set"), "{}", r.stderr);
+    let tr = r.task_run("");
+    let home = Ran::result(tr, "seen").as_str().unwrap();
+    assert!(home.starts_with(state.path().to_str().unwrap()), "{home}");
+    assert!(home.ends_with("tekton-internal-home"), "{home}");
+    let hello = finish(
+        command(&[&example("hello-pipeline.yaml")], state.path())
+            .env("TKT_NO_SANDBOX", "1")
+            .output()
+            .unwrap(),
+    );
+    succeeded(&hello);
+    assert_eq!(
+        Ran::result(hello.pipeline_run(), "greeting"),
+        "hello, platform team"
+    );
+}

@@ -26,6 +26,7 @@ use tektite_node_agent::{Config, Event, WatchError, Watcher};
 
 use super::names;
 use super::pod::{Pod, PodRequest};
+use super::sandbox;
 use super::view::View;
 use super::volumes::Sources;
 
@@ -35,6 +36,8 @@ const TICK: Duration = Duration::from_millis(50);
 /// Tekton's default TaskRun and PipelineRun timeout.
 const DEFAULT_TIMEOUT: SignedDuration = SignedDuration::from_hours(1);
 pub const NAMESPACE: &str = "default";
+/// Set (non-empty, not 0) to run steps without private mount namespaces.
+const NO_SANDBOX: &str = "TKT_NO_SANDBOX";
 
 /// What the run needs besides the plan.
 pub struct Settings {
@@ -176,6 +179,8 @@ pub struct Executor {
     uid: String,
     name: String,
     handled_interrupts: usize,
+    /// Steps run in private mount namespaces (else their paths are rewritten).
+    sandboxed: bool,
 }
 
 fn time(t: Timestamp) -> Time {
@@ -204,6 +209,15 @@ impl Executor {
         }
         sources.claims_dir = claims;
         let watcher = Watcher::new(Config::new(&kubelet))?;
+        let refused = std::env::var_os(NO_SANDBOX).is_some_and(|v| !v.is_empty() && v != "0");
+        let sandboxed = !refused && sandbox::available(&settings.state_dir.join("sandbox-check"));
+        settings.view.note(if sandboxed {
+            "steps run in private mount namespaces: they see /tekton/... and /workspace/... as in a Pod"
+        } else if refused {
+            "TKT_NO_SANDBOX is set: /tekton/... and /workspace/... paths in steps are rewritten to the run's directories"
+        } else {
+            "this machine allows no private mount namespace (neither root nor user namespaces): /tekton/... and /workspace/... paths in steps are rewritten to the run's directories"
+        });
         let started_at = Timestamp::now();
         let uid = names::uid();
         let mut ex = Executor {
@@ -219,6 +233,7 @@ impl Executor {
             uid,
             name,
             handled_interrupts: 0,
+            sandboxed,
         };
         match target {
             Target::Pipeline {
@@ -516,6 +531,7 @@ impl Executor {
             },
             workspaces: r.workspaces.clone(),
             sources: &self.sources,
+            sandboxed: self.sandboxed,
         };
         let now = Timestamp::now();
         if retry == 0 {

@@ -29,6 +29,7 @@ use tektite_api::v1::{OnError, Param, TaskSpec, WorkspaceBinding};
 use tektite_engine::task::{BoundWorkspace, ResolveError, TaskContext, TaskPaths, resolve};
 
 use super::rewrite::Rewrites;
+use super::sandbox::{self, Sandbox, SandboxError};
 use super::view::View;
 use super::volumes::{Sources, VolumeError};
 
@@ -43,6 +44,9 @@ pub struct PodRequest<'a> {
     /// The Task's workspaces: each binding, and a pipeline task's own subPath.
     pub workspaces: BTreeMap<String, (WorkspaceBinding, Option<String>)>,
     pub sources: &'a Sources,
+    /// Each step gets a private mount namespace showing the Pod paths (else the paths
+    /// are rewritten).
+    pub sandboxed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,8 @@ pub enum StartError {
     },
     #[error("{container}: workingDir {dir} does not exist on this machine")]
     WorkingDir { container: String, dir: String },
+    #[error("preparing the step sandbox: {0}")]
+    Sandbox(#[source] SandboxError),
     #[error("preparing the pod directory: {0}")]
     Init(#[from] tektite_entrypoint::InitError),
     #[error("{what} {path}: {source}")]
@@ -156,12 +162,36 @@ pub struct Pod {
 
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// `tkt entrypoint`: the step wrapper (`tkt` is its own entrypoint on this machine).
+pub const ENTRYPOINT: &str = "entrypoint";
+/// After the sandbox arguments of `tkt entrypoint`: run this command (a sidecar) in the
+/// sandbox instead of a step.
+pub const EXEC: &str = "--exec";
+
+/// Where a container starts.
+struct Workdir {
+    /// The process's directory on this machine.
+    host: PathBuf,
+    /// The directory inside its sandbox, when it has one.
+    in_sandbox: Option<String>,
+}
+
 impl Pod {
     /// Lays out the pod directory under `kubelet_root` and starts the sidecars and steps.
     pub fn start(kubelet_root: &Path, req: PodRequest<'_>, view: &View) -> Result<Pod, StartError> {
         let volume = |v: &Volume| node_volume_dir(kubelet_root, &req.uid, v);
-        let pod_volumes = kubelet_root.join("pods").join(&req.uid).join("volumes");
+        let pod_dir = kubelet_root.join("pods").join(&req.uid);
+        let pod_volumes = pod_dir.join("volumes");
         let pod = PodPaths::in_pod();
+        let sandboxed = req.sandboxed;
+        // A path as the steps see it: the Pod path in a sandbox, else the host path.
+        let seen = |pod_path: String, host: &Path| {
+            if sandboxed {
+                pod_path
+            } else {
+                host.display().to_string()
+            }
+        };
 
         // Where the Pod's paths are here.
         let mut rewrites = Rewrites::default();
@@ -193,7 +223,7 @@ impl Pod {
             bound.insert(
                 decl.name.clone(),
                 BoundWorkspace {
-                    path: host.path.display().to_string(),
+                    path: seen(decl.path(), &host.path),
                     claim: host.claim,
                     volume: volume_name,
                 },
@@ -212,10 +242,32 @@ impl Pod {
         }
 
         let paths = TaskPaths {
-            results: volume(&Volume::Results).display().to_string(),
-            steps: volume(&Volume::Steps).display().to_string(),
+            results: seen(
+                format!("/{}", Volume::Results.mount_path()),
+                &volume(&Volume::Results),
+            ),
+            steps: seen(
+                format!("/{}", Volume::Steps.mount_path()),
+                &volume(&Volume::Steps),
+            ),
             workspaces: bound,
         };
+        let run_binds: Vec<(PathBuf, String)> = (0..req.spec.steps.len())
+            .map(|i| {
+                (
+                    volume(&Volume::Run(i)),
+                    format!("/{}", Volume::Run(i).mount_path()),
+                )
+            })
+            .collect();
+        let script_path = |name: &str| {
+            seen(
+                format!("/{}/{name}", Volume::Scripts.mount_path()),
+                &volume(&Volume::Scripts).join(name),
+            )
+        };
+        let mut step_binds = Vec::new();
+        let mut sidecar_binds = Vec::new();
         let resolved = resolve(req.spec, req.params, &req.context, &paths)?;
         // What runs here: scripts placed, paths rewritten (the status shows `resolved`).
         let mut spec = resolved.clone();
@@ -226,34 +278,56 @@ impl Pod {
         for (i, s) in spec.steps.iter_mut().enumerate() {
             let mut r = rewrites.clone();
             add_mounts(&mut r, &s.volume_mounts, &volumes);
+            // In a sandbox the Pod paths are bound, not rewritten.
+            let binds = if sandboxed {
+                let mut b = r.binds();
+                b.extend(run_binds.iter().cloned());
+                r = Rewrites::default();
+                b
+            } else {
+                Vec::new()
+            };
             r.apply_all(&mut s.command);
             r.apply_all(&mut s.args);
             if let Some(script) = &s.script {
                 let name = script_name(ScriptOwner::Step, i);
                 scripts.push((name.clone(), r.apply(script)));
                 // The script gets the args as its positional parameters, as in Tekton.
-                s.command = vec![scripts_dir.join(name).display().to_string()];
+                s.command = vec![script_path(&name)];
             }
             s.working_dir = s.working_dir.as_deref().map(|d| r.apply(d));
             for e in &mut s.env {
                 e.value = e.value.as_deref().map(|v| r.apply(v));
             }
+            step_binds.push(binds);
         }
         for (i, s) in spec.sidecars.iter_mut().enumerate() {
             let mut r = rewrites.clone();
             add_mounts(&mut r, &s.volume_mounts, &volumes);
+            let binds = if sandboxed {
+                let b = r.binds();
+                r = Rewrites::default();
+                b
+            } else {
+                Vec::new()
+            };
             r.apply_all(&mut s.command);
             r.apply_all(&mut s.args);
             if let Some(script) = &s.script {
                 let name = script_name(ScriptOwner::Sidecar, i);
                 scripts.push((name.clone(), r.apply(script)));
                 // The script gets the args as its positional parameters, as in Tekton.
-                s.command = vec![scripts_dir.join(name).display().to_string()];
+                s.command = vec![script_path(&name)];
             }
             s.working_dir = s.working_dir.as_deref().map(|d| r.apply(d));
             for e in &mut s.env {
                 e.value = e.value.as_deref().map(|v| r.apply(v));
             }
+            sidecar_binds.push(binds);
+        }
+        let mirror = pod_dir.join("root");
+        if sandboxed {
+            sandbox::mirror_root(&mirror).map_err(StartError::Sandbox)?;
         }
         let workspace_dir = volume(&Volume::Workspace);
         tektite_entrypoint::init(&InitArgs {
@@ -295,13 +369,31 @@ impl Pod {
                       env: &[core::EnvVar],
                       env_from: &[core::EnvFromSource]|
          -> Result<Vec<(String, String)>, StartError> {
-            let mut out = vec![("HOME".to_owned(), home.display().to_string())];
+            let home = seen(format!("/{}", Volume::Home.mount_path()), &home);
+            let mut out = vec![("HOME".to_owned(), home)];
             out.extend(container_env(container, env, env_from, req.sources)?);
             Ok(out)
         };
-        let cwd = |container: &str, dir: Option<&str>| -> Result<PathBuf, StartError> {
+        // The directory to start in: on this machine, or (sandboxed) a Pod path the
+        // sandbox changes to, from the pod directory.
+        let cwd = |container: &str, dir: Option<&str>| -> Result<Workdir, StartError> {
+            if sandboxed {
+                let dir = match dir.filter(|d| !d.is_empty()) {
+                    Some(d) if d.starts_with('/') => d.to_owned(),
+                    Some(d) => format!("/workspace/{d}"),
+                    None => "/workspace".to_owned(),
+                };
+                return Ok(Workdir {
+                    host: pod_dir.clone(),
+                    in_sandbox: Some(dir),
+                });
+            }
+            let host = |host: PathBuf| Workdir {
+                host,
+                in_sandbox: None,
+            };
             let Some(dir) = dir.filter(|d| !d.is_empty()) else {
-                return Ok(workspace_dir.clone());
+                return Ok(host(workspace_dir.clone()));
             };
             let path = workspace_dir.join(dir); // relative: under /workspace
             if path.starts_with(kubelet_root.parent().unwrap_or(kubelet_root)) {
@@ -312,22 +404,22 @@ impl Pod {
                     dir: dir.into(),
                 });
             }
-            Ok(path)
+            Ok(host(path))
         };
 
         // Everything that can be refused is checked before the first process starts.
         let mut sidecar_plans = Vec::new();
-        for s in &spec.sidecars {
+        for (s, binds) in spec.sidecars.iter().zip(sidecar_binds) {
             let container = format!("sidecar-{}", s.name);
             let env = env_of(&container, &s.env, &s.env_from)?;
             let dir = cwd(&container, s.working_dir.as_deref())?;
             let mut argv = s.command.clone();
             argv.extend(s.args.iter().cloned());
-            sidecar_plans.push((s, argv, env, dir));
+            sidecar_plans.push((s, argv, env, dir, binds));
         }
         let mut step_plans = Vec::new();
         let task_results: Vec<String> = spec.results.iter().map(|r| r.name.clone()).collect();
-        for (i, s) in spec.steps.iter().enumerate() {
+        for ((i, s), binds) in spec.steps.iter().enumerate().zip(step_binds) {
             let container = format!("step-{}", s.name);
             let env = env_of(&container, &s.env, &s.env_from)?;
             let dir = cwd(&container, s.working_dir.as_deref())?;
@@ -354,23 +446,55 @@ impl Pod {
                 .stdout_config
                 .as_ref()
                 .and_then(|c| c.path.as_deref())
-                .map(|p| PathBuf::from(rewrites.apply(p)));
+                .map(|p| {
+                    PathBuf::from(if sandboxed {
+                        p.to_owned()
+                    } else {
+                        rewrites.apply(p)
+                    })
+                });
             args.stderr_path = s
                 .stderr_config
                 .as_ref()
                 .and_then(|c| c.path.as_deref())
-                .map(|p| PathBuf::from(rewrites.apply(p)));
+                .map(|p| {
+                    PathBuf::from(if sandboxed {
+                        p.to_owned()
+                    } else {
+                        rewrites.apply(p)
+                    })
+                });
             args.cancel_file = Some(out.cancel_file.clone());
-            step_plans.push((s.name.clone(), args, env, dir));
+            step_plans.push((s.name.clone(), args, env, dir, binds));
         }
 
         let exe =
             std::env::current_exe().map_err(io_err("cannot find", Path::new("/proc/self/exe")))?;
-        for (s, argv, env, dir) in sidecar_plans {
-            let mut cmd = Command::new(&argv[0]);
-            cmd.args(&argv[1..]);
+        let sandbox_args = |binds: Vec<(PathBuf, String)>, dir: &Workdir| {
+            dir.in_sandbox.as_ref().map(|cwd| {
+                Sandbox {
+                    root: mirror.clone(),
+                    binds,
+                    cwd: cwd.clone(),
+                }
+                .to_args()
+            })
+        };
+        for (s, argv, env, dir, binds) in sidecar_plans {
+            let cmd = match sandbox_args(binds, &dir) {
+                Some(sandbox) => {
+                    let mut cmd = Command::new(&exe);
+                    cmd.arg(ENTRYPOINT).args(sandbox).arg(EXEC).args(&argv);
+                    cmd
+                }
+                None => {
+                    let mut cmd = Command::new(&argv[0]);
+                    cmd.args(&argv[1..]);
+                    cmd
+                }
+            };
             let label = format!("sidecar-{}", s.name);
-            let proc = spawn(cmd, &env, &dir, view, &req.label, &label).map_err(|source| {
+            let proc = spawn(cmd, &env, &dir.host, view, &req.label, &label).map_err(|source| {
                 StartError::Io {
                     what: "cannot start sidecar",
                     path: PathBuf::from(&argv[0]),
@@ -391,10 +515,14 @@ impl Pod {
                 ready: false,
             });
         }
-        for (name, args, env, dir) in step_plans {
+        for (name, args, env, dir, binds) in step_plans {
             let mut cmd = Command::new(&exe);
-            cmd.arg("entrypoint").args(args.to_args());
-            let proc = match spawn(cmd, &env, &dir, view, &req.label, &name) {
+            cmd.arg(ENTRYPOINT);
+            if let Some(sandbox) = sandbox_args(binds, &dir) {
+                cmd.args(sandbox);
+            }
+            cmd.args(args.to_args());
+            let proc = match spawn(cmd, &env, &dir.host, view, &req.label, &name) {
                 Ok(p) => p,
                 Err(source) => {
                     out.kill();

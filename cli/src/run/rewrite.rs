@@ -25,6 +25,18 @@ impl Rewrites {
         self.pairs.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
     }
 
+    /// Every (host directory, Pod path), parents before children: the binds of a
+    /// sandbox that shows the Pod paths themselves.
+    pub fn binds(&self) -> Vec<(std::path::PathBuf, String)> {
+        let mut out: Vec<_> = self
+            .pairs
+            .iter()
+            .map(|(pod, host)| (std::path::PathBuf::from(host), pod.clone()))
+            .collect();
+        out.sort_by_key(|(_, pod)| pod.len());
+        out
+    }
+
     /// `text` with every known pod path replaced.
     pub fn apply(&self, text: &str) -> String {
         if self.pairs.is_empty() || !text.contains('/') {
