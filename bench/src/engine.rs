@@ -74,6 +74,7 @@ fn main() {
                     spec: &spec,
                     params: &[],
                     cancel: None,
+                    pending: false,
                     timeouts: Timeouts::default(),
                     started_at: started,
                     finally_started_at: None,

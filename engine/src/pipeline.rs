@@ -89,6 +89,8 @@ pub struct PipelineRunFacts<'a> {
     pub spec: &'a PipelineSpec,
     pub params: &'a [v1::Param],
     pub cancel: Option<Cancel>,
+    /// `spec.status: PipelineRunPending`: nothing starts until it is cleared.
+    pub pending: bool,
     pub timeouts: Timeouts,
     pub started_at: Timestamp,
     /// When the first finally task started (`status.finallyStartTime`).
@@ -159,6 +161,23 @@ const TIMEOUT_SKIPS: [&str; 3] = [
 
 /// Decides what happens next in a PipelineRun.
 pub fn decide(f: &PipelineRunFacts<'_>) -> Decision {
+    if f.pending && f.children.is_empty() {
+        return Decision {
+            start: Vec::new(),
+            stop: Vec::new(),
+            skipped: Vec::new(),
+            condition: Condition {
+                type_: v1::SUCCEEDED.into(),
+                status: "Unknown".into(),
+                reason: Some(reason::PENDING.into()),
+                message: Some(format!("PipelineRun {:?} is pending", f.name)),
+                ..Condition::default()
+            },
+            results: Vec::new(),
+            finally_starts: false,
+            done: false,
+        };
+    }
     let params = match effective_params(&f.spec.params, f.params) {
         Ok(p) => p,
         Err(e) => return failed(f, reason::PARAMETER_MISSING, e.to_string()),

@@ -17,6 +17,7 @@ struct Run {
     params: Vec<v1::Param>,
     children: BTreeMap<String, Child>,
     cancel: Option<Cancel>,
+    pending: bool,
     timeouts: Timeouts,
     finally_started_at: Option<Timestamp>,
     now: Timestamp,
@@ -29,6 +30,7 @@ impl Run {
             params: Vec::new(),
             children: BTreeMap::new(),
             cancel: None,
+            pending: false,
             timeouts: Timeouts::default(),
             finally_started_at: None,
             now: t(START),
@@ -44,6 +46,7 @@ impl Run {
             spec: &self.spec,
             params: &self.params,
             cancel: self.cancel,
+            pending: self.pending,
             timeouts: self.timeouts,
             started_at: t(START),
             finally_started_at: self.finally_started_at,
@@ -653,4 +656,20 @@ fn matrixed_children_gather_into_one_outcome_and_array_results() {
             reason: "Failed".into()
         }
     );
+}
+
+#[test]
+fn a_pending_run_starts_nothing_until_released() {
+    let mut run = Run::new(json!({"tasks": [{"name": "a", "taskRef": {"name": "t"}}]}));
+    run.pending = true;
+    let d = run.decide();
+    assert!(d.start.is_empty() && !d.done);
+    assert_eq!(d.condition.status, "Unknown");
+    assert_eq!(d.condition.reason.as_deref(), Some("PipelineRunPending"));
+    assert_eq!(
+        d.condition.message.as_deref(),
+        Some("PipelineRun \"run-1\" is pending")
+    );
+    run.pending = false;
+    assert_eq!(started(&run.decide()), ["a"]);
 }

@@ -256,7 +256,13 @@ impl Executor {
                     Some(v1::PipelineRunSpecStatus::StoppedRunFinally) => {
                         Some(Cancel::StoppedRunFinally)
                     }
-                    _ => None,
+                    Some(v1::PipelineRunSpecStatus::PipelineRunPending) => {
+                        ex.settings.view.note(
+                            "spec.status is PipelineRunPending: tkt run starts it anyway (on a cluster it waits until spec.status is cleared)",
+                        );
+                        None
+                    }
+                    None => None,
                 };
                 ex.pipeline = Some(PipelineState {
                     run,
@@ -687,6 +693,8 @@ impl Executor {
             spec: &p.spec,
             params: &p.run.spec.params,
             cancel: p.cancel,
+            // A local run has no one to release it: tkt run says so and starts it.
+            pending: false,
             timeouts: p.timeouts,
             started_at: self.started_at,
             finally_started_at: p.finally_started_at,
