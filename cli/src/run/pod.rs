@@ -168,6 +168,16 @@ pub const ENTRYPOINT: &str = "entrypoint";
 /// sandbox instead of a step.
 pub const EXEC: &str = "--exec";
 
+/// The fields of a step or sidecar that see paths.
+struct Container<'c> {
+    mounts: &'c [core::VolumeMount],
+    command: &'c mut Vec<String>,
+    args: &'c mut Vec<String>,
+    script: &'c Option<String>,
+    working_dir: &'c mut Option<String>,
+    env: &'c mut Vec<core::EnvVar>,
+}
+
 /// Where a container starts.
 struct Workdir {
     /// The process's directory on this machine.
@@ -266,8 +276,6 @@ impl Pod {
                 &volume(&Volume::Scripts).join(name),
             )
         };
-        let mut step_binds = Vec::new();
-        let mut sidecar_binds = Vec::new();
         let resolved = resolve(req.spec, req.params, &req.context, &paths)?;
         // What runs here: scripts placed, paths rewritten (the status shows `resolved`).
         let mut spec = resolved.clone();
@@ -275,56 +283,66 @@ impl Pod {
         // Prepare the shared volumes as the init container does.
         let mut scripts = Vec::new();
         let scripts_dir = volume(&Volume::Scripts);
-        for (i, s) in spec.steps.iter_mut().enumerate() {
-            let mut r = rewrites.clone();
-            add_mounts(&mut r, &s.volume_mounts, &volumes);
-            // In a sandbox the Pod paths are bound, not rewritten.
-            let binds = if sandboxed {
-                let mut b = r.binds();
-                b.extend(run_binds.iter().cloned());
-                r = Rewrites::default();
-                b
-            } else {
-                Vec::new()
+        // One container's view: its volume mounts added; in a sandbox the Pod paths are
+        // bound (returned), else rewritten in its fields; its script placed.
+        let mut prepare =
+            |c: Container<'_>, owner: ScriptOwner, i: usize, extra: &[(PathBuf, String)]| {
+                let mut r = rewrites.clone();
+                add_mounts(&mut r, c.mounts, &volumes);
+                let binds = if sandboxed {
+                    let mut b = r.binds();
+                    b.extend(extra.iter().cloned());
+                    r = Rewrites::default();
+                    b
+                } else {
+                    Vec::new()
+                };
+                r.apply_all(c.command);
+                r.apply_all(c.args);
+                if let Some(script) = c.script.as_deref() {
+                    let name = script_name(owner, i);
+                    scripts.push((name.clone(), r.apply(script)));
+                    // The script gets the args as its positional parameters, as in Tekton.
+                    *c.command = vec![script_path(&name)];
+                }
+                *c.working_dir = c.working_dir.as_deref().map(|d| r.apply(d));
+                for e in c.env.iter_mut() {
+                    e.value = e.value.as_deref().map(|v| r.apply(v));
+                }
+                binds
             };
-            r.apply_all(&mut s.command);
-            r.apply_all(&mut s.args);
-            if let Some(script) = &s.script {
-                let name = script_name(ScriptOwner::Step, i);
-                scripts.push((name.clone(), r.apply(script)));
-                // The script gets the args as its positional parameters, as in Tekton.
-                s.command = vec![script_path(&name)];
-            }
-            s.working_dir = s.working_dir.as_deref().map(|d| r.apply(d));
-            for e in &mut s.env {
-                e.value = e.value.as_deref().map(|v| r.apply(v));
-            }
-            step_binds.push(binds);
-        }
-        for (i, s) in spec.sidecars.iter_mut().enumerate() {
-            let mut r = rewrites.clone();
-            add_mounts(&mut r, &s.volume_mounts, &volumes);
-            let binds = if sandboxed {
-                let b = r.binds();
-                r = Rewrites::default();
-                b
-            } else {
-                Vec::new()
-            };
-            r.apply_all(&mut s.command);
-            r.apply_all(&mut s.args);
-            if let Some(script) = &s.script {
-                let name = script_name(ScriptOwner::Sidecar, i);
-                scripts.push((name.clone(), r.apply(script)));
-                // The script gets the args as its positional parameters, as in Tekton.
-                s.command = vec![script_path(&name)];
-            }
-            s.working_dir = s.working_dir.as_deref().map(|d| r.apply(d));
-            for e in &mut s.env {
-                e.value = e.value.as_deref().map(|v| r.apply(v));
-            }
-            sidecar_binds.push(binds);
-        }
+        let step_binds: Vec<_> = spec
+            .steps
+            .iter_mut()
+            .enumerate()
+            .map(|(i, s)| {
+                let c = Container {
+                    mounts: &s.volume_mounts,
+                    command: &mut s.command,
+                    args: &mut s.args,
+                    script: &s.script,
+                    working_dir: &mut s.working_dir,
+                    env: &mut s.env,
+                };
+                prepare(c, ScriptOwner::Step, i, &run_binds)
+            })
+            .collect();
+        let sidecar_binds: Vec<_> = spec
+            .sidecars
+            .iter_mut()
+            .enumerate()
+            .map(|(i, s)| {
+                let c = Container {
+                    mounts: &s.volume_mounts,
+                    command: &mut s.command,
+                    args: &mut s.args,
+                    script: &s.script,
+                    working_dir: &mut s.working_dir,
+                    env: &mut s.env,
+                };
+                prepare(c, ScriptOwner::Sidecar, i, &[])
+            })
+            .collect();
         let mirror = pod_dir.join("root");
         if sandboxed {
             sandbox::mirror_root(&mirror).map_err(StartError::Sandbox)?;
