@@ -474,6 +474,18 @@ fn interrupt(child: &Child) {
     assert!(status.success());
 }
 
+/// `tkt run` of [`sleeper`] in the background, once its step runs: the child and the
+/// step's PID.
+fn start_sleeper(state: &Path) -> (Child, i32) {
+    let file = sleeper(state);
+    let child = command(&[&file], state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, wait_for_pid(&state.join("sleep.pid")))
+}
+
 fn wait_output(child: Child) -> Ran {
     finish(child.wait_with_output().unwrap())
 }
@@ -481,13 +493,7 @@ fn wait_output(child: Child) -> Ran {
 #[test]
 fn ctrl_c_cancels_running_tasks_runs_finally_and_leaves_no_process() {
     let state = tempfile::tempdir().unwrap();
-    let file = sleeper(state.path());
-    let child = command(&[&file], state.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = wait_for_pid(&state.path().join("sleep.pid"));
+    let (child, pid) = start_sleeper(state.path());
     interrupt(&child);
     let r = wait_output(child);
     assert_eq!(r.code, 1, "{}", r.stderr);
@@ -509,13 +515,7 @@ fn ctrl_c_cancels_running_tasks_runs_finally_and_leaves_no_process() {
 #[test]
 fn a_second_ctrl_c_stops_at_once() {
     let state = tempfile::tempdir().unwrap();
-    let file = sleeper(state.path());
-    let child = command(&[&file], state.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = wait_for_pid(&state.path().join("sleep.pid"));
+    let (child, pid) = start_sleeper(state.path());
     interrupt(&child);
     interrupt(&child);
     let started = Instant::now();

@@ -48,6 +48,23 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// What a finished TaskRun's `Succeeded` condition means to its PipelineRun;
+    /// `stopped_for_timeout` when the PipelineRun stopped it at a pipeline-level timeout.
+    pub fn of_finished(condition: Option<&Condition>, stopped_for_timeout: bool) -> Outcome {
+        match condition.map(|c| (c.status.as_str(), c.reason.as_deref())) {
+            Some(("True", _)) => Outcome::Succeeded,
+            Some((_, Some(taskrun_reason::CANCELLED))) => Outcome::Cancelled {
+                timed_out: stopped_for_timeout,
+            },
+            Some((_, Some(reason))) => Outcome::Failed {
+                reason: reason.to_owned(),
+            },
+            _ => Outcome::Failed {
+                reason: taskrun_reason::FAILED.to_owned(),
+            },
+        }
+    }
+
     fn is_done(&self) -> bool {
         !matches!(self, Outcome::Running)
     }

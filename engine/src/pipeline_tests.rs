@@ -673,3 +673,33 @@ fn a_pending_run_starts_nothing_until_released() {
     run.pending = false;
     assert_eq!(started(&run.decide()), ["a"]);
 }
+
+#[test]
+fn a_finished_task_runs_condition_becomes_its_outcome() {
+    let c = |status: &str, reason: &str| Condition {
+        type_: "Succeeded".into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        ..Condition::default()
+    };
+    assert_eq!(
+        Outcome::of_finished(Some(&c("True", "Succeeded")), false),
+        Outcome::Succeeded
+    );
+    assert_eq!(
+        Outcome::of_finished(Some(&c("False", "TaskRunCancelled")), true),
+        Outcome::Cancelled { timed_out: true }
+    );
+    assert_eq!(
+        Outcome::of_finished(Some(&c("False", "TaskRunTimeout")), false),
+        Outcome::Failed {
+            reason: "TaskRunTimeout".into()
+        }
+    );
+    assert_eq!(
+        Outcome::of_finished(None, false),
+        Outcome::Failed {
+            reason: "Failed".into()
+        }
+    );
+}

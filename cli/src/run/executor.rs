@@ -15,7 +15,7 @@ use tektite_api::step::{StepReason, StepState};
 use tektite_api::v1::{
     self, ChildStatusReference, Condition, Param, ParamValue, PipelineRun, PipelineRunResult,
     PipelineRunStatus, PipelineSpec, SkippedTask, TaskRef, TaskRun, TaskRunSpec, TaskRunStatus,
-    TaskSpec, WorkspaceBinding, pipelinerun_reason, taskrun_reason,
+    TaskSpec, WorkspaceBinding, pipelinerun_reason,
 };
 use tektite_engine::pipeline::{
     self, Cancel, Child, Outcome, PipelineRunFacts, Start, Stop, Timeouts,
@@ -114,19 +114,10 @@ impl Run {
         if !self.done {
             return Outcome::Running;
         }
-        let c = self.status.conditions.first();
-        match (
-            c.map(|c| c.status.as_str()),
-            c.and_then(|c| c.reason.as_deref()),
-        ) {
-            (Some("True"), _) => Outcome::Succeeded,
-            (_, Some(taskrun_reason::CANCELLED)) => Outcome::Cancelled {
-                timed_out: self.stop == Some(Stop::TimedOut),
-            },
-            (_, reason) => Outcome::Failed {
-                reason: reason.unwrap_or(taskrun_reason::FAILED).to_owned(),
-            },
-        }
+        Outcome::of_finished(
+            self.status.conditions.first(),
+            self.stop == Some(Stop::TimedOut),
+        )
     }
 
     fn results(&self) -> BTreeMap<String, ParamValue> {

@@ -123,7 +123,7 @@ pub fn plan(files: &[PathBuf], overrides: &Overrides<'_>) -> Result<Plan, Invali
         .iter()
         .position(|d| matches!(d.object, Some(Object::PipelineRun(_) | Object::TaskRun(_))));
     if let Some(i) = run_index {
-        let declared = declared_of(&docs[i], &specs_of(&docs));
+        let declared = declared_of(&docs[i], &validate::Catalog::of(&docs));
         apply(
             &mut docs[i],
             &params,
@@ -260,60 +260,30 @@ struct Declared {
     workspaces: Vec<(String, bool)>,
 }
 
-type Specs = (BTreeMap<String, PipelineSpec>, BTreeMap<String, TaskSpec>);
-
-fn specs_of(docs: &[Document]) -> Specs {
-    let mut pipelines = BTreeMap::new();
-    let mut tasks = BTreeMap::new();
-    for d in docs {
-        match &d.object {
-            Some(Object::Pipeline(p)) => {
-                if let Some(n) = &p.metadata.name {
-                    pipelines.insert(n.clone(), p.spec.clone());
-                }
-            }
-            Some(Object::Task(t)) => {
-                if let Some(n) = &t.metadata.name {
-                    tasks.insert(n.clone(), t.spec.clone());
-                }
-            }
-            _ => {}
-        }
-    }
-    (pipelines, tasks)
-}
-
-fn declared_of(run: &Document, (pipelines, tasks): &Specs) -> Option<Declared> {
+/// What the run's Pipeline or Task declares, found among the documents.
+fn declared_of(run: &Document, catalog: &validate::Catalog<'_>) -> Option<Declared> {
+    let declared = |params: &[ParamSpec], workspaces: Vec<(String, bool)>| Declared {
+        params: params.to_vec(),
+        workspaces,
+    };
     match run.object.as_ref()? {
         Object::PipelineRun(pr) => {
             let spec = match (&pr.spec.pipeline_spec, &pr.spec.pipeline_ref) {
-                (Some(s), _) => s.clone(),
-                (None, Some(r)) => pipelines.get(r.name.as_deref()?)?.clone(),
+                (Some(s), _) => s,
+                (None, Some(r)) => catalog.pipelines.get(r.name.as_deref()?)?,
                 _ => return None,
             };
-            Some(Declared {
-                params: spec.params,
-                workspaces: spec
-                    .workspaces
-                    .into_iter()
-                    .map(|w| (w.name, w.optional))
-                    .collect(),
-            })
+            let ws = spec.workspaces.iter().map(|w| (w.name.clone(), w.optional));
+            Some(declared(&spec.params, ws.collect()))
         }
         Object::TaskRun(tr) => {
             let spec = match (&tr.spec.task_spec, &tr.spec.task_ref) {
-                (Some(s), _) => s.clone(),
-                (None, Some(r)) => tasks.get(r.name.as_deref()?)?.clone(),
+                (Some(s), _) => s,
+                (None, Some(r)) => catalog.tasks.get(r.name.as_deref()?)?,
                 _ => return None,
             };
-            Some(Declared {
-                params: spec.params,
-                workspaces: spec
-                    .workspaces
-                    .into_iter()
-                    .map(|w| (w.name, w.optional))
-                    .collect(),
-            })
+            let ws = spec.workspaces.iter().map(|w| (w.name.clone(), w.optional));
+            Some(declared(&spec.params, ws.collect()))
         }
         _ => None,
     }
