@@ -4,6 +4,7 @@
 //! This crate depends on `tektite-api` and must never depend on kube-client, tokio or
 //! tonic: a rule that needs a runtime to test is in the wrong crate.
 
+pub mod names;
 mod params;
 pub mod pipeline;
 pub mod task;
@@ -12,5 +13,5 @@ mod when;
 
 pub use params::{ParamError, effective_params};
 pub use pipeline::{
-    Cancel, Child, Decision, Outcome, PipelineRunFacts, Start, Stop, Timeouts, decide,
+    Cancel, Child, ChildRun, Decision, Outcome, PipelineRunFacts, Start, Stop, Timeouts, decide,
 };

@@ -129,6 +129,44 @@ pub struct Start {
     pub timeout: Option<SignedDuration>,
 }
 
+/// One TaskRun a [`Start`] creates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChildRun {
+    /// The TaskRun's name (see [`crate::names::task_run_name`]).
+    pub name: String,
+    /// The matrix combination's index, for a matrixed task.
+    pub index: Option<usize>,
+    pub params: Vec<v1::Param>,
+}
+
+impl Start {
+    /// The TaskRuns to create in PipelineRun `pipeline_run`: one, or one per combination
+    /// of the matrix, each with the task's params and its combination's (which win).
+    pub fn child_runs(&self, pipeline_run: &str) -> Vec<ChildRun> {
+        if self.combinations.is_empty() {
+            return vec![ChildRun {
+                name: crate::names::task_run_name(pipeline_run, &self.task.name, None),
+                index: None,
+                params: self.task.params.clone(),
+            }];
+        }
+        self.combinations
+            .iter()
+            .enumerate()
+            .map(|(i, combination)| {
+                let mut params = self.task.params.clone();
+                params.retain(|p| !combination.iter().any(|c| c.name == p.name));
+                params.extend(combination.iter().cloned());
+                ChildRun {
+                    name: crate::names::task_run_name(pipeline_run, &self.task.name, Some(i)),
+                    index: Some(i),
+                    params,
+                }
+            })
+            .collect()
+    }
+}
+
 /// Why a running TaskRun must be stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {

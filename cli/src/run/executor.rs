@@ -17,6 +17,7 @@ use tektite_api::v1::{
     PipelineRunStatus, PipelineSpec, SkippedTask, TaskRef, TaskRun, TaskRunSpec, TaskRunStatus,
     TaskSpec, WorkspaceBinding, pipelinerun_reason,
 };
+use tektite_engine::names::{DEFAULT_TIMEOUT, pod_name};
 use tektite_engine::pipeline::{
     self, Cancel, Child, Outcome, PipelineRunFacts, Start, Stop, Timeouts,
 };
@@ -33,8 +34,6 @@ use super::volumes::Sources;
 /// How long the loop sleeps when nothing happens: bounds the latency of timeouts, Ctrl-C
 /// and sidecar readiness (step ends wake it at once through inotify).
 const TICK: Duration = Duration::from_millis(50);
-/// Tekton's default TaskRun and PipelineRun timeout.
-const DEFAULT_TIMEOUT: SignedDuration = SignedDuration::from_hours(1);
 pub const NAMESPACE: &str = "default";
 /// Set (non-empty, not 0) to run steps without private mount namespaces.
 const NO_SANDBOX: &str = "TKT_NO_SANDBOX";
@@ -744,12 +743,7 @@ impl Executor {
         let Some(p) = self.pipeline.as_ref() else {
             return;
         };
-        let Start {
-            task,
-            combinations,
-            finally,
-            timeout,
-        } = start;
+        let task = &start.task;
         let (spec, task_ref) = match (&task.task_spec, &task.task_ref) {
             (Some(embedded), _) => (embedded.task.clone(), None),
             (None, Some(r)) => {
@@ -772,25 +766,17 @@ impl Executor {
                 workspaces.insert(w.name.clone(), (b.clone(), w.sub_path.clone()));
             }
         }
-        let timeout = timeout.or_else(|| timeout_of(task.timeout.as_ref()));
-        let matrixed = !combinations.is_empty();
-        let children: Vec<(String, Vec<Param>)> = if matrixed {
-            combinations
-                .into_iter()
-                .enumerate()
-                .map(|(i, combination)| {
-                    let mut params = task.params.clone();
-                    params.retain(|p| !combination.iter().any(|c| c.name == p.name));
-                    params.extend(combination);
-                    (format!("{}-{i}", task.name), params)
-                })
-                .collect()
-        } else {
-            vec![(task.name.clone(), task.params.clone())]
-        };
-        for (label, params) in children {
+        let timeout = start.timeout.or_else(|| timeout_of(task.timeout.as_ref()));
+        let matrixed = !start.combinations.is_empty();
+        let finally = start.finally;
+        for child in start.child_runs(&self.name) {
+            let label = match child.index {
+                Some(i) => format!("{}-{i}", task.name),
+                None => task.name.clone(),
+            };
+            let params = child.params;
             let run = Run {
-                name: names::child(&self.name, &label),
+                name: child.name,
                 label,
                 uid: names::uid(),
                 pipeline_task: Some(task.name.clone()),
@@ -955,15 +941,6 @@ fn synthetic(started: Timestamp, now: Timestamp, reason: StepReason, message: St
         reason: Some(reason),
         message: Some(message),
         ..StepState::started(started)
-    }
-}
-
-/// Tekton's Pod name for a TaskRun attempt.
-fn pod_name(task_run: &str, retry: u32) -> String {
-    if retry == 0 {
-        names::fit(&format!("{task_run}-pod"))
-    } else {
-        names::fit(&format!("{task_run}-pod-retry{retry}"))
     }
 }
 
