@@ -61,6 +61,16 @@ pub fn pod_name(task_run: &str, retry: u32) -> String {
     }
 }
 
+/// The PersistentVolumeClaim a `volumeClaimTemplate` binding of `workspace` becomes, in
+/// the run with UID `owner_uid`: the template's name (or `pvc`) and a hash of both.
+pub fn claim_name(template_name: Option<&str>, workspace: &str, owner_uid: &str) -> String {
+    let hash = md5_hex(&format!("{workspace}/{owner_uid}"));
+    child_name(
+        template_name.filter(|n| !n.is_empty()).unwrap_or("pvc"),
+        &format!("-{}", &hash[..10]),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +105,15 @@ mod tests {
         let name = child_name("run", &format!("-{}", "t".repeat(70)));
         assert_eq!(name.len(), MD5_HEX);
         assert!(name.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn claims_are_named_per_workspace_and_run() {
+        let one = claim_name(None, "source", "uid-1");
+        assert!(one.starts_with("pvc-") && one.len() == 14, "{one}");
+        assert_eq!(one, claim_name(Some(""), "source", "uid-1"));
+        assert_ne!(one, claim_name(None, "source", "uid-2"));
+        assert!(claim_name(Some("cache"), "source", "uid-1").starts_with("cache-"));
     }
 
     #[test]

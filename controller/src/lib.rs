@@ -1,0 +1,5 @@
+//! The Kubernetes shell of tektite: reconcilers for TaskRun and PipelineRun around the
+//! engine's decisions, the pod builder, and the gRPC ingest of step events from the node
+//! agents.
+
+pub mod pod;

@@ -1,0 +1,65 @@
+//! The Pod's name, labels, annotations and owner: Tekton's, so `kubectl get pods -l
+//! tekton.dev/taskRun=...` and tools that read them keep working, plus tektite's
+//! `app.kubernetes.io/managed-by` that its watches select on.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use tektite_api::labels;
+use tektite_api::v1::{API_VERSION, TaskRun};
+use tektite_engine::names::pod_name;
+
+/// Set to [`READY_VALUE`] once the sidecars are ready: the first step waits for it.
+pub const READY_ANNOTATION: &str = "tekton.dev/ready";
+pub const READY_VALUE: &str = "READY";
+/// Set (non-empty) to tell the entrypoints to stop.
+pub const CANCEL_ANNOTATION: &str = "tekton.dev/cancel";
+/// `tekton.dev/taskRunUID`: the TaskRun's UID, as Tekton labels it.
+pub const TASK_RUN_UID: &str = "tekton.dev/taskRunUID";
+/// Annotations kubectl writes that must not be copied onto children.
+const NOT_COPIED: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
+
+pub fn metadata(
+    tr: &TaskRun,
+    task_name: Option<&str>,
+    retry: u32,
+    has_sidecars: bool,
+) -> ObjectMeta {
+    let name = tr.metadata.name.clone().unwrap_or_default();
+    let mut labels_map = tr.metadata.labels.clone().unwrap_or_default();
+    labels_map.insert(labels::TASK_RUN.into(), name.clone());
+    if let Some(uid) = &tr.metadata.uid {
+        labels_map.insert(TASK_RUN_UID.into(), uid.clone());
+    }
+    if let Some(task) = task_name {
+        labels_map.insert(labels::TASK.into(), task.into());
+    }
+    labels_map.insert(labels::MANAGED_BY.into(), labels::MANAGED_BY_TEKTITE.into());
+    let mut annotations: BTreeMap<String, String> = tr
+        .metadata
+        .annotations
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| !NOT_COPIED.contains(&k.as_str()))
+        .collect();
+    if !has_sidecars {
+        // Nothing to wait for: the first step starts at once.
+        annotations.insert(READY_ANNOTATION.into(), READY_VALUE.into());
+    }
+    ObjectMeta {
+        name: Some(pod_name(&name, retry)),
+        namespace: tr.metadata.namespace.clone(),
+        labels: Some(labels_map),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        owner_references: Some(vec![OwnerReference {
+            api_version: API_VERSION.into(),
+            kind: "TaskRun".into(),
+            name,
+            uid: tr.metadata.uid.clone().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }]),
+        ..ObjectMeta::default()
+    }
+}

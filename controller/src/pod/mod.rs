@@ -1,0 +1,157 @@
+//! The Pod of one TaskRun attempt, built as a sequence of small transformations, one
+//! module per concern: [`meta`] (name, labels, owner), [`volumes`] (tektite's volumes and
+//! the workspace bindings), [`steps`] (a container per step and sidecar, wrapped by the
+//! entrypoint), [`init`] (the one init container), [`template`] (the run's podTemplate).
+//! [`status`] reads back what the kubelet reports.
+//!
+//! Pure: the reconciler fetches everything the build needs first.
+
+mod init;
+mod meta;
+mod quantity;
+pub mod status;
+mod steps;
+mod template;
+mod volumes;
+
+use k8s_openapi::api::core::v1 as core;
+use tektite_api::v1::{TaskRun, TaskSpec};
+use tektite_engine::task::{self, ResolveError, TaskContext, TaskPaths};
+
+pub use meta::{CANCEL_ANNOTATION, READY_ANNOTATION, READY_VALUE};
+pub use volumes::claim_name;
+
+/// Where the entrypoint binary lives in its image; the init container copies it from
+/// there into `/tekton/bin`.
+pub const ENTRYPOINT_IN_IMAGE: &str = "/tektite/entrypoint";
+/// The init container's name.
+pub const INIT_CONTAINER: &str = "prepare";
+
+/// How this controller builds Pods (from its flags).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodSettings {
+    /// The image holding the entrypoint at [`ENTRYPOINT_IN_IMAGE`].
+    pub entrypoint_image: String,
+    /// Upper bound in bytes on all results of one TaskRun together.
+    pub results_limit: u64,
+    /// `schedulerName` of every Pod (a podTemplate's own wins), e.g. the scheduler that
+    /// consults tektite's extender.
+    pub scheduler_name: Option<String>,
+}
+
+impl Default for PodSettings {
+    fn default() -> Self {
+        Self {
+            entrypoint_image: "ghcr.io/tektite-dev/tektite-entrypoint:0.1.0".into(),
+            results_limit: tektite_api::step::DEFAULT_RESULTS_LIMIT,
+            scheduler_name: None,
+        }
+    }
+}
+
+/// One attempt of a TaskRun to build a Pod for.
+#[derive(Clone, Copy, Debug)]
+pub struct PodRequest<'a> {
+    pub task_run: &'a TaskRun,
+    /// The Task as written (a taskRef's fetched spec, or the TaskRun's taskSpec).
+    pub spec: &'a TaskSpec,
+    /// The referenced Task's name, for `$(context.task.name)` and the `tekton.dev/task` label.
+    pub task_name: Option<&'a str>,
+    /// 0 for the first attempt.
+    pub retry: u32,
+    pub settings: &'a PodSettings,
+}
+
+/// The Pod, and the Task as its steps run it (for `status.taskSpec`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Built {
+    pub pod: core::Pod,
+    pub spec: TaskSpec,
+}
+
+/// Why no Pod can be built: the TaskRun fails with the reason given.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(
+        "step {step:?} has neither command nor script: tektite does not look up an image's own entrypoint in its registry yet; give the step a command (spec.steps[{index}].command)"
+    )]
+    NoCommand { index: usize, step: String },
+    #[error(
+        "workspace {0:?} binds no volume: give it one of emptyDir, persistentVolumeClaim, volumeClaimTemplate, configMap, secret, projected or csi"
+    )]
+    NoVolume(String),
+}
+
+impl BuildError {
+    /// The TaskRun's condition reason, as Tekton's.
+    pub fn reason(&self) -> &'static str {
+        use tektite_api::v1::taskrun_reason;
+        match self {
+            BuildError::Resolve(ResolveError::Params(_)) => "InvalidParamValue",
+            BuildError::Resolve(_) | BuildError::NoCommand { .. } | BuildError::NoVolume(_) => {
+                taskrun_reason::VALIDATION_FAILED
+            }
+        }
+    }
+}
+
+/// The Pod for `req`.
+pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
+    let tr = req.task_run;
+    let name = tr.metadata.name.clone().unwrap_or_default();
+    let owner_uid = tr.metadata.uid.as_deref().unwrap_or_default();
+    let workspaces = volumes::workspaces(req.spec, &tr.spec.workspaces, owner_uid)?;
+    let context = TaskContext {
+        task_run_name: name,
+        namespace: tr.metadata.namespace.clone().unwrap_or_default(),
+        uid: tr.metadata.uid.clone().unwrap_or_default(),
+        task_name: req.task_name.unwrap_or_default().to_owned(),
+        retry_count: req.retry,
+    };
+    let paths = TaskPaths {
+        workspaces: workspaces.bound.clone(),
+        ..TaskPaths::default()
+    };
+    let spec = task::resolve(req.spec, &tr.spec.params, &context, &paths)?;
+    if let Some((index, s)) = spec
+        .steps
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.command.is_empty() && s.script.is_none())
+    {
+        return Err(BuildError::NoCommand {
+            index,
+            step: s.name.clone(),
+        });
+    }
+
+    let mut pod = core::Pod {
+        metadata: meta::metadata(tr, req.task_name, req.retry, !spec.sidecars.is_empty()),
+        spec: Some(core::PodSpec {
+            restart_policy: Some("Never".into()),
+            service_account_name: Some(
+                tr.spec
+                    .service_account_name
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+            ),
+            scheduler_name: req.settings.scheduler_name.clone(),
+            ..core::PodSpec::default()
+        }),
+        status: None,
+    };
+    let pod_spec = pod.spec.get_or_insert_with(Default::default);
+    pod_spec.volumes = Some(volumes::volumes(&spec, workspaces.volumes));
+    let scripts = steps::containers(pod_spec, &spec, &workspaces.mounts, req.settings);
+    steps::apply_compute_resources(pod_spec, tr);
+    pod_spec.init_containers = Some(vec![init::container(&spec, scripts, req.settings)]);
+    if let Some(t) = &tr.spec.pod_template {
+        template::apply(pod_spec, t);
+    }
+    Ok(Built { pod, spec })
+}
+
+#[cfg(test)]
+mod tests;

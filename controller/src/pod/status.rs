@@ -1,0 +1,215 @@
+//! What the kubelet reports of a step Pod: the authoritative fallback for steps no agent
+//! reported (nodes without one, an agent that restarted), and the only source for what
+//! only the kubelet knows: OOM kills, evictions, images that cannot be pulled, init
+//! container failures. Reasons are Tekton's.
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1 as core;
+use tektite_api::labels::step_container;
+use tektite_api::step::termination::{
+    self, KEY_EXIT_CODE, KEY_MESSAGE, KEY_REASON, KEY_STARTED_AT, TYPE_INTERNAL, TYPE_STEP_RESULT,
+    TYPE_TASK_RESULT,
+};
+use tektite_api::step::{RecordedResult, ResultKind, StepReason, StepState};
+use tektite_api::v1::TaskSpec;
+
+use super::INIT_CONTAINER;
+
+/// The kubelet's reason for a container killed for using too much memory.
+pub const OOM_KILLED: &str = "OOMKilled";
+
+/// Tekton's TaskRun reasons for failures only the kubelet sees.
+pub mod reason {
+    pub const POD_EVICTED: &str = "PodEvicted";
+    pub const IMAGE_PULL_FAILED: &str = "TaskRunImagePullFailed";
+    pub const CREATE_CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
+    pub const INIT_CONTAINER_FAILED: &str = "InitContainerFailed";
+    pub const INIT_CONTAINER_OOM: &str = "InitContainerOOM";
+    pub const STEP_OOM: &str = "StepOOM";
+    pub const FAILED: &str = "Failed";
+}
+
+/// The kubelet's `waiting` reasons that mean an image cannot be had.
+const IMAGE_ERRORS: &[&str] = &[
+    "ImagePullBackOff",
+    "ImageInspectError",
+    "ErrImagePull",
+    "ErrImageNeverPull",
+    "RegistryUnavailable",
+    "InvalidImageName",
+];
+
+/// A failure of the whole Pod: the TaskRun fails with `reason` and `message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodFailure {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn statuses(pod: &core::Pod) -> impl Iterator<Item = &core::ContainerStatus> {
+    let s = pod.status.as_ref();
+    let init = s.and_then(|s| s.init_container_statuses.as_deref());
+    let main = s.and_then(|s| s.container_statuses.as_deref());
+    init.into_iter().flatten().chain(main.into_iter().flatten())
+}
+
+fn container_status<'a>(pod: &'a core::Pod, name: &str) -> Option<&'a core::ContainerStatus> {
+    statuses(pod).find(|c| c.name == name)
+}
+
+fn image_of(pod: &core::Pod, container: &str) -> String {
+    pod.spec
+        .as_ref()
+        .into_iter()
+        .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
+        .find(|c| c.name == container)
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
+}
+
+/// Whether the Pod failed in a way no step reports, and how.
+pub fn failure(pod: &core::Pod, task_run: &str) -> Option<PodFailure> {
+    let status = pod.status.as_ref()?;
+    if status.reason.as_deref() == Some("Evicted") {
+        return Some(PodFailure {
+            reason: reason::POD_EVICTED,
+            message: status
+                .message
+                .clone()
+                .unwrap_or_else(|| "the Pod was evicted".into()),
+        });
+    }
+    for c in statuses(pod) {
+        let Some(waiting) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+            continue;
+        };
+        let why = waiting.reason.as_deref().unwrap_or_default();
+        let said = waiting.message.clone().unwrap_or_default();
+        if IMAGE_ERRORS.contains(&why) {
+            return Some(PodFailure {
+                reason: reason::IMAGE_PULL_FAILED,
+                message: format!(
+                    "the container {:?} in TaskRun {task_run:?} failed to pull the image {:?}: {why}: {said}",
+                    c.name,
+                    image_of(pod, &c.name)
+                ),
+            });
+        }
+        if why == reason::CREATE_CONTAINER_CONFIG_ERROR
+            && !said.contains("failed to create subPath directory")
+        {
+            return Some(PodFailure {
+                reason: reason::CREATE_CONTAINER_CONFIG_ERROR,
+                message: format!("failed to create the container {:?}: {said}", c.name),
+            });
+        }
+    }
+    if let Some(init) = container_status(pod, INIT_CONTAINER)
+        && let Some(t) = init.state.as_ref().and_then(|s| s.terminated.as_ref())
+        && t.exit_code != 0
+    {
+        let oom = t.reason.as_deref() == Some(OOM_KILLED);
+        return Some(PodFailure {
+            reason: if oom {
+                reason::INIT_CONTAINER_OOM
+            } else {
+                reason::INIT_CONTAINER_FAILED
+            },
+            message: format!(
+                "init container failed, {:?} exited with code {}{}",
+                INIT_CONTAINER,
+                t.exit_code,
+                t.message
+                    .as_deref()
+                    .map(|m| format!(": {}", m.trim()))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    None
+}
+
+/// Whether step `name`'s container was killed for memory.
+pub fn oom_killed(pod: &core::Pod, step: &str) -> bool {
+    container_status(pod, &step_container(step))
+        .and_then(|c| c.state.as_ref()?.terminated.as_ref())
+        .is_some_and(|t| t.reason.as_deref() == Some(OOM_KILLED))
+}
+
+/// Each step's state as the kubelet reports it; `None` for steps not started.
+pub fn step_states(pod: &core::Pod, spec: &TaskSpec) -> Vec<Option<StepState>> {
+    spec.steps
+        .iter()
+        .map(|s| container_status(pod, &step_container(&s.name)).and_then(step_state))
+        .collect()
+}
+
+fn step_state(c: &core::ContainerStatus) -> Option<StepState> {
+    let state = c.state.as_ref()?;
+    if let Some(r) = &state.running {
+        return Some(StepState::started(r.started_at.as_ref()?.0));
+    }
+    let t = state.terminated.as_ref()?;
+    let entries = t
+        .message
+        .as_deref()
+        .and_then(|m| termination::decode(m).ok())
+        .unwrap_or_default();
+    let internal = |key: &str| {
+        entries
+            .iter()
+            .find(|e| e.kind == TYPE_INTERNAL && e.key == key)
+            .map(|e| e.value.clone())
+    };
+    let finished = t.finished_at.as_ref().map(|t| t.0).unwrap_or_default();
+    let started: Timestamp = internal(KEY_STARTED_AT)
+        .and_then(|s| s.parse().ok())
+        .or(t.started_at.as_ref().map(|t| t.0))
+        .unwrap_or(finished);
+    let recorded: Option<StepReason> = internal(KEY_REASON)
+        .and_then(|r| serde_json::from_value(serde_json::Value::String(r)).ok());
+    let reason = recorded.unwrap_or(if t.exit_code == 0 {
+        StepReason::Completed
+    } else {
+        StepReason::Error
+    });
+    let exit_code = internal(KEY_EXIT_CODE)
+        .and_then(|c| c.parse().ok())
+        .or((reason != StepReason::Skipped).then_some(t.exit_code));
+    let message = internal(KEY_MESSAGE).or_else(|| {
+        t.reason
+            .clone()
+            .filter(|r| r != "Completed" && r != "Error")
+    });
+    let results = entries
+        .iter()
+        .filter_map(|e| {
+            let kind = match e.kind {
+                TYPE_TASK_RESULT => ResultKind::Task,
+                TYPE_STEP_RESULT => ResultKind::Step,
+                _ => return None,
+            };
+            Some(RecordedResult {
+                name: e.key.clone(),
+                kind,
+                value: e.value.clone(),
+            })
+        })
+        .collect();
+    Some(StepState {
+        finished_at: Some(finished),
+        exit_code,
+        reason: Some(reason),
+        message,
+        results,
+        ..StepState::started(started)
+    })
+}
+
+/// Whether every sidecar container is ready (true when there are none).
+pub fn sidecars_ready(pod: &core::Pod, spec: &TaskSpec) -> bool {
+    spec.sidecars.iter().all(|s| {
+        container_status(pod, &tektite_api::labels::sidecar_container(&s.name))
+            .is_some_and(|c| c.ready)
+    })
+}

@@ -1,0 +1,415 @@
+//! The pod builder, case by case: a TaskRun as a user writes it (inline YAML) in, the
+//! whole Pod out, compared with a Pod written out by hand (never built with the builder's
+//! own helpers), as YAML so a difference reads as a diff.
+
+use pretty_assertions::assert_eq;
+use tektite_api::v1::{TaskRun, TaskSpec};
+
+use super::*;
+
+fn task_run(yaml: &str) -> TaskRun {
+    serde_saphyr::from_str(yaml).expect("the test's TaskRun is valid YAML")
+}
+
+fn yaml_of(value: &impl serde::Serialize) -> String {
+    // Through JSON, so map keys come out sorted and absent fields absent.
+    let json = serde_json::to_value(value).unwrap();
+    serde_saphyr::to_string(&json).unwrap()
+}
+
+fn build_pod(tr: &TaskRun, settings: &PodSettings) -> Result<Built, BuildError> {
+    let spec: TaskSpec = tr.spec.task_spec.clone().unwrap_or_default();
+    build(&PodRequest {
+        task_run: tr,
+        spec: &spec,
+        task_name: None,
+        retry: 0,
+        settings,
+    })
+}
+
+fn assert_pod(tr: &str, expected: &str) {
+    let built = build_pod(&task_run(tr), &PodSettings::default()).unwrap();
+    let expected: serde_json::Value = serde_saphyr::from_str(expected).unwrap();
+    assert_eq!(yaml_of(&built.pod), yaml_of(&expected));
+}
+
+#[test]
+fn a_one_step_task_run_gets_one_init_container_and_no_ready_wait() {
+    assert_pod(
+        r#"
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata:
+  name: hello
+  namespace: ci
+  uid: tr-uid
+  labels: {team: a}
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: "{}"
+    note: kept
+spec:
+  params:
+    - name: who
+      value: tektite
+  taskSpec:
+    params:
+      - name: who
+    results:
+      - name: greeting
+    steps:
+      - name: say
+        image: alpine
+        script: |
+          echo "hello $(params.who)" > $(results.greeting.path)
+"#,
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hello-pod
+  namespace: ci
+  labels:
+    app.kubernetes.io/managed-by: tektite
+    team: a
+    tekton.dev/taskRun: hello
+    tekton.dev/taskRunUID: tr-uid
+  annotations:
+    note: kept
+    tekton.dev/ready: READY
+  ownerReferences:
+    - apiVersion: tekton.dev/v1
+      kind: TaskRun
+      name: hello
+      uid: tr-uid
+      controller: true
+      blockOwnerDeletion: true
+spec:
+  restartPolicy: Never
+  serviceAccountName: default
+  initContainers:
+    - name: prepare
+      image: ghcr.io/tektite-dev/tektite-entrypoint:0.1.0
+      command: [/tektite/entrypoint]
+      args:
+        - init
+        - --copy-self-to=/tekton/bin/entrypoint
+        - --scripts-dir=/tekton/scripts
+        - "--script=script-0=echo \"hello tektite\" > /tekton/results/greeting\n"
+        - --steps-dir=/tekton/steps
+        - --step=say
+        - --run-dir=/tekton/run/0
+      terminationMessagePolicy: FallbackToLogsOnError
+      volumeMounts:
+        - {name: tekton-internal-bin, mountPath: /tekton/bin}
+        - {name: tekton-internal-scripts, mountPath: /tekton/scripts}
+        - {name: tekton-internal-steps, mountPath: /tekton/steps}
+        - {name: tekton-internal-run-0, mountPath: /tekton/run/0}
+        - {name: tekton-internal-workspace, mountPath: /workspace}
+  containers:
+    - name: step-say
+      image: alpine
+      command: [/tekton/bin/entrypoint]
+      args:
+        - --post-file=/tekton/run/0/out
+        - --step-metadata-dir=/tekton/steps/step-say
+        - --results-dir=/tekton/results
+        - --result=greeting
+        - --termination-path=/tekton/termination
+        - --cancel-file=/tekton/downward/cancel
+        - --
+        - /tekton/scripts/script-0
+      workingDir: /workspace
+      terminationMessagePath: /tekton/termination
+      terminationMessagePolicy: File
+      volumeMounts:
+        - {name: tekton-internal-bin, mountPath: /tekton/bin, readOnly: true}
+        - {name: tekton-internal-run-0, mountPath: /tekton/run/0}
+        - {name: tekton-internal-steps, mountPath: /tekton/steps}
+        - {name: tekton-internal-results, mountPath: /tekton/results}
+        - {name: tekton-internal-scripts, mountPath: /tekton/scripts, readOnly: true}
+        - {name: tekton-internal-home, mountPath: /tekton/home}
+        - {name: tekton-internal-downward, mountPath: /tekton/downward, readOnly: true}
+        - {name: tekton-internal-workspace, mountPath: /workspace}
+  volumes:
+    - {name: tekton-internal-bin, emptyDir: {}}
+    - {name: tekton-internal-run-0, emptyDir: {}}
+    - {name: tekton-internal-steps, emptyDir: {}}
+    - {name: tekton-internal-results, emptyDir: {}}
+    - {name: tekton-internal-scripts, emptyDir: {}}
+    - {name: tekton-internal-home, emptyDir: {}}
+    - {name: tekton-internal-workspace, emptyDir: {}}
+    - name: tekton-internal-downward
+      downwardAPI:
+        items:
+          - path: ready
+            fieldRef: {fieldPath: "metadata.annotations['tekton.dev/ready']"}
+          - path: cancel
+            fieldRef: {fieldPath: "metadata.annotations['tekton.dev/cancel']"}
+"#,
+    );
+}
+
+#[test]
+fn sidecars_workspaces_templates_and_resources_all_land_in_the_pod() {
+    assert_pod(
+        r#"
+metadata: {name: build, namespace: ci, uid: u2}
+spec:
+  serviceAccountName: builder
+  workspaces:
+    - name: source
+      volumeClaimTemplate:
+        spec:
+          accessModes: [ReadWriteOnce]
+          resources: {requests: {storage: 1Gi}}
+    - name: settings
+      configMap: {name: maven-settings}
+      subPath: conf
+  computeResources:
+    requests: {cpu: "1", memory: 1Gi}
+    limits: {memory: 2Gi}
+  stepSpecs:
+    - name: test
+      computeResources: {requests: {cpu: 100m}}
+  podTemplate:
+    nodeSelector: {disk: ssd}
+    env:
+      - {name: CI, value: "true"}
+  taskSpec:
+    workspaces:
+      - name: source
+      - name: settings
+        mountPath: /etc/maven
+    sidecars:
+      - name: docker
+        image: docker:dind
+        readinessProbe:
+          tcpSocket: {port: 2375}
+    steps:
+      - name: compile
+        image: maven
+        workingDir: src
+        onError: continue
+        timeout: 5m
+        command: [mvn, compile]
+      - name: test
+        image: maven
+        env:
+          - {name: CI, value: "yes"}
+        command: [mvn, test]
+"#,
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: build-pod
+  namespace: ci
+  labels:
+    app.kubernetes.io/managed-by: tektite
+    tekton.dev/taskRun: build
+    tekton.dev/taskRunUID: u2
+  ownerReferences:
+    - {apiVersion: tekton.dev/v1, kind: TaskRun, name: build, uid: u2, controller: true, blockOwnerDeletion: true}
+spec:
+  restartPolicy: Never
+  serviceAccountName: builder
+  nodeSelector: {disk: ssd}
+  initContainers:
+    - name: prepare
+      image: ghcr.io/tektite-dev/tektite-entrypoint:0.1.0
+      command: [/tektite/entrypoint]
+      args: [init, --copy-self-to=/tekton/bin/entrypoint, --steps-dir=/tekton/steps,
+             --step=compile, --step=test, --run-dir=/tekton/run/0, --run-dir=/tekton/run/1,
+             --dir=/workspace/src]
+      env:
+        - {name: CI, value: "true"}
+      terminationMessagePolicy: FallbackToLogsOnError
+      volumeMounts:
+        - {name: tekton-internal-bin, mountPath: /tekton/bin}
+        - {name: tekton-internal-scripts, mountPath: /tekton/scripts}
+        - {name: tekton-internal-steps, mountPath: /tekton/steps}
+        - {name: tekton-internal-run-0, mountPath: /tekton/run/0}
+        - {name: tekton-internal-run-1, mountPath: /tekton/run/1}
+        - {name: tekton-internal-workspace, mountPath: /workspace}
+  containers:
+    - name: step-compile
+      image: maven
+      command: [/tekton/bin/entrypoint]
+      args: [--wait-file=/tekton/downward/ready, --wait-file-content,
+             --post-file=/tekton/run/0/out, --step-metadata-dir=/tekton/steps/step-compile,
+             --results-dir=/tekton/results, --termination-path=/tekton/termination,
+             --on-error=continue, --timeout=5m0s, --cancel-file=/tekton/downward/cancel,
+             --, mvn, compile]
+      workingDir: /workspace/src
+      env:
+        - {name: CI, value: "true"}
+      resources:
+        requests: {cpu: 500m, memory: "536870912"}
+        limits: {memory: 2Gi}
+      terminationMessagePath: /tekton/termination
+      terminationMessagePolicy: File
+      volumeMounts:
+        - {name: tekton-internal-bin, mountPath: /tekton/bin, readOnly: true}
+        - {name: tekton-internal-run-0, mountPath: /tekton/run/0}
+        - {name: tekton-internal-run-1, mountPath: /tekton/run/1, readOnly: true}
+        - {name: tekton-internal-steps, mountPath: /tekton/steps}
+        - {name: tekton-internal-results, mountPath: /tekton/results}
+        - {name: tekton-internal-scripts, mountPath: /tekton/scripts, readOnly: true}
+        - {name: tekton-internal-home, mountPath: /tekton/home}
+        - {name: tekton-internal-downward, mountPath: /tekton/downward, readOnly: true}
+        - {name: tekton-internal-workspace, mountPath: /workspace}
+        - {name: ws-settings, mountPath: /etc/maven, subPath: conf, readOnly: true}
+        - {name: ws-source, mountPath: /workspace/source}
+    - name: step-test
+      image: maven
+      command: [/tekton/bin/entrypoint]
+      args: [--wait-file=/tekton/run/0/out,
+             --post-file=/tekton/run/1/out, --step-metadata-dir=/tekton/steps/step-test,
+             --results-dir=/tekton/results, --termination-path=/tekton/termination,
+             --cancel-file=/tekton/downward/cancel,
+             --, mvn, test]
+      workingDir: /workspace
+      env:
+        - {name: CI, value: "yes"}
+      resources:
+        requests: {cpu: 500m, memory: "536870912"}
+        limits: {memory: 2Gi}
+      terminationMessagePath: /tekton/termination
+      terminationMessagePolicy: File
+      volumeMounts:
+        - {name: tekton-internal-bin, mountPath: /tekton/bin, readOnly: true}
+        - {name: tekton-internal-run-0, mountPath: /tekton/run/0, readOnly: true}
+        - {name: tekton-internal-run-1, mountPath: /tekton/run/1}
+        - {name: tekton-internal-steps, mountPath: /tekton/steps}
+        - {name: tekton-internal-results, mountPath: /tekton/results}
+        - {name: tekton-internal-scripts, mountPath: /tekton/scripts, readOnly: true}
+        - {name: tekton-internal-home, mountPath: /tekton/home}
+        - {name: tekton-internal-downward, mountPath: /tekton/downward, readOnly: true}
+        - {name: tekton-internal-workspace, mountPath: /workspace}
+        - {name: ws-settings, mountPath: /etc/maven, subPath: conf, readOnly: true}
+        - {name: ws-source, mountPath: /workspace/source}
+    - name: sidecar-docker
+      image: docker:dind
+      readinessProbe:
+        tcpSocket: {port: 2375}
+      env:
+        - {name: CI, value: "true"}
+      volumeMounts:
+        - {name: ws-settings, mountPath: /etc/maven, subPath: conf, readOnly: true}
+        - {name: ws-source, mountPath: /workspace/source}
+  volumes:
+    - {name: tekton-internal-bin, emptyDir: {}}
+    - {name: tekton-internal-run-0, emptyDir: {}}
+    - {name: tekton-internal-run-1, emptyDir: {}}
+    - {name: tekton-internal-steps, emptyDir: {}}
+    - {name: tekton-internal-results, emptyDir: {}}
+    - {name: tekton-internal-scripts, emptyDir: {}}
+    - {name: tekton-internal-home, emptyDir: {}}
+    - {name: tekton-internal-workspace, emptyDir: {}}
+    - name: tekton-internal-downward
+      downwardAPI:
+        items:
+          - path: ready
+            fieldRef: {fieldPath: "metadata.annotations['tekton.dev/ready']"}
+          - path: cancel
+            fieldRef: {fieldPath: "metadata.annotations['tekton.dev/cancel']"}
+    - name: ws-source
+      persistentVolumeClaim: {claimName: pvc-ed6771a085}
+    - name: ws-settings
+      configMap: {name: maven-settings}
+"#,
+    );
+}
+
+#[test]
+fn a_step_with_neither_command_nor_script_is_refused_with_its_field_path() {
+    let tr = task_run(
+        r#"
+metadata: {name: t, uid: u}
+spec:
+  taskSpec:
+    steps:
+      - {name: ok, image: alpine, command: ["true"]}
+      - {name: bare, image: golang}
+"#,
+    );
+    let err = build_pod(&tr, &PodSettings::default()).unwrap_err();
+    assert_eq!(err.reason(), "TaskRunValidationFailed");
+    let text = err.to_string();
+    assert!(
+        text.contains("spec.steps[1].command") && text.contains("\"bare\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_workspace_bound_to_nothing_and_a_missing_param_are_refused() {
+    let no_volume = task_run(
+        r#"
+metadata: {name: t, uid: u}
+spec:
+  workspaces: [{name: src}]
+  taskSpec:
+    workspaces: [{name: src}]
+    steps: [{name: s, image: alpine, command: ["true"]}]
+"#,
+    );
+    let err = build_pod(&no_volume, &PodSettings::default()).unwrap_err();
+    assert!(
+        matches!(err, BuildError::NoVolume(ref w) if w == "src"),
+        "{err}"
+    );
+
+    let missing = task_run(
+        r#"
+metadata: {name: t, uid: u}
+spec:
+  taskSpec:
+    params: [{name: version}]
+    steps: [{name: s, image: alpine, command: [echo, "$(params.version)"]}]
+"#,
+    );
+    let err = build_pod(&missing, &PodSettings::default()).unwrap_err();
+    assert_eq!(err.reason(), "InvalidParamValue");
+    assert!(err.to_string().contains("version"), "{err}");
+}
+
+#[test]
+fn retries_get_their_own_pod_and_the_scheduler_setting_applies() {
+    let tr = task_run(
+        r#"
+metadata: {name: flaky, uid: u}
+spec:
+  taskSpec:
+    steps: [{name: s, image: alpine, command: ["true"]}]
+"#,
+    );
+    let settings = PodSettings {
+        scheduler_name: Some("tektite-scheduler".into()),
+        results_limit: 4096,
+        ..PodSettings::default()
+    };
+    let spec = tr.spec.task_spec.clone().unwrap();
+    let built = build(&PodRequest {
+        task_run: &tr,
+        spec: &spec,
+        task_name: Some("flaky-task"),
+        retry: 2,
+        settings: &settings,
+    })
+    .unwrap();
+    let pod = built.pod;
+    assert_eq!(pod.metadata.name.as_deref(), Some("flaky-pod-retry2"));
+    assert_eq!(
+        pod.metadata.labels.unwrap()["tekton.dev/task"],
+        "flaky-task"
+    );
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.scheduler_name.as_deref(), Some("tektite-scheduler"));
+    let args = spec.containers[0].args.clone().unwrap();
+    assert!(
+        args.contains(&"--results-limit=4096".to_owned()),
+        "{args:?}"
+    );
+}
