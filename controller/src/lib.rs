@@ -3,3 +3,9 @@
 //! agents.
 
 pub mod pod;
+
+pub mod context;
+pub mod metrics;
+mod patch;
+pub mod steps;
+pub mod taskrun;

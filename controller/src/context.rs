@@ -1,0 +1,109 @@
+//! What every reconcile shares: the client, the caches, what the agents reported, the
+//! metrics, the settings and the clock.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::{ObjectRef, Store};
+use tektite_api::v1::TaskRun;
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::pod::PodSettings;
+use crate::steps::StepStore;
+
+/// The `spec.managedBy` value naming tektite.
+pub const MANAGED_BY: &str = "tektite.dev/controller";
+
+/// Which runs this controller takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Claim {
+    /// Runs whose `spec.managedBy` is unset or names tektite, so it can run beside a
+    /// Tekton that claims its own name.
+    #[default]
+    UnsetOrOwn,
+    /// Only runs whose `spec.managedBy` names tektite.
+    OwnOnly,
+}
+
+impl Claim {
+    pub fn claims(self, managed_by: Option<&str>) -> bool {
+        matches!(
+            (self, managed_by),
+            (_, Some(MANAGED_BY)) | (Claim::UnsetOrOwn, None)
+        )
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    pub claim: Claim,
+    pub pod: PodSettings,
+}
+
+/// Where "now" comes from: the wall clock, or a fixed time in tests.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Self(Arc::new(Timestamp::now))
+    }
+
+    pub fn fixed(at: Timestamp) -> Self {
+        Self(Arc::new(move || at))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+pub struct Context {
+    pub client: kube::Client,
+    pub settings: Settings,
+    /// tektite's Pods (by its label selector).
+    pub pods: Store<Pod>,
+    /// Every TaskRun (the PipelineRun reconciler reads its children here).
+    pub task_runs: Store<TaskRun>,
+    pub steps: Arc<StepStore>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    /// Asks for a TaskRun's reconcile (agent events).
+    pub wake: mpsc::Sender<ObjectRef<TaskRun>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_another_controller_are_not_claimed() {
+        assert!(Claim::UnsetOrOwn.claims(None));
+        assert!(Claim::UnsetOrOwn.claims(Some(MANAGED_BY)));
+        assert!(!Claim::UnsetOrOwn.claims(Some("tekton.dev/pipeline")));
+        assert!(!Claim::OwnOnly.claims(None));
+        assert!(Claim::OwnOnly.claims(Some(MANAGED_BY)));
+    }
+}

@@ -1,0 +1,741 @@
+//! The TaskRun reconciler, a chain of early returns: not ours → done → no Pod yet (fetch
+//! the Task, build and create the Pod) → the Pod failed → the steps' state (the agents'
+//! reports first, Pod status as the fallback) → the engine's decision → one status write
+//! → requeue at the next deadline. The shell fetches and writes; the engine decides.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tektite_api::labels::step_container;
+use tektite_api::step::{StepReason, StepState};
+use tektite_api::v1::{
+    self, API_VERSION, Condition, Task, TaskRun, TaskRunSpecStatus, TaskRunStatus, TaskSpec,
+    taskrun_reason,
+};
+use tektite_engine::names::{DEFAULT_TIMEOUT, pod_name};
+use tektite_engine::pipeline::Stop;
+use tektite_engine::taskrun::{self, TaskRunFacts};
+
+use crate::context::Context;
+use crate::metrics::{Kind, StatusLabel, TaskLabels, TaskRunLabels, status_of};
+use crate::patch::merge_diff;
+use crate::pod::{self, BuildError, PodRequest, READY_ANNOTATION, READY_VALUE, status};
+
+/// The field manager of every write.
+pub const FIELD_MANAGER: &str = "tektite-controller";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("fetching Task {name:?}: {source}")]
+    GetTask {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("creating Pod {name:?}: {source}")]
+    CreatePod {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("creating PersistentVolumeClaim {name:?}: {source}")]
+    CreateClaim {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("reading Pod {name:?}: {source}")]
+    GetPod {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("updating Pod {name:?}: {source}")]
+    PatchPod {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("deleting Pod {name:?}: {source}")]
+    DeletePod {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("writing the status of TaskRun {name:?}: {source}")]
+    WriteStatus {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::GetTask { .. } => "get_task",
+            Error::CreatePod { .. } => "create_pod",
+            Error::CreateClaim { .. } => "create_claim",
+            Error::GetPod { .. } => "get_pod",
+            Error::PatchPod { .. } => "patch_pod",
+            Error::DeletePod { .. } => "delete_pod",
+            Error::WriteStatus { .. } => "write_status",
+        }
+    }
+}
+
+/// Parameters of every patch this controller sends.
+pub fn write_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    }
+}
+
+/// After a failed reconcile: try again soon.
+pub fn error_policy(tr: Arc<TaskRun>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(task_run = %tr.name_any(), %error, kind = error.metric_label(), "reconciling a TaskRun failed");
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&Kind::TaskRun.label())
+        .inc();
+    Action::requeue(Duration::from_secs(5))
+}
+
+#[tracing::instrument(skip_all, fields(task_run = %tr.name_any(), namespace = tr.namespace().unwrap_or_default()))]
+pub async fn reconcile(tr: Arc<TaskRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let began = Instant::now();
+    let out = reconcile_run(&tr, &ctx).await;
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&Kind::TaskRun.label())
+        .observe(began.elapsed().as_secs_f64());
+    out
+}
+
+fn is_done(s: &TaskRunStatus) -> bool {
+    s.conditions
+        .iter()
+        .any(|c| c.type_ == v1::SUCCEEDED && c.status != "Unknown")
+}
+
+fn timeout_of(d: Option<&v1::Duration>) -> Option<SignedDuration> {
+    let d = d?.parse().ok()?;
+    SignedDuration::try_from(d).ok()
+}
+
+fn condition(status: &str, reason: &str, message: impl Into<String>) -> Condition {
+    Condition {
+        type_: v1::SUCCEEDED.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        ..Condition::default()
+    }
+}
+
+/// `new`, keeping the transition time of `old` when the condition did not change.
+fn transition(old: &TaskRunStatus, mut new: Condition, now: Timestamp) -> Vec<Condition> {
+    let before = old.conditions.iter().find(|c| c.type_ == v1::SUCCEEDED);
+    new.last_transition_time = match before {
+        Some(b) if b.status == new.status && b.reason == new.reason => {
+            b.last_transition_time.clone()
+        }
+        _ => Some(Time(now)),
+    };
+    vec![new]
+}
+
+async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
+    if !ctx.settings.claim.claims(tr.spec.managed_by.as_deref()) {
+        return Ok(Action::await_change());
+    }
+    let name = tr.name_any();
+    let ns = tr.namespace().unwrap_or_default();
+    let uid = tr.uid().unwrap_or_default();
+    let old = tr.status.clone().unwrap_or_default();
+    if is_done(&old) {
+        if let Some(p) = ctx.pods.get(&ObjectRef::new(&old.pod_name).within(&ns)) {
+            stop_sidecars(ctx, &p).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    let now = ctx.now();
+    let started_at = old.start_time.as_ref().map(|t| t.0).unwrap_or(now);
+    let timeout = timeout_of(tr.spec.timeout.as_ref()).unwrap_or(DEFAULT_TIMEOUT);
+    let cancelled = tr.spec.status == Some(TaskRunSpecStatus::TaskRunCancelled);
+    let timed_out = !timeout.is_zero() && now.duration_since(started_at) > timeout;
+    let retry = old.retries_status.len() as u32;
+    let wanted_pod = pod_name(&name, retry);
+    ctx.metrics.track(Kind::TaskRun, &uid, true);
+
+    let mut found = ctx
+        .pods
+        .get(&ObjectRef::new(&wanted_pod).within(&ns))
+        .map(|p| (*p).clone());
+    if found.is_none() && old.pod_name == wanted_pod {
+        // Created before: the cache may lag, or the Pod was deleted under us.
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+        found = pods
+            .get_opt(&wanted_pod)
+            .await
+            .map_err(|source| Error::GetPod {
+                name: wanted_pod.clone(),
+                source,
+            })?;
+        if found.is_none() {
+            let c = condition(
+                "False",
+                taskrun_reason::FAILED,
+                format!(
+                    "the Pod {wanted_pod:?} of TaskRun {name:?} was deleted before it finished"
+                ),
+            );
+            return finish(tr, ctx, &old, c, None, now).await;
+        }
+    }
+    let Some(pod) = found else {
+        if cancelled {
+            let c = condition(
+                "False",
+                taskrun_reason::CANCELLED,
+                format!("TaskRun {name:?} was cancelled"),
+            );
+            return finish(tr, ctx, &old, c, None, now).await;
+        }
+        if timed_out {
+            let c = condition(
+                "False",
+                taskrun_reason::TIMED_OUT,
+                format!(
+                    "TaskRun {name:?} failed to finish within {:?}",
+                    v1::Duration::from(timeout.unsigned_abs()).0
+                ),
+            );
+            return finish(tr, ctx, &old, c, None, now).await;
+        }
+        return start_pod(tr, ctx, &old, retry, now, started_at, timeout).await;
+    };
+
+    // The Pod runs (or ran): what did its steps do?
+    let spec = match &old.task_spec {
+        Some(s) => s.clone(),
+        None => match fetch_spec(tr, ctx).await? {
+            Ok((spec, task_name)) => match build(tr, ctx, &spec, task_name.as_deref(), retry) {
+                Ok(b) => b.spec,
+                Err(e) => return fail_build(tr, ctx, &old, e, now).await,
+            },
+            Err(c) => return finish(tr, ctx, &old, c, None, now).await,
+        },
+    };
+    let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
+    let mut steps = merge_steps(
+        &ctx.steps.steps(&pod_uid),
+        status::step_states(&pod, &spec),
+        spec.steps.len(),
+    );
+    let failure = status::failure(&pod, &name);
+    if let Some(f) = &failure {
+        close_steps(&mut steps, now, StepReason::Error, &f.message);
+    }
+    if !spec.sidecars.is_empty() && !is_ready(&pod) && status::sidecars_ready(&pod, &spec) {
+        mark_ready(ctx, &pod).await?;
+    }
+    let decide = |steps: &[Option<StepState>]| {
+        taskrun::decide(&TaskRunFacts {
+            name: &name,
+            spec: &spec,
+            steps,
+            started_at,
+            timeout: Some(timeout),
+            cancelled,
+            retries: tr.spec.retries.unwrap_or(0).max(0) as u32,
+            retries_used: retry,
+            now,
+        })
+    };
+    let mut d = decide(&steps);
+    if let Some(stop) = d.stop {
+        // As Tekton does: the Pod is deleted, its unfinished steps end now.
+        let (reason, why) = match stop {
+            Stop::TimedOut => (StepReason::TimeoutExceeded, "the TaskRun timed out"),
+            Stop::Cancelled => (StepReason::Cancelled, "the TaskRun was cancelled"),
+        };
+        close_steps(&mut steps, now, reason, why);
+        d = decide(&steps);
+        delete_pod(ctx, &pod).await?;
+    }
+    let mut cond = d.condition.clone();
+    if let Some(f) = &failure
+        && cond.status == "False"
+        && d.stop.is_none()
+    {
+        cond.reason = Some(f.reason.into());
+        cond.message = Some(f.message.clone());
+    } else if cond.status == "False"
+        && let Some(step) = spec
+            .steps
+            .iter()
+            .find(|s| status::oom_killed(&pod, &s.name))
+    {
+        cond.reason = Some(status::reason::STEP_OOM.into());
+        cond.message = Some(format!(
+            "{:?} exited with code 137: {}",
+            step_container(&step.name),
+            status::OOM_KILLED
+        ));
+    }
+    let mut new = TaskRunStatus {
+        conditions: transition(&old, cond, now),
+        pod_name: old.pod_name.clone(),
+        start_time: Some(Time(started_at)),
+        completion_time: d.done.then_some(Time(now)),
+        steps: d.steps.clone(),
+        results: d.results.clone(),
+        task_spec: Some(spec.clone()),
+        retries_status: old.retries_status.clone(),
+        ..old.clone()
+    };
+    if d.retry {
+        // This attempt goes to retriesStatus; the next one gets a new Pod.
+        let mut attempt = new.clone();
+        attempt.retries_status = Vec::new();
+        new = TaskRunStatus {
+            conditions: transition(
+                &old,
+                condition(
+                    "Unknown",
+                    taskrun_reason::TO_BE_RETRIED,
+                    d.condition.message.clone().unwrap_or_default(),
+                ),
+                now,
+            ),
+            start_time: Some(Time(started_at)),
+            retries_status: {
+                let mut r = old.retries_status.clone();
+                r.push(attempt);
+                r
+            },
+            ..TaskRunStatus::default()
+        };
+        write_status(tr, ctx, &old, &new).await?;
+        ctx.steps.forget(&pod_uid);
+        return Ok(Action::requeue(Duration::ZERO));
+    }
+    write_status(tr, ctx, &old, &new).await?;
+    if d.done {
+        ctx.steps.forget(&pod_uid);
+        record_done(tr, ctx, &new, started_at, now);
+        stop_sidecars(ctx, &pod).await?;
+        return Ok(Action::await_change());
+    }
+    Ok(requeue_at(started_at, timeout, now))
+}
+
+/// Wakes at the timeout (Pod and agent events wake it sooner).
+fn requeue_at(started_at: Timestamp, timeout: SignedDuration, now: Timestamp) -> Action {
+    if timeout.is_zero() {
+        return Action::await_change();
+    }
+    let left = started_at
+        .checked_add(timeout)
+        .map(|deadline| deadline.duration_since(now))
+        .unwrap_or(SignedDuration::ZERO);
+    let left = left.unsigned_abs().min(Duration::from_secs(3600));
+    Action::requeue(left + Duration::from_millis(10))
+}
+
+/// Steps the agents reported, and for the others what the kubelet says. A container the
+/// kubelet calls running may still be waiting for the step before it: it counts as
+/// started only once the step before it finished.
+fn merge_steps(
+    agent: &BTreeMap<usize, StepState>,
+    kubelet: Vec<Option<StepState>>,
+    n: usize,
+) -> Vec<Option<StepState>> {
+    let mut out: Vec<Option<StepState>> = Vec::with_capacity(n);
+    for (i, k) in kubelet
+        .into_iter()
+        .chain(std::iter::repeat(None))
+        .take(n)
+        .enumerate()
+    {
+        let a = agent.get(&i);
+        let previous_done = i == 0 || out[i - 1].as_ref().is_some_and(StepState::is_finished);
+        let merged = match (a, k) {
+            (Some(a), _) if a.is_finished() => Some(a.clone()),
+            (_, Some(k)) if k.is_finished() => Some(k),
+            (Some(a), _) => Some(a.clone()),
+            (None, Some(k)) if previous_done => Some(k),
+            (None, _) => None,
+        };
+        out.push(merged);
+    }
+    out
+}
+
+/// Ends every unfinished step now, with `reason`.
+fn close_steps(steps: &mut [Option<StepState>], now: Timestamp, reason: StepReason, why: &str) {
+    for s in steps.iter_mut() {
+        if !s.as_ref().is_some_and(StepState::is_finished) {
+            let started = s.as_ref().map(|s| s.started_at).unwrap_or(now);
+            *s = Some(StepState {
+                finished_at: Some(now),
+                reason: Some(reason),
+                message: Some(why.to_owned()),
+                ..StepState::started(started)
+            });
+        }
+    }
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.annotations()
+        .get(READY_ANNOTATION)
+        .is_some_and(|v| !v.is_empty())
+}
+
+/// The Task to run, and its name when referenced; `Err(condition)` when it cannot be had.
+async fn fetch_spec(
+    tr: &TaskRun,
+    ctx: &Context,
+) -> Result<Result<(TaskSpec, Option<String>), Condition>, Error> {
+    if let Some(spec) = &tr.spec.task_spec {
+        return Ok(Ok((spec.clone(), None)));
+    }
+    let Some(r) = &tr.spec.task_ref else {
+        return Ok(Err(condition(
+            "False",
+            taskrun_reason::VALIDATION_FAILED,
+            "the TaskRun has neither taskRef nor taskSpec (spec.taskRef)",
+        )));
+    };
+    if r.resolver.is_some() || r.kind.as_deref().is_some_and(|k| k != "Task") {
+        return Ok(Err(condition(
+            "False",
+            taskrun_reason::RESOLUTION_FAILED,
+            format!(
+                "tektite runs Tasks of the TaskRun's namespace; resolvers and other kinds ({}) are not supported yet (spec.taskRef)",
+                r.resolver
+                    .as_deref()
+                    .or(r.kind.as_deref())
+                    .unwrap_or_default()
+            ),
+        )));
+    }
+    let task_name = r.name.clone().unwrap_or_default();
+    let tasks: Api<Task> = Api::namespaced(ctx.client.clone(), &tr.namespace().unwrap_or_default());
+    match tasks.get_opt(&task_name).await {
+        Ok(Some(t)) => Ok(Ok((t.spec, Some(task_name)))),
+        Ok(None) => Ok(Err(condition(
+            "False",
+            taskrun_reason::RESOLUTION_FAILED,
+            format!(
+                "Task {task_name:?} was not found in namespace {:?} (spec.taskRef.name)",
+                tr.namespace().unwrap_or_default()
+            ),
+        ))),
+        Err(source) => Err(Error::GetTask {
+            name: task_name,
+            source,
+        }),
+    }
+}
+
+fn build(
+    tr: &TaskRun,
+    ctx: &Context,
+    spec: &TaskSpec,
+    task_name: Option<&str>,
+    retry: u32,
+) -> Result<pod::Built, BuildError> {
+    pod::build(&PodRequest {
+        task_run: tr,
+        spec,
+        task_name,
+        retry,
+        settings: &ctx.settings.pod,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_pod(
+    tr: &TaskRun,
+    ctx: &Context,
+    old: &TaskRunStatus,
+    retry: u32,
+    now: Timestamp,
+    started_at: Timestamp,
+    timeout: SignedDuration,
+) -> Result<Action, Error> {
+    let (spec, task_name) = match fetch_spec(tr, ctx).await? {
+        Ok(found) => found,
+        Err(c) => return finish(tr, ctx, old, c, None, now).await,
+    };
+    let built = match build(tr, ctx, &spec, task_name.as_deref(), retry) {
+        Ok(b) => b,
+        Err(e) => return fail_build(tr, ctx, old, e, now).await,
+    };
+    let ns = tr.namespace().unwrap_or_default();
+    create_claims(tr, ctx, &ns).await?;
+    let pod_name = built.pod.metadata.name.clone().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    match pods.create(&PostParams::default(), &built.pod).await {
+        Ok(_) => {
+            tracing::info!(pod = %pod_name, "created the Pod");
+            if let Some(created) = tr.metadata.creation_timestamp.as_ref() {
+                let ms = now.duration_since(created.0).as_millis();
+                ctx.metrics
+                    .pod_latency_ms
+                    .get_or_create(&TaskLabels {
+                        namespace: ns.clone(),
+                        task: task_name.clone().unwrap_or_default(),
+                    })
+                    .set(ms as i64);
+            }
+        }
+        // Created by an earlier reconcile (or before a restart): the same Pod.
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(source) => {
+            return Err(Error::CreatePod {
+                name: pod_name,
+                source,
+            });
+        }
+    }
+    let new = TaskRunStatus {
+        conditions: transition(
+            old,
+            condition("Unknown", taskrun_reason::PENDING, "Pending"),
+            now,
+        ),
+        pod_name,
+        start_time: Some(Time(started_at)),
+        task_spec: Some(built.spec),
+        retries_status: old.retries_status.clone(),
+        ..TaskRunStatus::default()
+    };
+    write_status(tr, ctx, old, &new).await?;
+    Ok(requeue_at(started_at, timeout, now))
+}
+
+/// The PersistentVolumeClaims of the TaskRun's `volumeClaimTemplate` workspaces, owned by
+/// the TaskRun.
+async fn create_claims(tr: &TaskRun, ctx: &Context, ns: &str) -> Result<(), Error> {
+    let uid = tr.uid().unwrap_or_default();
+    for b in &tr.spec.workspaces {
+        let Some(template) = &b.volume_claim_template else {
+            continue;
+        };
+        let name = pod::claim_name(b, &uid);
+        let claim = PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(ns.to_owned()),
+                labels: template.metadata.labels.clone(),
+                annotations: template.metadata.annotations.clone(),
+                owner_references: Some(vec![owner(tr)]),
+                ..ObjectMeta::default()
+            },
+            spec: template.spec.clone(),
+            status: None,
+        };
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+        match api.create(&PostParams::default(), &claim).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(source) => return Err(Error::CreateClaim { name, source }),
+        }
+    }
+    Ok(())
+}
+
+/// An owner reference to `tr`.
+fn owner(tr: &TaskRun) -> OwnerReference {
+    OwnerReference {
+        api_version: API_VERSION.into(),
+        kind: "TaskRun".into(),
+        name: tr.name_any(),
+        uid: tr.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+async fn fail_build(
+    tr: &TaskRun,
+    ctx: &Context,
+    old: &TaskRunStatus,
+    e: BuildError,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    let c = condition("False", e.reason(), e.to_string());
+    finish(tr, ctx, old, c, None, now).await
+}
+
+/// Ends the TaskRun with `c` before (or without) its Pod.
+async fn finish(
+    tr: &TaskRun,
+    ctx: &Context,
+    old: &TaskRunStatus,
+    c: Condition,
+    spec: Option<TaskSpec>,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    let started_at = old.start_time.as_ref().map(|t| t.0).unwrap_or(now);
+    let new = TaskRunStatus {
+        conditions: transition(old, c, now),
+        start_time: Some(Time(started_at)),
+        completion_time: Some(Time(now)),
+        task_spec: spec.or_else(|| old.task_spec.clone()),
+        ..old.clone()
+    };
+    write_status(tr, ctx, old, &new).await?;
+    record_done(tr, ctx, &new, started_at, now);
+    Ok(Action::await_change())
+}
+
+fn record_done(
+    tr: &TaskRun,
+    ctx: &Context,
+    s: &TaskRunStatus,
+    started_at: Timestamp,
+    now: Timestamp,
+) {
+    let uid = tr.uid().unwrap_or_default();
+    ctx.metrics.track(Kind::TaskRun, &uid, false);
+    ctx.metrics.finish_writes(&uid);
+    let c = s.conditions.first();
+    let ok = c.is_some_and(|c| c.status == "True");
+    let status = status_of(ok, c.and_then(|c| c.reason.as_deref()).unwrap_or_default());
+    let m = &ctx.metrics;
+    m.taskrun_total
+        .get_or_create(&StatusLabel {
+            status: status.into(),
+        })
+        .inc();
+    let seconds = now.duration_since(started_at).as_secs_f64();
+    let labels = tr.labels();
+    let task = labels
+        .get(tektite_api::labels::TASK)
+        .cloned()
+        .unwrap_or_default();
+    let ns = tr.namespace().unwrap_or_default();
+    match labels.get(tektite_api::labels::PIPELINE_RUN) {
+        Some(_) => m
+            .pipelinerun_taskrun_duration
+            .get_or_create(&crate::metrics::PipelineTaskLabels {
+                namespace: ns,
+                pipeline: labels
+                    .get(tektite_api::labels::PIPELINE)
+                    .cloned()
+                    .unwrap_or_default(),
+                task,
+                status: status.into(),
+            })
+            .observe(seconds),
+        None => m
+            .taskrun_duration
+            .get_or_create(&TaskRunLabels {
+                namespace: ns,
+                task,
+                status: status.into(),
+            })
+            .observe(seconds),
+    }
+}
+
+/// One merge patch of what changed, if anything did.
+async fn write_status(
+    tr: &TaskRun,
+    ctx: &Context,
+    old: &TaskRunStatus,
+    new: &TaskRunStatus,
+) -> Result<(), Error> {
+    let before = serde_json::to_value(old).unwrap_or_default();
+    let after = serde_json::to_value(new).unwrap_or_default();
+    let Some(diff) = merge_diff(&before, &after) else {
+        return Ok(());
+    };
+    let name = tr.name_any();
+    let api: Api<TaskRun> =
+        Api::namespaced(ctx.client.clone(), &tr.namespace().unwrap_or_default());
+    api.patch_status(
+        &name,
+        &write_params(),
+        &Patch::Merge(json!({ "status": diff })),
+    )
+    .await
+    .map_err(|source| Error::WriteStatus { name, source })?;
+    ctx.metrics
+        .count_write(&tr.uid().unwrap_or_default(), Kind::TaskRun);
+    Ok(())
+}
+
+async fn mark_ready(ctx: &Context, pod: &Pod) -> Result<(), Error> {
+    let name = pod.name_any();
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
+    let patch = json!({"metadata": {"annotations": {READY_ANNOTATION: READY_VALUE}}});
+    api.patch(&name, &write_params(), &Patch::Merge(patch))
+        .await
+        .map_err(|source| Error::PatchPod { name, source })?;
+    Ok(())
+}
+
+async fn delete_pod(ctx: &Context, pod: &Pod) -> Result<(), Error> {
+    if pod.meta().deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let name = pod.name_any();
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
+    match api.delete(&name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(source) => Err(Error::DeletePod { name, source }),
+    }
+}
+
+/// Sidecars keep a finished Pod running; as Tekton does, each running one gets the
+/// entrypoint image, which ends it.
+async fn stop_sidecars(ctx: &Context, pod: &Pod) -> Result<(), Error> {
+    let image = &ctx.settings.pod.entrypoint_image;
+    let running = |name: &str| {
+        pod.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.name == name && c.state.as_ref().is_some_and(|s| s.running.is_some()))
+    };
+    let stop: Vec<_> = pod
+        .spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .filter(|c| {
+            c.name.starts_with("sidecar-") && c.image.as_ref() != Some(image) && running(&c.name)
+        })
+        .map(|c| json!({"name": c.name, "image": image}))
+        .collect();
+    if stop.is_empty() || pod.meta().deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let name = pod.name_any();
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
+    api.patch(
+        &name,
+        &write_params(),
+        &Patch::Strategic(json!({"spec": {"containers": stop}})),
+    )
+    .await
+    .map_err(|source| Error::PatchPod { name, source })?;
+    Ok(())
+}

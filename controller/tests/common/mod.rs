@@ -1,0 +1,185 @@
+//! A mocked API server that checks every request a reconcile sends, in order, answers it,
+//! and fails the test when an expected request never comes or an unexpected one does.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kube::client::Body;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use tektite_api::v1::TaskRun;
+use tektite_controller::context::{Clock, Context, Settings};
+use tektite_controller::metrics::Metrics;
+use tektite_controller::steps::StepStore;
+use tokio::sync::mpsc;
+use tower_test::mock::Handle;
+
+type Check = Box<dyn Fn(&Value) + Send>;
+
+/// One request the reconcile must send, and the answer.
+pub struct Expect {
+    method: http::Method,
+    path: String,
+    check: Check,
+    status: u16,
+    reply: Value,
+}
+
+impl Expect {
+    fn new(method: http::Method, path: &str) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            check: Box::new(|_| {}),
+            status: 200,
+            reply: json!({}),
+        }
+    }
+    pub fn get(path: &str) -> Self {
+        Self::new(http::Method::GET, path)
+    }
+    pub fn post(path: &str) -> Self {
+        Self::new(http::Method::POST, path)
+    }
+    pub fn patch(path: &str) -> Self {
+        Self::new(http::Method::PATCH, path)
+    }
+    pub fn delete(path: &str) -> Self {
+        Self::new(http::Method::DELETE, path)
+    }
+    /// Checks the request's JSON body.
+    pub fn body(mut self, check: impl Fn(&Value) + Send + 'static) -> Self {
+        self.check = Box::new(check);
+        self
+    }
+    pub fn reply(mut self, status: u16, body: Value) -> Self {
+        self.status = status;
+        self.reply = body;
+        self
+    }
+    /// Answers the request with a Kubernetes `Status` error.
+    pub fn fail(self, code: u16, reason: &str) -> Self {
+        let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                          "message": reason, "reason": reason, "code": code});
+        self.reply(code, body)
+    }
+}
+
+/// Serves `expects` in order; then requires that no other request comes before every
+/// client is dropped.
+pub async fn serve(mut handle: Handle<Request<Body>, Response<Body>>, expects: Vec<Expect>) {
+    for (i, e) in expects.into_iter().enumerate() {
+        let next = tokio::time::timeout(Duration::from_secs(5), handle.next_request()).await;
+        let Ok(Some((request, send))) = next else {
+            panic!("request {i} ({} {}) never came", e.method, e.path);
+        };
+        assert_eq!(
+            (request.method(), request.uri().path()),
+            (&e.method, e.path.as_str()),
+            "request {i}: {} {}",
+            request.method(),
+            request.uri()
+        );
+        let bytes = http_body_util::BodyExt::collect(request.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        (e.check)(&body);
+        let reply = if e.reply == json!({}) && e.status == 200 && body.is_object() {
+            // Echo what was sent, as the API server returns the object written.
+            body
+        } else {
+            e.reply
+        };
+        send.send_response(
+            Response::builder()
+                .status(e.status)
+                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .unwrap(),
+        );
+    }
+    let more = tokio::time::timeout(Duration::from_secs(5), handle.next_request()).await;
+    if let Ok(Some((request, _))) = more {
+        panic!("unexpected request: {} {}", request.method(), request.uri());
+    }
+}
+
+pub fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_saphyr::from_str(text).expect("the test's YAML is valid")
+}
+
+pub fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+/// A context over a mocked API server, with `pods` in the Pod cache and time fixed at `now`.
+pub struct Harness {
+    pub ctx: Arc<Context>,
+    pub server: tokio::task::JoinHandle<()>,
+    pub woken: mpsc::Receiver<kube::runtime::reflector::ObjectRef<TaskRun>>,
+}
+
+pub fn harness(
+    expects: Vec<Expect>,
+    pods: Vec<Pod>,
+    task_runs: Vec<TaskRun>,
+    now: Timestamp,
+) -> Harness {
+    harness_with(expects, pods, task_runs, now, Settings::default())
+}
+
+pub fn harness_with(
+    expects: Vec<Expect>,
+    pods: Vec<Pod>,
+    task_runs: Vec<TaskRun>,
+    now: Timestamp,
+    settings: Settings,
+) -> Harness {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(svc, "default");
+    let mut pod_writer: Writer<Pod> = Writer::default();
+    for p in pods {
+        pod_writer.apply_watcher_event(&watcher::Event::Apply(p));
+    }
+    let mut tr_writer: Writer<TaskRun> = Writer::default();
+    for t in task_runs {
+        tr_writer.apply_watcher_event(&watcher::Event::Apply(t));
+    }
+    let (wake, woken) = mpsc::channel(16);
+    let ctx = Arc::new(Context {
+        client,
+        settings,
+        pods: pod_writer.as_reader(),
+        task_runs: tr_writer.as_reader(),
+        steps: Arc::new(StepStore::default()),
+        metrics: Arc::new(Metrics::new()),
+        clock: Clock::fixed(now),
+        wake,
+    });
+    Harness {
+        ctx,
+        server: tokio::spawn(serve(handle, expects)),
+        woken,
+    }
+}
+
+impl Harness {
+    /// Drops the context (and so the client) and waits for the server's verdict.
+    pub async fn finish(self) {
+        drop(self.ctx);
+        self.server
+            .await
+            .expect("the mocked API server's checks passed");
+    }
+}
