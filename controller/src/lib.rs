@@ -4,8 +4,10 @@
 
 pub mod pod;
 
+mod conditions;
 pub mod context;
 pub mod metrics;
 mod patch;
+pub mod pipelinerun;
 pub mod steps;
 pub mod taskrun;

@@ -291,6 +291,19 @@ mod tests {
                 status: "success".into(),
             })
             .inc();
+        m.pipelinerun_duration
+            .get_or_create(&PipelineRunLabels {
+                namespace: "ci".into(),
+                pipeline: "ship".into(),
+                status: "success".into(),
+            })
+            .observe(12.0);
+        m.pod_latency_ms
+            .get_or_create(&TaskLabels {
+                namespace: "ci".into(),
+                task: "build".into(),
+            })
+            .set(40);
         m.track(Kind::TaskRun, "a", true);
         m.track(Kind::TaskRun, "a", true);
         m.track(Kind::TaskRun, "b", true);

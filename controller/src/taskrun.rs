@@ -25,6 +25,7 @@ use tektite_engine::names::{DEFAULT_TIMEOUT, pod_name};
 use tektite_engine::pipeline::Stop;
 use tektite_engine::taskrun::{self, TaskRunFacts};
 
+use crate::conditions::{condition, is_done, timeout_of, transition};
 use crate::context::Context;
 use crate::metrics::{Kind, StatusLabel, TaskLabels, TaskRunLabels, status_of};
 use crate::patch::merge_diff;
@@ -122,39 +123,6 @@ pub async fn reconcile(tr: Arc<TaskRun>, ctx: Arc<Context>) -> Result<Action, Er
     out
 }
 
-fn is_done(s: &TaskRunStatus) -> bool {
-    s.conditions
-        .iter()
-        .any(|c| c.type_ == v1::SUCCEEDED && c.status != "Unknown")
-}
-
-fn timeout_of(d: Option<&v1::Duration>) -> Option<SignedDuration> {
-    let d = d?.parse().ok()?;
-    SignedDuration::try_from(d).ok()
-}
-
-fn condition(status: &str, reason: &str, message: impl Into<String>) -> Condition {
-    Condition {
-        type_: v1::SUCCEEDED.into(),
-        status: status.into(),
-        reason: Some(reason.into()),
-        message: Some(message.into()),
-        ..Condition::default()
-    }
-}
-
-/// `new`, keeping the transition time of `old` when the condition did not change.
-fn transition(old: &TaskRunStatus, mut new: Condition, now: Timestamp) -> Vec<Condition> {
-    let before = old.conditions.iter().find(|c| c.type_ == v1::SUCCEEDED);
-    new.last_transition_time = match before {
-        Some(b) if b.status == new.status && b.reason == new.reason => {
-            b.last_transition_time.clone()
-        }
-        _ => Some(Time(now)),
-    };
-    vec![new]
-}
-
 async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
     if !ctx.settings.claim.claims(tr.spec.managed_by.as_deref()) {
         return Ok(Action::await_change());
@@ -163,7 +131,7 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
     let ns = tr.namespace().unwrap_or_default();
     let uid = tr.uid().unwrap_or_default();
     let old = tr.status.clone().unwrap_or_default();
-    if is_done(&old) {
+    if is_done(&old.conditions) {
         if let Some(p) = ctx.pods.get(&ObjectRef::new(&old.pod_name).within(&ns)) {
             stop_sidecars(ctx, &p).await?;
         }
@@ -295,7 +263,7 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
         ));
     }
     let mut new = TaskRunStatus {
-        conditions: transition(&old, cond, now),
+        conditions: transition(&old.conditions, cond, now),
         pod_name: old.pod_name.clone(),
         start_time: Some(Time(started_at)),
         completion_time: d.done.then_some(Time(now)),
@@ -311,7 +279,7 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
         attempt.retries_status = Vec::new();
         new = TaskRunStatus {
             conditions: transition(
-                &old,
+                &old.conditions,
                 condition(
                     "Unknown",
                     taskrun_reason::TO_BE_RETRIED,
@@ -514,7 +482,7 @@ async fn start_pod(
     }
     let new = TaskRunStatus {
         conditions: transition(
-            old,
+            &old.conditions,
             condition("Unknown", taskrun_reason::PENDING, "Pending"),
             now,
         ),
@@ -593,7 +561,7 @@ async fn finish(
 ) -> Result<Action, Error> {
     let started_at = old.start_time.as_ref().map(|t| t.0).unwrap_or(now);
     let new = TaskRunStatus {
-        conditions: transition(old, c, now),
+        conditions: transition(&old.conditions, c, now),
         start_time: Some(Time(started_at)),
         completion_time: Some(Time(now)),
         task_spec: spec.or_else(|| old.task_spec.clone()),

@@ -1,0 +1,40 @@
+//! The `Succeeded` condition of runs, and the durations they are timed by.
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use tektite_api::v1::{self, Condition};
+
+/// A run's timeout field as a duration; `None` when absent or unreadable.
+pub fn timeout_of(d: Option<&v1::Duration>) -> Option<SignedDuration> {
+    let d = d?.parse().ok()?;
+    SignedDuration::try_from(d).ok()
+}
+
+pub fn condition(status: &str, reason: &str, message: impl Into<String>) -> Condition {
+    Condition {
+        type_: v1::SUCCEEDED.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        ..Condition::default()
+    }
+}
+
+/// Whether the run has ended (its `Succeeded` condition is True or False).
+pub fn is_done(conditions: &[Condition]) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == v1::SUCCEEDED && c.status != "Unknown")
+}
+
+/// `new`, keeping the transition time of the old condition when it did not change.
+pub fn transition(old: &[Condition], mut new: Condition, now: Timestamp) -> Vec<Condition> {
+    let before = old.iter().find(|c| c.type_ == v1::SUCCEEDED);
+    new.last_transition_time = match before {
+        Some(b) if b.status == new.status && b.reason == new.reason => {
+            b.last_transition_time.clone()
+        }
+        _ => Some(Time(now)),
+    };
+    vec![new]
+}
