@@ -4,8 +4,10 @@
 
 pub mod pod;
 
+pub mod auth;
 mod conditions;
 pub mod context;
+pub mod ingest;
 pub mod metrics;
 mod patch;
 pub mod pipelinerun;
