@@ -7,6 +7,7 @@ pub mod pod;
 pub mod auth;
 mod conditions;
 pub mod context;
+pub mod http;
 pub mod ingest;
 pub mod metrics;
 mod patch;

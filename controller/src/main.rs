@@ -1,1 +1,294 @@
-fn main() {}
+//! tektite-controller: the TaskRun and PipelineRun reconcilers, the agents' gRPC ingest,
+//! and metrics. Only the Lease's holder runs: it alone writes, and it alone is ready, so
+//! the Service sends the agents to it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use kube_lease_manager::LeaseManagerBuilder;
+use tektite_api::labels::TEKTITE_POD_SELECTOR;
+use tektite_api::v1::{PipelineRun, TaskRun};
+use tektite_controller::auth::Reviewer;
+use tektite_controller::context::{Claim, Clock, Context, Settings};
+use tektite_controller::http::{self, Health};
+use tektite_controller::ingest::Ingest;
+use tektite_controller::metrics::Metrics;
+use tektite_controller::pod::PodSettings;
+use tektite_controller::steps::StepStore;
+use tektite_controller::{pipelinerun, taskrun};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// The tektite controller: runs tekton.dev/v1 TaskRuns and PipelineRuns as Pods and
+/// learns what their steps did from the node agents.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The image whose /tektite/entrypoint the init container copies into every step Pod.
+    #[arg(long, env = "TEKTITE_ENTRYPOINT_IMAGE")]
+    entrypoint_image: String,
+    /// Claim only runs whose spec.managedBy is tektite.dev/controller (by default also
+    /// runs with no managedBy).
+    #[arg(long)]
+    claim_only_own: bool,
+    /// Upper bound in bytes on all results of one TaskRun together.
+    #[arg(long, default_value_t = tektite_api::step::DEFAULT_RESULTS_LIMIT)]
+    results_limit: u64,
+    /// schedulerName of the Pods it creates (a podTemplate's own wins).
+    #[arg(long)]
+    scheduler_name: Option<String>,
+    /// Where the agents' gRPC stream is served.
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    grpc_addr: SocketAddr,
+    /// The serving certificate and key (PEM) of the gRPC port; without them it is plain
+    /// HTTP/2, for tests only.
+    #[arg(long, requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    metrics_addr: SocketAddr,
+    /// The audience the agents' tokens are issued for.
+    #[arg(long, default_value = "tektite-controller")]
+    agent_audience: String,
+    /// The agents' ServiceAccount, as namespace/name; no other caller is accepted.
+    #[arg(long, default_value = "tektite-system/tektite-node-agent")]
+    agent_service_account: String,
+    /// The Lease that elects the one replica that writes.
+    #[arg(long, default_value = "tektite-controller")]
+    lease_name: String,
+    #[arg(long, env = "POD_NAMESPACE", default_value = "tektite-system")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Reconciles of one kind running at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: u16,
+    /// Events for one TaskRun closer together than this become one status write.
+    #[arg(long, default_value = "5ms", value_parser = humantime)]
+    coalesce: Duration,
+    #[arg(long, default_value = "info", env = "RUST_LOG")]
+    log_level: String,
+    #[arg(long, value_enum, default_value_t = LogFormat::Plain)]
+    log_format: LogFormat,
+}
+
+fn humantime(s: &str) -> Result<Duration, String> {
+    tektite_api::v1::parse_go_duration(s).map_err(|e| e.to_string())
+}
+
+fn logging(args: &Args) {
+    let filter = tracing_subscriber::EnvFilter::new(&args.log_level);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    logging(&args);
+    let client = Client::try_default()
+        .await
+        .context("no Kubernetes configuration: run in a cluster or set KUBECONFIG")?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_addr))?;
+    tokio::spawn(http::serve(listener, metrics.clone(), health.clone()));
+
+    // Lead before doing anything: only the leader writes.
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("tektite-controller-{}", std::process::id()));
+    let lease = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        .with_namespace(&args.lease_namespace)
+        .with_identity(&identity)
+        .build()
+        .await
+        .context("setting up the leader Lease")?;
+    let (mut leading, lease_task) = lease.watch().await;
+    tracing::info!(%identity, lease = %args.lease_name, "waiting to lead");
+    tokio::select! {
+        _ = shutdown_signal() => return Ok(()),
+        r = leading.wait_for(|l| *l) => { r.context("the Lease watcher stopped")?; }
+    }
+    tracing::info!(%identity, "leading");
+    health.set_leading(true);
+
+    let (agent_ns, agent_sa) = args
+        .agent_service_account
+        .split_once('/')
+        .context("--agent-service-account must be namespace/name")?;
+    let (wake, woken) = mpsc::channel::<ObjectRef<TaskRun>>(1024);
+
+    // tektite's Pods, managedFields stripped.
+    let (pods, pod_writer) = reflector::store::<Pod>();
+    let pod_events = watcher(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().labels(TEKTITE_POD_SELECTOR),
+    )
+    .default_backoff()
+    .modify(|p| p.managed_fields_mut().clear())
+    .reflect(pod_writer)
+    .touched_objects();
+    // One TaskRun cache, shared by both controllers.
+    let (task_runs, tr_writer) = reflector::store_shared::<TaskRun>(1024);
+    let tr_for_taskruns = tr_writer.subscribe().context("a shared store subscribes")?;
+    let tr_for_pipelineruns = tr_writer.subscribe().context("a shared store subscribes")?;
+    let tr_events = watcher(
+        Api::<TaskRun>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|t| t.managed_fields_mut().clear())
+    .reflect_shared(tr_writer)
+    .for_each(|_| futures::future::ready(()));
+    tokio::spawn(tr_events);
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: Settings {
+            claim: if args.claim_only_own {
+                Claim::OwnOnly
+            } else {
+                Claim::UnsetOrOwn
+            },
+            pod: PodSettings {
+                entrypoint_image: args.entrypoint_image.clone(),
+                results_limit: args.results_limit,
+                scheduler_name: args.scheduler_name.clone(),
+            },
+        },
+        pods: pods.clone(),
+        task_runs: task_runs.clone(),
+        steps: Arc::new(StepStore::default()),
+        metrics: metrics.clone(),
+        clock: Clock::system(),
+        wake,
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopping = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let config = ControllerConfig::default()
+        .concurrency(args.concurrency)
+        .debounce(args.coalesce);
+    let taskruns = Controller::for_shared_stream(tr_for_taskruns, task_runs.clone())
+        .with_config(config.clone())
+        .owns_stream(pod_events)
+        .reconcile_on(ReceiverStream::new(woken))
+        .graceful_shutdown_on(stopping(stop_rx.clone()))
+        .run(taskrun::reconcile, taskrun::error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+    let pipelineruns = Controller::new(
+        Api::<PipelineRun>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(config)
+    .owns_shared_stream(tr_for_pipelineruns)
+    .graceful_shutdown_on(stopping(stop_rx.clone()))
+    .run(
+        pipelinerun::reconcile,
+        pipelinerun::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| futures::future::ready(()));
+
+    // Ready once the caches have synced.
+    {
+        let (pods, task_runs, health) = (pods.clone(), task_runs.clone(), health.clone());
+        tokio::spawn(async move {
+            if pods.wait_until_ready().await.is_ok() && task_runs.wait_until_ready().await.is_ok() {
+                tracing::info!("caches synced: ready");
+                health.set_synced(true);
+            }
+        });
+    }
+
+    let reviewer = Reviewer::new(client.clone(), &args.agent_audience, agent_ns, agent_sa);
+    let mut server = tonic::transport::Server::builder();
+    if let (Some(cert), Some(key)) = (&args.tls_cert_file, &args.tls_key_file) {
+        let identity = tonic::transport::Identity::from_pem(
+            std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
+            std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+        );
+        server = server
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .context("the gRPC serving certificate")?;
+    } else {
+        tracing::warn!("no --tls-cert-file: the agents' stream is served without TLS");
+    }
+    let grpc_listener = tokio::net::TcpListener::bind(args.grpc_addr)
+        .await
+        .with_context(|| format!("binding {}", args.grpc_addr))?;
+    let grpc = server
+        .add_service(Ingest::new(ctx.clone(), reviewer).service())
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(grpc_listener),
+            stopping(stop_rx.clone()),
+        );
+    let grpc = tokio::spawn(grpc);
+
+    let controllers = tokio::spawn(async move {
+        futures::join!(taskruns, pipelineruns);
+    });
+    let lost = async move {
+        let _ = leading.wait_for(|l| !*l).await;
+    };
+    let lost_lead = tokio::select! {
+        _ = shutdown_signal() => false,
+        _ = lost => true,
+    };
+    if lost_lead {
+        tracing::error!("lost the leader Lease: stopping so another replica leads");
+    } else {
+        tracing::info!("stopping: finishing the reconciles under way (again to abort)");
+    }
+    health.set_leading(false);
+    let _ = stop_tx.send(true);
+    tokio::select! {
+        _ = async { let _ = controllers.await; let _ = grpc.await; } => {}
+        _ = shutdown_signal() => tracing::warn!("aborting"),
+    }
+    // The Lease watcher releases the Lease once its receivers are gone.
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    if lost_lead {
+        anyhow::bail!("lost the leader Lease");
+    }
+    tracing::info!(task_runs_cached = ctx.task_runs.state().len(), "stopped");
+    Ok(())
+}
