@@ -1,0 +1,91 @@
+//! `deploy/` stays installable: `kubectl apply -k deploy/` names only files that exist,
+//! every manifest is YAML with a kind, and the controller's Deployment matches the
+//! contract the agent DaemonSet relies on.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+fn deploy() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+fn documents(file: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(deploy().join(file)).unwrap();
+    serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+#[test]
+fn the_kustomization_names_files_that_exist_and_parse() {
+    let k = &documents("kustomization.yaml")[0];
+    let resources = k["resources"].as_array().unwrap();
+    assert!(resources.len() >= 6);
+    for r in resources {
+        let file = r.as_str().unwrap();
+        for doc in documents(file) {
+            assert!(
+                doc["kind"].is_string() && doc["apiVersion"].is_string(),
+                "{file}: {doc}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_controller_serves_what_the_agents_dial() {
+    let docs = documents("controller.yaml");
+    let service = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+    assert_eq!(service["metadata"]["name"], "tektite-controller");
+    assert_eq!(service["metadata"]["namespace"], "tektite-system");
+    assert_eq!(service["spec"]["ports"][0]["port"], 9443);
+    let agent = documents("daemonset.yaml");
+    let ds = agent.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
+    let args = ds["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("https://tektite-controller.tektite-system.svc:9443"),
+        "{args}"
+    );
+    let sa = ds["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .unwrap();
+    // The controller accepts exactly this account by default (--agent-service-account).
+    assert_eq!(sa, "tektite-node-agent");
+}
+
+#[test]
+fn the_controller_may_do_what_it_does_and_no_more() {
+    let docs = documents("controller.yaml");
+    let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+    let rules = role["rules"].as_array().unwrap();
+    let verbs = |resource: &str| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|r| {
+                r["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x == resource)
+            })
+            .flat_map(|r| {
+                r["verbs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    assert_eq!(
+        verbs("pods"),
+        ["get", "list", "watch", "create", "patch", "delete"]
+    );
+    assert_eq!(verbs("tokenreviews"), ["create"]);
+    assert_eq!(verbs("tasks"), ["get"]);
+    assert!(
+        !rules
+            .iter()
+            .any(|r| r["verbs"].as_array().unwrap().iter().any(|v| v == "*"))
+    );
+    assert!(verbs("secrets").is_empty());
+}
