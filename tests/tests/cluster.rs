@@ -1,0 +1,107 @@
+//! Against the cluster in KUBECONFIG, with tektite installed (`kubectl apply -k deploy/`):
+//! a TaskRun and a PipelineRun from examples/ run to Succeeded. Run with
+//! `cargo test -p tektite-tests --test cluster -- --ignored`.
+
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, PostParams};
+use tektite_api::document::{Object, Source, load};
+use tektite_api::v1::{Pipeline, PipelineRun, Task, TaskRun};
+
+const NAMESPACE: &str = "default";
+
+async fn client() -> kube::Client {
+    kube::Client::try_default()
+        .await
+        .expect("a cluster in KUBECONFIG with tektite installed")
+}
+
+/// Waits up to `limit` for the run's Succeeded condition to leave Unknown; its status.
+fn finished(conditions: &[tektite_api::v1::Condition]) -> Option<String> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == "Succeeded" && c.status != "Unknown")
+        .map(|c| c.status.clone())
+}
+
+#[tokio::test]
+#[ignore = "needs cluster"]
+async fn an_embedded_task_run_succeeds_with_its_steps_reported() {
+    let api: Api<TaskRun> = Api::namespaced(client().await, NAMESPACE);
+    let tr: TaskRun = serde_json::from_value(serde_json::json!({
+        "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+        "metadata": {"name": "tektite-cluster-test-echo"},
+        "spec": {"taskSpec": {
+            "results": [{"name": "word"}],
+            "steps": [
+                {"name": "say", "image": "busybox", "script": "echo -n hello > $(results.word.path)"},
+                {"name": "again", "image": "busybox", "command": ["echo", "done"]}
+            ]}}
+    }))
+    .unwrap();
+    let _ = api
+        .delete("tektite-cluster-test-echo", &DeleteParams::default())
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    api.create(&PostParams::default(), &tr).await.unwrap();
+    let mut outcome = None;
+    for _ in 0..180 {
+        let now = api.get("tektite-cluster-test-echo").await.unwrap();
+        let status = now.status.unwrap_or_default();
+        if let Some(s) = finished(&status.conditions) {
+            assert_eq!(status.results[0].name, "word");
+            assert_eq!(status.steps.len(), 2);
+            outcome = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(outcome.as_deref(), Some("True"));
+}
+
+#[tokio::test]
+#[ignore = "needs cluster"]
+async fn the_test_then_build_example_succeeds() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/test-then-build.yaml"
+    ))
+    .unwrap();
+    let docs = load(&[Source {
+        name: "test-then-build.yaml",
+        text: &text,
+    }]);
+    let client = client().await;
+    let pp = PostParams::default();
+    let mut run_name = None;
+    for doc in docs {
+        assert!(doc.problems.is_empty(), "{:?}", doc.problems);
+        match doc.object {
+            Some(Object::Task(t)) => {
+                let api: Api<Task> = Api::namespaced(client.clone(), NAMESPACE);
+                let _ = api.create(&pp, &t).await;
+            }
+            Some(Object::Pipeline(p)) => {
+                let api: Api<Pipeline> = Api::namespaced(client.clone(), NAMESPACE);
+                let _ = api.create(&pp, &p).await;
+            }
+            Some(Object::PipelineRun(r)) => {
+                let api: Api<PipelineRun> = Api::namespaced(client.clone(), NAMESPACE);
+                run_name = api.create(&pp, &r).await.unwrap().metadata.name;
+            }
+            _ => {}
+        }
+    }
+    let name = run_name.expect("the example has a PipelineRun");
+    let api: Api<PipelineRun> = Api::namespaced(client, NAMESPACE);
+    let mut outcome = None;
+    for _ in 0..600 {
+        let status = api.get(&name).await.unwrap().status.unwrap_or_default();
+        if let Some(s) = finished(&status.conditions) {
+            outcome = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(outcome.as_deref(), Some("True"));
+}
