@@ -1,8 +1,90 @@
-//! Status writes as JSON merge patches (RFC 7386) holding only what changed: fields that
-//! went away become `null`, unchanged ones are left out, so a step event costs a few
-//! hundred bytes on the wire, not the whole status.
+//! Writes both reconcilers share. Status writes are JSON merge patches (RFC 7386) holding
+//! only what changed: fields that went away become `null`, unchanged ones are left out, so
+//! a step event costs a few hundred bytes on the wire, not the whole status. Claims for
+//! `volumeClaimTemplate` workspaces are created once, owned by the run.
 
-use serde_json::{Map, Value};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use tektite_api::v1::WorkspaceBinding;
+
+/// The field manager of every write.
+pub const FIELD_MANAGER: &str = "tektite-controller";
+
+/// Parameters of every patch this controller sends.
+pub fn write_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    }
+}
+
+/// Patches the status of `name` from `old` to `new`; whether anything was written.
+pub async fn write_status<K, S>(
+    api: &Api<K>,
+    name: &str,
+    old: &S,
+    new: &S,
+) -> Result<bool, kube::Error>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let before = serde_json::to_value(old).unwrap_or_default();
+    let after = serde_json::to_value(new).unwrap_or_default();
+    let Some(diff) = merge_diff(&before, &after) else {
+        return Ok(false);
+    };
+    api.patch_status(
+        name,
+        &write_params(),
+        &Patch::Merge(json!({ "status": diff })),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Creates the claim of each `volumeClaimTemplate` binding (AlreadyExists is success);
+/// on failure, the claim's name and the error.
+pub async fn create_claims(
+    client: &kube::Client,
+    ns: &str,
+    owner: &OwnerReference,
+    bindings: &[WorkspaceBinding],
+) -> Result<(), (String, kube::Error)> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    for b in bindings {
+        let Some(template) = &b.volume_claim_template else {
+            continue;
+        };
+        let name = tektite_engine::names::claim_name(
+            template.metadata.name.as_deref(),
+            &b.name,
+            &owner.uid,
+        );
+        let claim = PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(ns.to_owned()),
+                labels: template.metadata.labels.clone(),
+                annotations: template.metadata.annotations.clone(),
+                owner_references: Some(vec![owner.clone()]),
+                ..ObjectMeta::default()
+            },
+            spec: template.spec.clone(),
+            status: None,
+        };
+        match api.create(&PostParams::default(), &claim).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err((name, e)),
+        }
+    }
+    Ok(())
+}
 
 /// The merge patch that turns `old` into `new`; `None` when they are equal.
 pub fn merge_diff(old: &Value, new: &Value) -> Option<Value> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimVolumeSource};
+use k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PostParams};
@@ -28,8 +28,7 @@ use tektite_engine::pipeline::{
 use crate::conditions::{condition, is_done, timeout_of, transition};
 use crate::context::Context;
 use crate::metrics::{Kind, PipelineRunLabels, StatusLabel, status_of};
-use crate::patch::merge_diff;
-use crate::taskrun::write_params;
+use crate::patch::{self, write_params};
 
 /// `spec.statusMessage` of a TaskRun stopped because its PipelineRun timed out.
 pub const TIMED_OUT_MESSAGE: &str =
@@ -264,7 +263,10 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
         .collect();
     if !d.done && !d.start.is_empty() && kids.is_empty() && old.child_references.is_empty() {
         // Before the first TaskRun: the claims its workspaces bind.
-        create_claims(pr, ctx).await?;
+        let ns = pr.namespace().unwrap_or_default();
+        patch::create_claims(&ctx.client, &ns, &owner(pr), &pr.spec.workspaces)
+            .await
+            .map_err(|(name, source)| Error::CreateClaim { name, source })?;
     }
     if !d.done {
         for s in &d.start {
@@ -389,38 +391,6 @@ fn owner(pr: &PipelineRun) -> OwnerReference {
         controller: Some(true),
         block_owner_deletion: Some(true),
     }
-}
-
-/// One PersistentVolumeClaim per `volumeClaimTemplate` workspace, owned by the
-/// PipelineRun and shared by its TaskRuns.
-async fn create_claims(pr: &PipelineRun, ctx: &Context) -> Result<(), Error> {
-    let uid = pr.uid().unwrap_or_default();
-    let ns = pr.namespace().unwrap_or_default();
-    for b in &pr.spec.workspaces {
-        let Some(template) = &b.volume_claim_template else {
-            continue;
-        };
-        let name = claim_name(template.metadata.name.as_deref(), &b.name, &uid);
-        let claim = PersistentVolumeClaim {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(ns.clone()),
-                labels: template.metadata.labels.clone(),
-                annotations: template.metadata.annotations.clone(),
-                owner_references: Some(vec![owner(pr)]),
-                ..ObjectMeta::default()
-            },
-            spec: template.spec.clone(),
-            status: None,
-        };
-        let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
-        match api.create(&PostParams::default(), &claim).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(source) => return Err(Error::CreateClaim { name, source }),
-        }
-    }
-    Ok(())
 }
 
 /// The binding a TaskRun gets for pipeline workspace `from`, `sub_path` under it.
@@ -574,23 +544,16 @@ async fn write_status(
     old: &PipelineRunStatus,
     new: &PipelineRunStatus,
 ) -> Result<(), Error> {
-    let before = serde_json::to_value(old).unwrap_or_default();
-    let after = serde_json::to_value(new).unwrap_or_default();
-    let Some(diff) = merge_diff(&before, &after) else {
-        return Ok(());
-    };
     let name = pr.name_any();
     let api: Api<PipelineRun> =
         Api::namespaced(ctx.client.clone(), &pr.namespace().unwrap_or_default());
-    api.patch_status(
-        &name,
-        &write_params(),
-        &Patch::Merge(json!({ "status": diff })),
-    )
-    .await
-    .map_err(|source| Error::WriteStatus { name, source })?;
-    ctx.metrics
-        .count_write(&pr.uid().unwrap_or_default(), Kind::PipelineRun);
+    let written = patch::write_status(&api, &name, old, new)
+        .await
+        .map_err(|source| Error::WriteStatus { name, source })?;
+    if written {
+        ctx.metrics
+            .count_write(&pr.uid().unwrap_or_default(), Kind::PipelineRun);
+    }
     Ok(())
 }
 

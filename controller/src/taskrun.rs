@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::{Api, DeleteParams, Patch, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -28,11 +28,8 @@ use tektite_engine::taskrun::{self, TaskRunFacts};
 use crate::conditions::{condition, is_done, timeout_of, transition};
 use crate::context::Context;
 use crate::metrics::{Kind, StatusLabel, TaskLabels, TaskRunLabels, status_of};
-use crate::patch::merge_diff;
+use crate::patch::{self, write_params};
 use crate::pod::{self, BuildError, PodRequest, READY_ANNOTATION, READY_VALUE, status};
-
-/// The field manager of every write.
-pub const FIELD_MANAGER: &str = "tektite-controller";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -91,14 +88,6 @@ impl Error {
             Error::DeletePod { .. } => "delete_pod",
             Error::WriteStatus { .. } => "write_status",
         }
-    }
-}
-
-/// Parameters of every patch this controller sends.
-pub fn write_params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
     }
 }
 
@@ -454,7 +443,9 @@ async fn start_pod(
         Err(e) => return fail_build(tr, ctx, old, e, now).await,
     };
     let ns = tr.namespace().unwrap_or_default();
-    create_claims(tr, ctx, &ns).await?;
+    patch::create_claims(&ctx.client, &ns, &owner(tr), &tr.spec.workspaces)
+        .await
+        .map_err(|(name, source)| Error::CreateClaim { name, source })?;
     let pod_name = built.pod.metadata.name.clone().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     match pods.create(&PostParams::default(), &built.pod).await {
@@ -494,37 +485,6 @@ async fn start_pod(
     };
     write_status(tr, ctx, old, &new).await?;
     Ok(requeue_at(started_at, timeout, now))
-}
-
-/// The PersistentVolumeClaims of the TaskRun's `volumeClaimTemplate` workspaces, owned by
-/// the TaskRun.
-async fn create_claims(tr: &TaskRun, ctx: &Context, ns: &str) -> Result<(), Error> {
-    let uid = tr.uid().unwrap_or_default();
-    for b in &tr.spec.workspaces {
-        let Some(template) = &b.volume_claim_template else {
-            continue;
-        };
-        let name = pod::claim_name(b, &uid);
-        let claim = PersistentVolumeClaim {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(ns.to_owned()),
-                labels: template.metadata.labels.clone(),
-                annotations: template.metadata.annotations.clone(),
-                owner_references: Some(vec![owner(tr)]),
-                ..ObjectMeta::default()
-            },
-            spec: template.spec.clone(),
-            status: None,
-        };
-        let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
-        match api.create(&PostParams::default(), &claim).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => {}
-            Err(source) => return Err(Error::CreateClaim { name, source }),
-        }
-    }
-    Ok(())
 }
 
 /// An owner reference to `tr`.
@@ -629,23 +589,16 @@ async fn write_status(
     old: &TaskRunStatus,
     new: &TaskRunStatus,
 ) -> Result<(), Error> {
-    let before = serde_json::to_value(old).unwrap_or_default();
-    let after = serde_json::to_value(new).unwrap_or_default();
-    let Some(diff) = merge_diff(&before, &after) else {
-        return Ok(());
-    };
     let name = tr.name_any();
     let api: Api<TaskRun> =
         Api::namespaced(ctx.client.clone(), &tr.namespace().unwrap_or_default());
-    api.patch_status(
-        &name,
-        &write_params(),
-        &Patch::Merge(json!({ "status": diff })),
-    )
-    .await
-    .map_err(|source| Error::WriteStatus { name, source })?;
-    ctx.metrics
-        .count_write(&tr.uid().unwrap_or_default(), Kind::TaskRun);
+    let written = patch::write_status(&api, &name, old, new)
+        .await
+        .map_err(|source| Error::WriteStatus { name, source })?;
+    if written {
+        ctx.metrics
+            .count_write(&tr.uid().unwrap_or_default(), Kind::TaskRun);
+    }
     Ok(())
 }
 

@@ -19,7 +19,6 @@ use tektite_api::v1::{TaskRun, TaskSpec};
 use tektite_engine::task::{self, ResolveError, TaskContext, TaskPaths};
 
 pub use meta::{CANCEL_ANNOTATION, READY_ANNOTATION, READY_VALUE};
-pub use volumes::claim_name;
 
 /// Where the entrypoint binary lives in its image; the init container copies it from
 /// there into `/tekton/bin`.

@@ -22,7 +22,7 @@ pub struct Workspaces {
 }
 
 /// The PVC a `volumeClaimTemplate` binding becomes, in the run with UID `owner_uid`.
-pub fn claim_name(binding: &WorkspaceBinding, owner_uid: &str) -> String {
+fn claim_name(binding: &WorkspaceBinding, owner_uid: &str) -> String {
     let template_name = binding
         .volume_claim_template
         .as_ref()
