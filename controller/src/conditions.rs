@@ -1,14 +1,8 @@
-//! The `Succeeded` condition of runs, and the durations they are timed by.
+//! The `Succeeded` condition of runs.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tektite_api::v1::{self, Condition};
-
-/// A run's timeout field as a duration; `None` when absent or unreadable.
-pub fn timeout_of(d: Option<&v1::Duration>) -> Option<SignedDuration> {
-    let d = d?.parse().ok()?;
-    SignedDuration::try_from(d).ok()
-}
 
 pub fn condition(status: &str, reason: &str, message: impl Into<String>) -> Condition {
     Condition {

@@ -22,6 +22,14 @@ pub fn write_params() -> PatchParams {
     }
 }
 
+/// The owner reference every child of `obj` carries: controller, and (as Tekton's) it
+/// blocks the owner's foreground deletion until the child is gone.
+pub fn controller_ref<K: kube::Resource<DynamicType = ()>>(obj: &K) -> Option<OwnerReference> {
+    let mut r = obj.controller_owner_ref(&())?;
+    r.block_owner_deletion = Some(true);
+    Some(r)
+}
+
 /// Patches the status of `name` from `old` to `new`; whether anything was written.
 pub async fn write_status<K, S>(
     api: &Api<K>,
@@ -52,9 +60,10 @@ where
 pub async fn create_claims(
     client: &kube::Client,
     ns: &str,
-    owner: &OwnerReference,
+    owner: Option<OwnerReference>,
     bindings: &[WorkspaceBinding],
 ) -> Result<(), (String, kube::Error)> {
+    let owner_uid = owner.as_ref().map(|o| o.uid.clone()).unwrap_or_default();
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
     for b in bindings {
         let Some(template) = &b.volume_claim_template else {
@@ -63,7 +72,7 @@ pub async fn create_claims(
         let name = tektite_engine::names::claim_name(
             template.metadata.name.as_deref(),
             &b.name,
-            &owner.uid,
+            &owner_uid,
         );
         let claim = PersistentVolumeClaim {
             metadata: ObjectMeta {
@@ -71,7 +80,7 @@ pub async fn create_claims(
                 namespace: Some(ns.to_owned()),
                 labels: template.metadata.labels.clone(),
                 annotations: template.metadata.annotations.clone(),
-                owner_references: Some(vec![owner.clone()]),
+                owner_references: owner.clone().map(|o| vec![o]),
                 ..ObjectMeta::default()
             },
             spec: template.spec.clone(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PostParams};
 use kube::runtime::controller::Action;
@@ -25,7 +25,7 @@ use tektite_engine::pipeline::{
     self, Cancel, Child, Outcome, PipelineRunFacts, Start, Stop, Timeouts,
 };
 
-use crate::conditions::{condition, is_done, timeout_of, transition};
+use crate::conditions::{condition, is_done, transition};
 use crate::context::Context;
 use crate::metrics::{Kind, PipelineRunLabels, StatusLabel, status_of};
 use crate::patch::{self, write_params};
@@ -208,9 +208,13 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
     };
     let t = pr.spec.timeouts.clone().unwrap_or_default();
     let timeouts = Timeouts {
-        pipeline: timeout_of(t.pipeline.as_ref()).or(Some(DEFAULT_TIMEOUT)),
-        tasks: timeout_of(t.tasks.as_ref()),
-        finally: timeout_of(t.finally.as_ref()),
+        pipeline: t
+            .pipeline
+            .as_ref()
+            .and_then(v1::Duration::signed)
+            .or(Some(DEFAULT_TIMEOUT)),
+        tasks: t.tasks.as_ref().and_then(v1::Duration::signed),
+        finally: t.finally.as_ref().and_then(v1::Duration::signed),
     };
     let finally_started_at = old.finally_start_time.as_ref().map(|t| t.0);
     let d = pipeline::decide(&PipelineRunFacts {
@@ -264,9 +268,14 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
     if !d.done && !d.start.is_empty() && kids.is_empty() && old.child_references.is_empty() {
         // Before the first TaskRun: the claims its workspaces bind.
         let ns = pr.namespace().unwrap_or_default();
-        patch::create_claims(&ctx.client, &ns, &owner(pr), &pr.spec.workspaces)
-            .await
-            .map_err(|(name, source)| Error::CreateClaim { name, source })?;
+        patch::create_claims(
+            &ctx.client,
+            &ns,
+            crate::patch::controller_ref(pr),
+            &pr.spec.workspaces,
+        )
+        .await
+        .map_err(|(name, source)| Error::CreateClaim { name, source })?;
     }
     if !d.done {
         for s in &d.start {
@@ -382,17 +391,6 @@ async fn pipeline_spec(
     }
 }
 
-fn owner(pr: &PipelineRun) -> OwnerReference {
-    OwnerReference {
-        api_version: API_VERSION.into(),
-        kind: "PipelineRun".into(),
-        name: pr.name_any(),
-        uid: pr.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
-}
-
 /// The binding a TaskRun gets for pipeline workspace `from`, `sub_path` under it.
 fn binding(
     pr: &PipelineRun,
@@ -498,7 +496,7 @@ async fn create_task_run(
             namespace: Some(ns.clone()),
             labels: Some(labels_map),
             annotations: (!annotations.is_empty()).then_some(annotations),
-            owner_references: Some(vec![owner(pr)]),
+            owner_references: crate::patch::controller_ref(pr).map(|o| vec![o]),
             ..ObjectMeta::default()
         },
         spec,

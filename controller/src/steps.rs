@@ -71,15 +71,8 @@ impl StepStore {
             StepEvent::Finished { step, state } => (step, state),
             StepEvent::Unreadable { step, error, at } => {
                 let started = pod.steps.get(&step).map(|s| s.started_at).unwrap_or(at);
-                (
-                    step,
-                    StepState {
-                        finished_at: Some(at),
-                        reason: Some(StepReason::Error),
-                        message: Some(format!("the step's state record cannot be used: {error}")),
-                        ..StepState::started(started)
-                    },
-                )
+                let why = format!("the step's state record cannot be used: {error}");
+                (step, StepState::ended(started, at, StepReason::Error, why))
             }
         };
         if pod.steps.get(&step).is_some_and(StepState::is_finished) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -18,14 +18,13 @@ use serde_json::json;
 use tektite_api::labels::step_container;
 use tektite_api::step::{StepReason, StepState};
 use tektite_api::v1::{
-    self, API_VERSION, Condition, Task, TaskRun, TaskRunSpecStatus, TaskRunStatus, TaskSpec,
-    taskrun_reason,
+    self, Condition, Task, TaskRun, TaskRunSpecStatus, TaskRunStatus, TaskSpec, taskrun_reason,
 };
 use tektite_engine::names::{DEFAULT_TIMEOUT, pod_name};
 use tektite_engine::pipeline::Stop;
 use tektite_engine::taskrun::{self, TaskRunFacts};
 
-use crate::conditions::{condition, is_done, timeout_of, transition};
+use crate::conditions::{condition, is_done, transition};
 use crate::context::Context;
 use crate::metrics::{Kind, StatusLabel, TaskLabels, TaskRunLabels, status_of};
 use crate::patch::{self, write_params};
@@ -128,7 +127,12 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
     }
     let now = ctx.now();
     let started_at = old.start_time.as_ref().map(|t| t.0).unwrap_or(now);
-    let timeout = timeout_of(tr.spec.timeout.as_ref()).unwrap_or(DEFAULT_TIMEOUT);
+    let timeout = tr
+        .spec
+        .timeout
+        .as_ref()
+        .and_then(v1::Duration::signed)
+        .unwrap_or(DEFAULT_TIMEOUT);
     let cancelled = tr.spec.status == Some(TaskRunSpecStatus::TaskRunCancelled);
     let timed_out = !timeout.is_zero() && now.duration_since(started_at) > timeout;
     let retry = old.retries_status.len() as u32;
@@ -161,23 +165,15 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
         }
     }
     let Some(pod) = found else {
-        if cancelled {
-            let c = condition(
-                "False",
-                taskrun_reason::CANCELLED,
-                format!("TaskRun {name:?} was cancelled"),
-            );
-            return finish(tr, ctx, &old, c, None, now).await;
-        }
-        if timed_out {
-            let c = condition(
-                "False",
-                taskrun_reason::TIMED_OUT,
-                format!(
-                    "TaskRun {name:?} failed to finish within {:?}",
-                    v1::Duration::from(timeout.unsigned_abs()).0
-                ),
-            );
+        let stop = if cancelled {
+            Some(Stop::Cancelled)
+        } else if timed_out {
+            Some(Stop::TimedOut)
+        } else {
+            None
+        };
+        if let Some(why) = stop {
+            let c = taskrun::stopped(&name, why, Some(timeout));
             return finish(tr, ctx, &old, c, None, now).await;
         }
         return start_pod(tr, ctx, &old, retry, now, started_at, timeout).await;
@@ -202,7 +198,7 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
     );
     let failure = status::failure(&pod, &name);
     if let Some(f) = &failure {
-        close_steps(&mut steps, now, StepReason::Error, &f.message);
+        taskrun::close_unfinished(&mut steps, now, StepReason::Error, &f.message);
     }
     if !spec.sidecars.is_empty() && !is_ready(&pod) && status::sidecars_ready(&pod, &spec) {
         mark_ready(ctx, &pod).await?;
@@ -227,7 +223,7 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
             Stop::TimedOut => (StepReason::TimeoutExceeded, "the TaskRun timed out"),
             Stop::Cancelled => (StepReason::Cancelled, "the TaskRun was cancelled"),
         };
-        close_steps(&mut steps, now, reason, why);
+        taskrun::close_unfinished(&mut steps, now, reason, why);
         d = decide(&steps);
         delete_pod(ctx, &pod).await?;
     }
@@ -340,21 +336,6 @@ fn merge_steps(
     out
 }
 
-/// Ends every unfinished step now, with `reason`.
-fn close_steps(steps: &mut [Option<StepState>], now: Timestamp, reason: StepReason, why: &str) {
-    for s in steps.iter_mut() {
-        if !s.as_ref().is_some_and(StepState::is_finished) {
-            let started = s.as_ref().map(|s| s.started_at).unwrap_or(now);
-            *s = Some(StepState {
-                finished_at: Some(now),
-                reason: Some(reason),
-                message: Some(why.to_owned()),
-                ..StepState::started(started)
-            });
-        }
-    }
-}
-
 fn is_ready(pod: &Pod) -> bool {
     pod.annotations()
         .get(READY_ANNOTATION)
@@ -443,9 +424,14 @@ async fn start_pod(
         Err(e) => return fail_build(tr, ctx, old, e, now).await,
     };
     let ns = tr.namespace().unwrap_or_default();
-    patch::create_claims(&ctx.client, &ns, &owner(tr), &tr.spec.workspaces)
-        .await
-        .map_err(|(name, source)| Error::CreateClaim { name, source })?;
+    patch::create_claims(
+        &ctx.client,
+        &ns,
+        crate::patch::controller_ref(tr),
+        &tr.spec.workspaces,
+    )
+    .await
+    .map_err(|(name, source)| Error::CreateClaim { name, source })?;
     let pod_name = built.pod.metadata.name.clone().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     match pods.create(&PostParams::default(), &built.pod).await {
@@ -485,18 +471,6 @@ async fn start_pod(
     };
     write_status(tr, ctx, old, &new).await?;
     Ok(requeue_at(started_at, timeout, now))
-}
-
-/// An owner reference to `tr`.
-fn owner(tr: &TaskRun) -> OwnerReference {
-    OwnerReference {
-        api_version: API_VERSION.into(),
-        kind: "TaskRun".into(),
-        name: tr.name_any(),
-        uid: tr.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
 }
 
 async fn fail_build(

@@ -45,6 +45,51 @@ pub struct TaskRunDecision {
 
 const REASON_RESULTS_TOO_LARGE: &str = "TaskRunResultLargerThanAllowedLimit";
 
+/// The condition of TaskRun `name` stopped for `why` (with its `timeout`).
+pub fn stopped(name: &str, why: Stop, timeout: Option<SignedDuration>) -> Condition {
+    let (reason, message) = match why {
+        Stop::Cancelled => (
+            taskrun_reason::CANCELLED,
+            format!("TaskRun {name:?} was cancelled"),
+        ),
+        Stop::TimedOut => (
+            taskrun_reason::TIMED_OUT,
+            format!(
+                "TaskRun {name:?} failed to finish within {:?}",
+                v1::Duration::from(timeout.unwrap_or_default().unsigned_abs()).0
+            ),
+        ),
+    };
+    Condition {
+        type_: v1::SUCCEEDED.into(),
+        status: "False".into(),
+        reason: Some(reason.into()),
+        message: Some(message),
+        ..Condition::default()
+    }
+}
+
+/// Ends every step not finished at `now` for `reason`: what a stopped TaskRun's steps
+/// come to when no entrypoint could record it.
+pub fn close_unfinished(
+    steps: &mut [Option<contract::StepState>],
+    now: Timestamp,
+    reason: StepReason,
+    message: &str,
+) {
+    for s in steps.iter_mut() {
+        if !s.as_ref().is_some_and(contract::StepState::is_finished) {
+            let started = s.as_ref().map(|s| s.started_at).unwrap_or(now);
+            *s = Some(contract::StepState::ended(
+                started,
+                now,
+                reason,
+                message.to_owned(),
+            ));
+        }
+    }
+}
+
 pub fn decide(f: &TaskRunFacts<'_>) -> TaskRunDecision {
     let finished = |i: usize| {
         f.steps
@@ -70,29 +115,23 @@ pub fn decide(f: &TaskRunFacts<'_>) -> TaskRunDecision {
         let reason = state.reason?;
         (!reason.is_success() && reason != StepReason::Skipped).then_some((step, state, reason))
     });
-    let duration =
-        |t: Option<SignedDuration>| v1::Duration::from(t.unwrap_or_default().unsigned_abs()).0;
     let (status, reason, message) = if !all_finished {
         (
             "Unknown",
             taskrun_reason::RUNNING.to_owned(),
             "Not all Steps in the Task have finished executing".to_owned(),
         )
-    } else if f.cancelled {
+    } else if f.cancelled || timed_out {
+        let why = if f.cancelled {
+            Stop::Cancelled
+        } else {
+            Stop::TimedOut
+        };
+        let c = stopped(f.name, why, f.timeout);
         (
             "False",
-            taskrun_reason::CANCELLED.to_owned(),
-            format!("TaskRun {:?} was cancelled", f.name),
-        )
-    } else if timed_out {
-        (
-            "False",
-            taskrun_reason::TIMED_OUT.to_owned(),
-            format!(
-                "TaskRun {:?} failed to finish within {:?}",
-                f.name,
-                duration(f.timeout)
-            ),
+            c.reason.unwrap_or_default(),
+            c.message.unwrap_or_default(),
         )
     } else if let Some((step, state, why)) = failure {
         let container = step_container(&step.name);

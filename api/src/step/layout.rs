@@ -156,6 +156,17 @@ impl Volume {
     }
 }
 
+/// Where a step or sidecar starts: an absolute `workingDir` as given, a relative one
+/// under `/workspace`, none at `/workspace`.
+pub fn working_dir(dir: Option<&str>) -> String {
+    let workspace = format!("/{}", Volume::Workspace.mount_path());
+    match dir.filter(|d| !d.is_empty()) {
+        Some(d) if d.starts_with('/') => d.to_owned(),
+        Some(d) => format!("{workspace}/{d}"),
+        None => workspace,
+    }
+}
+
 /// The post file's name in a step's run directory.
 pub const POST_FILE: &str = "out";
 /// The downward-API file names.
@@ -242,6 +253,14 @@ pub const EMPTY_DIR_PLUGIN: &str = "kubernetes.io~empty-dir";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn working_dirs_are_absolute_or_under_the_workspace() {
+        assert_eq!(working_dir(None), "/workspace");
+        assert_eq!(working_dir(Some("")), "/workspace");
+        assert_eq!(working_dir(Some("src/app")), "/workspace/src/app");
+        assert_eq!(working_dir(Some("/opt/app")), "/opt/app");
+    }
 
     #[test]
     fn pod_paths_are_tektons() {

@@ -113,6 +113,17 @@ impl StepState {
         }
     }
 
+    /// A step end no entrypoint recorded (it was stopped, or its record is unusable):
+    /// started at `started`, ended at `at` for `reason`.
+    pub fn ended(started: Timestamp, at: Timestamp, reason: StepReason, message: String) -> Self {
+        Self {
+            finished_at: Some(at),
+            reason: Some(reason),
+            message: Some(message),
+            ..Self::started(started)
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         self.finished_at.is_some()
     }

@@ -21,6 +21,11 @@ impl Duration {
     pub fn parse(&self) -> Result<std::time::Duration, DurationError> {
         parse_go_duration(&self.0)
     }
+
+    /// The duration as a run's timeout; `None` when it cannot be read.
+    pub fn signed(&self) -> Option<jiff::SignedDuration> {
+        jiff::SignedDuration::try_from(self.parse().ok()?).ok()
+    }
 }
 
 impl From<std::time::Duration> for Duration {

@@ -177,11 +177,6 @@ fn time(t: Timestamp) -> Time {
     Time(t)
 }
 
-fn timeout_of(d: Option<&v1::Duration>) -> Option<SignedDuration> {
-    let d = d?.parse().ok()?;
-    SignedDuration::try_from(d).ok()
-}
-
 impl Executor {
     pub fn new(
         target: Target,
@@ -236,7 +231,7 @@ impl Executor {
                 let pipeline = ex
                     .settings
                     .timeout
-                    .or_else(|| timeout_of(t.pipeline.as_ref()))
+                    .or_else(|| t.pipeline.as_ref().and_then(v1::Duration::signed))
                     .or(Some(DEFAULT_TIMEOUT));
                 let cancel = match run.spec.status {
                     Some(v1::PipelineRunSpecStatus::Cancelled) => Some(Cancel::Cancelled),
@@ -262,8 +257,8 @@ impl Executor {
                     cancel,
                     timeouts: Timeouts {
                         pipeline,
-                        tasks: timeout_of(t.tasks.as_ref()),
-                        finally: timeout_of(t.finally.as_ref()),
+                        tasks: t.tasks.as_ref().and_then(v1::Duration::signed),
+                        finally: t.finally.as_ref().and_then(v1::Duration::signed),
                     },
                     finally_started_at: None,
                     skipped: Vec::new(),
@@ -279,7 +274,7 @@ impl Executor {
                 let timeout = ex
                     .settings
                     .timeout
-                    .or_else(|| timeout_of(run.spec.timeout.as_ref()))
+                    .or_else(|| run.spec.timeout.as_ref().and_then(v1::Duration::signed))
                     .or(Some(DEFAULT_TIMEOUT));
                 let task_ref = task_name.map(|n| TaskRef {
                     name: Some(n),
@@ -397,7 +392,7 @@ impl Executor {
                 if let Some(a) = &mut r.attempt {
                     for (i, s) in a.steps.iter_mut().enumerate() {
                         if !s.as_ref().is_some_and(StepState::is_finished) {
-                            *s = Some(synthetic(
+                            *s = Some(StepState::ended(
                                 s.as_ref().map(|s| s.started_at).unwrap_or(now),
                                 now,
                                 StepReason::Cancelled,
@@ -447,7 +442,7 @@ impl Executor {
                 let now = Timestamp::now();
                 if let Some(slot) = a.steps.get_mut(step) {
                     let started = slot.as_ref().map(|s| s.started_at).unwrap_or(now);
-                    *slot = Some(synthetic(
+                    *slot = Some(StepState::ended(
                         started,
                         now,
                         StepReason::Error,
@@ -472,7 +467,7 @@ impl Executor {
                 };
                 if !slot.as_ref().is_some_and(StepState::is_finished) {
                     let started = slot.as_ref().map(|s| s.started_at).unwrap_or(now);
-                    *slot = Some(synthetic(
+                    *slot = Some(StepState::ended(
                         started,
                         now,
                         StepReason::Error,
@@ -766,7 +761,9 @@ impl Executor {
                 workspaces.insert(w.name.clone(), (b.clone(), w.sub_path.clone()));
             }
         }
-        let timeout = start.timeout.or_else(|| timeout_of(task.timeout.as_ref()));
+        let timeout = start
+            .timeout
+            .or_else(|| task.timeout.as_ref().and_then(v1::Duration::signed));
         let matrixed = !start.combinations.is_empty();
         let finally = start.finally;
         for child in start.child_runs(&self.name) {
@@ -931,16 +928,6 @@ impl Executor {
             task_runs,
             succeeded,
         }
-    }
-}
-
-/// A step end the entrypoint could not record.
-fn synthetic(started: Timestamp, now: Timestamp, reason: StepReason, message: String) -> StepState {
-    StepState {
-        finished_at: Some(now),
-        reason: Some(reason),
-        message: Some(message),
-        ..StepState::started(started)
     }
 }
 

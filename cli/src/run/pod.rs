@@ -396,14 +396,9 @@ impl Pod {
         // sandbox changes to, from the pod directory.
         let cwd = |container: &str, dir: Option<&str>| -> Result<Workdir, StartError> {
             if sandboxed {
-                let dir = match dir.filter(|d| !d.is_empty()) {
-                    Some(d) if d.starts_with('/') => d.to_owned(),
-                    Some(d) => format!("/workspace/{d}"),
-                    None => "/workspace".to_owned(),
-                };
                 return Ok(Workdir {
                     host: pod_dir.clone(),
-                    in_sandbox: Some(dir),
+                    in_sandbox: Some(tektite_api::step::layout::working_dir(dir)),
                 });
             }
             let host = |host: PathBuf| Workdir {

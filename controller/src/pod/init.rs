@@ -5,10 +5,10 @@
 
 use k8s_openapi::api::core::v1 as core;
 use tektite_api::step::InitArgs;
-use tektite_api::step::layout::{PodPaths, Volume};
+use tektite_api::step::layout::{PodPaths, Volume, working_dir};
 use tektite_api::v1::TaskSpec;
 
-use super::steps::{Script, WORKSPACE_DIR, working_dir};
+use super::steps::Script;
 use super::{ENTRYPOINT_IN_IMAGE, INIT_CONTAINER, PodSettings};
 
 pub fn container(spec: &TaskSpec, scripts: Vec<Script>, settings: &PodSettings) -> core::Container {
@@ -18,7 +18,8 @@ pub fn container(spec: &TaskSpec, scripts: Vec<Script>, settings: &PodSettings) 
     for step in &spec.steps {
         let dir = working_dir(step.working_dir.as_deref());
         // Only `/workspace` is known to be writable here; other directories are the image's.
-        if dir.starts_with(&format!("{WORKSPACE_DIR}/")) && !dirs.contains(&dir) {
+        let under_workspace = format!("/{}/", Volume::Workspace.mount_path());
+        if dir.starts_with(&under_workspace) && !dirs.contains(&dir) {
             dirs.push(dir);
         }
     }

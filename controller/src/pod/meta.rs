@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tektite_api::labels;
-use tektite_api::v1::{API_VERSION, TaskRun};
+use tektite_api::v1::TaskRun;
 use tektite_engine::names::pod_name;
 
 /// Set to [`READY_VALUE`] once the sidecars are ready: the first step waits for it.
@@ -52,14 +52,7 @@ pub fn metadata(
         namespace: tr.metadata.namespace.clone(),
         labels: Some(labels_map),
         annotations: (!annotations.is_empty()).then_some(annotations),
-        owner_references: Some(vec![OwnerReference {
-            api_version: API_VERSION.into(),
-            kind: "TaskRun".into(),
-            name,
-            uid: tr.metadata.uid.clone().unwrap_or_default(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }]),
+        owner_references: crate::patch::controller_ref(tr).map(|o| vec![o]),
         ..ObjectMeta::default()
     }
 }

@@ -7,13 +7,10 @@ use std::path::PathBuf;
 use k8s_openapi::api::core::v1 as core;
 use tektite_api::labels::{sidecar_container, step_container};
 use tektite_api::step::EntrypointArgs;
-use tektite_api::step::layout::{PodPaths, ScriptOwner, Volume, script_name};
+use tektite_api::step::layout::{PodPaths, ScriptOwner, Volume, script_name, working_dir};
 use tektite_api::v1::{OnError, TaskRun, TaskSpec};
 
 use super::PodSettings;
-
-/// Where a step starts when its `workingDir` does not say.
-pub const WORKSPACE_DIR: &str = "/workspace";
 
 /// A script to place: its file name under `/tekton/scripts` and its body.
 pub type Script = (String, String);
@@ -38,15 +35,6 @@ fn with_implicit(
         .collect();
     out.extend(own.iter().cloned());
     out
-}
-
-/// A working directory: absolute as given, relative ones under `/workspace`.
-pub fn working_dir(dir: Option<&str>) -> String {
-    match dir.filter(|d| !d.is_empty()) {
-        Some(d) if d.starts_with('/') => d.to_owned(),
-        Some(d) => format!("{WORKSPACE_DIR}/{d}"),
-        None => WORKSPACE_DIR.to_owned(),
-    }
 }
 
 fn non_empty<T: Clone>(v: &[T]) -> Option<Vec<T>> {
