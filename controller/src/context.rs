@@ -9,6 +9,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tektite_api::v1::TaskRun;
 use tokio::sync::mpsc;
 
+use crate::agents::Agents;
 use crate::metrics::Metrics;
 use crate::pod::PodSettings;
 use crate::steps::StepStore;
@@ -74,6 +75,8 @@ pub struct Context {
     /// Every TaskRun (the PipelineRun reconciler reads its children here).
     pub task_runs: Store<TaskRun>,
     pub steps: Arc<StepStore>,
+    /// Which nodes have an agent, and what runs there.
+    pub agents: Arc<Agents>,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
     /// Asks for a TaskRun's reconcile (agent events).

@@ -137,12 +137,27 @@ pub async fn take(ctx: &Context, node: &str, e: pb::Event) {
             .agent_event_lag
             .observe(now.duration_since(end).as_secs_f64().max(0.0));
     }
+    if let Some(pb::event::Kind::PodGone(g)) = &e.kind {
+        ctx.agents.pod_gone(node, &g.pod_uid);
+    }
     let Some((uid, event)) = from_wire(e, now) else {
         return;
     };
     let outcome = match owner_of(ctx, &uid, node) {
         Ok(task_run) => {
+            let (step, starts) = match &event {
+                StepEvent::Started { step, .. } => (*step, true),
+                StepEvent::Finished { step, .. } | StepEvent::Unreadable { step, .. } => {
+                    (*step, false)
+                }
+            };
             if ctx.steps.apply(&uid, event, now) {
+                // What runs where, for the scheduler extender.
+                if starts {
+                    ctx.agents.step_started(node, &uid, step);
+                } else {
+                    ctx.agents.step_ended(node, &uid, step);
+                }
                 // A full queue means a reconcile is pending anyway.
                 let _ = ctx.wake.try_send(task_run);
                 "applied"
@@ -214,6 +229,7 @@ impl AgentService for Ingest {
         let (tx, rx) = mpsc::channel(64);
         let ctx = self.ctx.clone();
         ctx.metrics.connected_agents.inc();
+        ctx.agents.connect(&node);
         tokio::spawn(async move {
             while let Some(message) = inbound.next().await {
                 let body = match message {
@@ -232,6 +248,7 @@ impl AgentService for Ingest {
                 }
             }
             ctx.metrics.connected_agents.dec();
+            ctx.agents.disconnect(&node, ctx.now());
             tracing::info!(%node, "an agent disconnected");
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

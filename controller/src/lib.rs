@@ -4,9 +4,11 @@
 
 pub mod pod;
 
+pub mod agents;
 pub mod auth;
 mod conditions;
 pub mod context;
+pub mod extender;
 pub mod http;
 pub mod ingest;
 pub mod metrics;

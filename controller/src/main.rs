@@ -195,6 +195,7 @@ async fn main() -> anyhow::Result<()> {
         pods: pods.clone(),
         task_runs: task_runs.clone(),
         steps: Arc::new(StepStore::default()),
+        agents: Arc::default(),
         metrics: metrics.clone(),
         clock: Clock::system(),
         wake,

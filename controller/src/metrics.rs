@@ -56,6 +56,11 @@ pub struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerbLabel {
+    pub verb: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: String,
 }
@@ -92,6 +97,8 @@ pub struct Metrics {
     pub reconcile_duration: Histograms<KindLabel>,
     pub reconcile_errors: Family<KindLabel, Counter>,
     pub connected_agents: Gauge,
+    pub extender_duration: Histograms<VerbLabel>,
+    pub extender_errors: Family<VerbLabel, Counter>,
     running_pr: Mutex<HashSet<String>>,
     running_tr: Mutex<HashSet<String>>,
     /// Status writes so far, by TaskRun UID.
@@ -125,6 +132,10 @@ impl Metrics {
             reconcile_duration: Family::new_with_constructor(latency_buckets),
             reconcile_errors: Family::default(),
             connected_agents: Gauge::default(),
+            extender_duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.00001, 2.0, 20))
+            }),
+            extender_errors: Family::default(),
             running_pr: Mutex::default(),
             running_tr: Mutex::default(),
             writes: Mutex::default(),
@@ -203,6 +214,16 @@ impl Metrics {
             "connected_agents",
             "Node agents streaming now",
             m.connected_agents.clone(),
+        );
+        own.register(
+            "extender_duration_seconds",
+            "How long the scheduler extender took to answer, by verb",
+            m.extender_duration.clone(),
+        );
+        own.register(
+            "extender_errors",
+            "Scheduler extender requests answered with an error, by verb",
+            m.extender_errors.clone(),
         );
         m
     }

@@ -163,6 +163,7 @@ pub fn harness_with(
         pods: pod_writer.as_reader(),
         task_runs: tr_writer.as_reader(),
         steps: Arc::new(StepStore::default()),
+        agents: Arc::default(),
         metrics: Arc::new(Metrics::new()),
         clock: Clock::fixed(now),
         wake,

@@ -1,0 +1,450 @@
+//! The extender's decisions, pure: the agent registry and the Pod cache in, nodes out.
+//!
+//! A Pod's [`Placement`] says where it must go (the node of its PipelineRun's earlier
+//! Pods, per the coschedule mode) and where it must not (nodes busy with another
+//! PipelineRun, in `isolate-pipelinerun`). The filter adds the agents: without a
+//! connected agent a node is dropped, unless no node has one at all or the Pod is
+//! pinned (its workspace lives there). Pods that are not tektite's pass unfiltered.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use tektite_api::labels;
+
+use super::wire::MAX_EXTENDER_PRIORITY;
+use crate::agents::View;
+
+/// Which Pods of a PipelineRun share a node, as Tekton's `coschedule` setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Coschedule {
+    /// Pods that bind the same single-node claim go where the first of them ran.
+    #[default]
+    #[value(name = "workspaces")]
+    Workspaces,
+    /// All Pods of a PipelineRun go to one node.
+    #[value(name = "pipelineruns")]
+    PipelineRuns,
+    /// As `pipelineruns`, and a node runs one PipelineRun at a time.
+    #[value(name = "isolate-pipelinerun")]
+    IsolatePipelineRun,
+    /// No co-location.
+    #[value(name = "disabled")]
+    Disabled,
+}
+
+impl Coschedule {
+    fn name(self) -> &'static str {
+        match self {
+            Coschedule::Workspaces => "workspaces",
+            Coschedule::PipelineRuns => "pipelineruns",
+            Coschedule::IsolatePipelineRun => "isolate-pipelinerun",
+            Coschedule::Disabled => "disabled",
+        }
+    }
+}
+
+/// Where one Pod may go, from the Pod cache.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// Whether the Pod is tektite's; others pass unfiltered.
+    pub ours: bool,
+    /// The one node it must go to, and why.
+    pub pin: Option<(String, String)>,
+    /// Nodes it must not go to, and why.
+    pub avoid: HashMap<String, String>,
+}
+
+fn is_ours(pod: &Pod) -> bool {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::MANAGED_BY))
+        .is_some_and(|v| v == labels::MANAGED_BY_TEKTITE)
+}
+
+fn pipeline_run(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .labels
+        .as_ref()?
+        .get(labels::PIPELINE_RUN)
+        .map(String::as_str)
+}
+
+fn namespace(pod: &Pod) -> &str {
+    pod.metadata.namespace.as_deref().unwrap_or_default()
+}
+
+fn node(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref()?.node_name.as_deref()
+}
+
+fn claims(pod: &Pod) -> impl Iterator<Item = &str> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.as_str())
+}
+
+fn finished(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// Where `pod` may go. `pods` is tektite's Pod cache; `node_bound(namespace, claim)`
+/// says whether a claim can be used from one node only (ReadWriteOnce, or not known).
+pub fn place(
+    mode: Coschedule,
+    pod: &Pod,
+    pods: &[Arc<Pod>],
+    node_bound: impl Fn(&str, &str) -> bool,
+) -> Placement {
+    let mut placement = Placement {
+        ours: is_ours(pod),
+        ..Placement::default()
+    };
+    let (Some(run), true, false) = (
+        pipeline_run(pod),
+        placement.ours,
+        mode == Coschedule::Disabled,
+    ) else {
+        return placement;
+    };
+    let ns = namespace(pod);
+    let uid = pod.metadata.uid.as_deref();
+    // The PipelineRun's other Pods that have a node, the first first.
+    let mut siblings: Vec<(&Pod, &str)> = pods
+        .iter()
+        .filter(|p| {
+            namespace(p) == ns && pipeline_run(p) == Some(run) && p.metadata.uid.as_deref() != uid
+        })
+        .filter_map(|p| Some((p.as_ref(), node(p)?)))
+        .collect();
+    siblings.sort_by(|(a, _), (b, _)| {
+        (&a.metadata.creation_timestamp, &a.metadata.name)
+            .cmp(&(&b.metadata.creation_timestamp, &b.metadata.name))
+    });
+    placement.pin = match mode {
+        Coschedule::Workspaces => {
+            let own: Vec<&str> = claims(pod).filter(|c| node_bound(ns, c)).collect();
+            siblings.iter().find_map(|(p, node)| {
+                let claim = claims(p).find(|c| own.contains(c))?;
+                Some((
+                    node.to_string(),
+                    format!(
+                        "the workspace claim {claim} of PipelineRun {ns}/{run} is in use on node \
+                         {node} (coschedule: workspaces)"
+                    ),
+                ))
+            })
+        }
+        _ => siblings.first().map(|(_, node)| {
+            (
+                node.to_string(),
+                format!(
+                    "PipelineRun {ns}/{run} runs on node {node} (coschedule: {})",
+                    mode.name()
+                ),
+            )
+        }),
+    };
+    if mode == Coschedule::IsolatePipelineRun && placement.pin.is_none() {
+        for p in pods.iter().filter(|p| !finished(p)) {
+            let (Some(other), Some(node)) = (pipeline_run(p), node(p)) else {
+                continue;
+            };
+            if (namespace(p), other) != (ns, run) {
+                placement.avoid.entry(node.to_owned()).or_insert_with(|| {
+                    format!(
+                        "node {node} runs PipelineRun {}/{other} (coschedule: isolate-pipelinerun)",
+                        namespace(p)
+                    )
+                });
+            }
+        }
+    }
+    placement
+}
+
+/// The filter's decision over the candidate nodes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Filtered {
+    /// For each candidate, in order: whether it passed.
+    pub keep: Vec<bool>,
+    /// The dropped nodes and why; no preemption changes these.
+    pub failed: BTreeMap<String, String>,
+    /// No node has an agent, so agents did not filter.
+    pub no_agents: bool,
+}
+
+pub const NO_AGENT: &str = "no tektite node agent is connected on this node";
+
+pub fn filter(placement: &Placement, agents: &View<'_>, nodes: &[&str]) -> Filtered {
+    if !placement.ours {
+        return Filtered {
+            keep: vec![true; nodes.len()],
+            ..Filtered::default()
+        };
+    }
+    let by_agent = placement.pin.is_none() && agents.any();
+    let mut failed = BTreeMap::new();
+    let keep = nodes
+        .iter()
+        .map(|&node| {
+            let why = match &placement.pin {
+                Some((pinned, why)) if pinned != node => Some(why.as_str()),
+                Some(_) => None,
+                None => placement
+                    .avoid
+                    .get(node)
+                    .map(String::as_str)
+                    .or_else(|| (by_agent && !agents.listening(node)).then_some(NO_AGENT)),
+            };
+            if let Some(why) = why {
+                failed.insert(node.to_owned(), why.to_owned());
+            }
+            why.is_none()
+        })
+        .collect();
+    Filtered {
+        keep,
+        failed,
+        no_agents: placement.pin.is_none() && !agents.any(),
+    }
+}
+
+/// A score per candidate node, in order: the pinned node highest, then nodes whose agent
+/// reports fewer running steps. Pods that are not tektite's get 0 everywhere.
+pub fn prioritize(placement: &Placement, agents: &View<'_>, nodes: &[&str]) -> Vec<i64> {
+    if !placement.ours {
+        return vec![0; nodes.len()];
+    }
+    if let Some((pinned, _)) = &placement.pin {
+        return nodes
+            .iter()
+            .map(|n| {
+                if n == pinned {
+                    MAX_EXTENDER_PRIORITY
+                } else {
+                    0
+                }
+            })
+            .collect();
+    }
+    let running: Vec<i64> = nodes.iter().map(|n| agents.running(n).into()).collect();
+    let busiest = running.iter().copied().max().unwrap_or(0);
+    let any = agents.any();
+    nodes
+        .iter()
+        .zip(running)
+        .map(|(node, running)| {
+            if any && !agents.listening(node) {
+                0
+            } else if busiest == 0 {
+                MAX_EXTENDER_PRIORITY
+            } else {
+                MAX_EXTENDER_PRIORITY * (busiest - running) / busiest
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use serde_json::json;
+
+    use super::*;
+    use crate::agents::Agents;
+
+    const NODES: [&str; 3] = ["n1", "n2", "n3"];
+
+    /// A tektite Pod of PipelineRun `run` (none: a lone TaskRun), binding `claims`, on
+    /// `node` once scheduled.
+    fn pod(name: &str, run: Option<&str>, claims: &[&str], node: Option<&str>) -> Pod {
+        let mut labels = json!({"app.kubernetes.io/managed-by": "tektite"});
+        if let Some(run) = run {
+            labels["tekton.dev/pipelineRun"] = json!(run);
+        }
+        let volumes: Vec<_> = claims
+            .iter()
+            .map(|c| json!({"name": format!("ws-{c}"), "persistentVolumeClaim": {"claimName": c}}))
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": {
+                "name": name, "namespace": "ci", "uid": format!("uid-{name}"), "labels": labels,
+                "creationTimestamp": format!("2026-11-22T10:00:0{}Z", name.len() % 10),
+            },
+            "spec": {"containers": [], "volumes": volumes, "nodeName": node},
+        }))
+        .unwrap()
+    }
+
+    fn at() -> Timestamp {
+        "2026-11-22T10:00:00Z".parse().unwrap()
+    }
+
+    /// Agents on every node.
+    fn everywhere() -> Agents {
+        let agents = Agents::default();
+        NODES.iter().for_each(|n| agents.connect(n));
+        agents
+    }
+
+    fn kept(placement: &Placement, agents: &Agents) -> Vec<&'static str> {
+        let filtered = filter(placement, &agents.view(at()), &NODES);
+        NODES
+            .iter()
+            .zip(filtered.keep)
+            .filter_map(|(n, keep)| keep.then_some(*n))
+            .collect()
+    }
+
+    /// A 3-task pipeline: `fetch` ran on n2 with the shared claim `src`; `build` binds
+    /// `src` too; `notify` binds nothing.
+    fn pipeline() -> (Vec<Arc<Pod>>, Pod, Pod) {
+        let cache = vec![Arc::new(pod("fetch", Some("pr"), &["src"], Some("n2")))];
+        let build = pod("build", Some("pr"), &["src"], None);
+        let notify = pod("notify", Some("pr"), &[], None);
+        (cache, build, notify)
+    }
+
+    fn single_node(_: &str, _: &str) -> bool {
+        true
+    }
+
+    #[test]
+    fn workspaces_put_pods_sharing_a_claim_where_the_first_ran() {
+        let (cache, build, notify) = pipeline();
+        let agents = everywhere();
+        let placement = place(Coschedule::Workspaces, &build, &cache, single_node);
+        assert_eq!(kept(&placement, &agents), ["n2"]);
+        let failed = filter(&placement, &agents.view(at()), &NODES).failed;
+        assert_eq!(
+            failed["n1"],
+            "the workspace claim src of PipelineRun ci/pr is in use on node n2 (coschedule: workspaces)"
+        );
+        assert_eq!(
+            prioritize(&placement, &agents.view(at()), &NODES),
+            [0, MAX_EXTENDER_PRIORITY, 0]
+        );
+        // A Pod without the claim goes anywhere.
+        let placement = place(Coschedule::Workspaces, &notify, &cache, single_node);
+        assert_eq!(placement.pin, None);
+        assert_eq!(kept(&placement, &agents), NODES);
+        // A claim many nodes can mount binds no Pod to a node.
+        let placement = place(Coschedule::Workspaces, &build, &cache, |_, _| false);
+        assert_eq!(kept(&placement, &agents), NODES);
+    }
+
+    #[test]
+    fn pipelineruns_put_every_pod_of_a_run_on_one_node() {
+        let (cache, build, notify) = pipeline();
+        let agents = everywhere();
+        for pod in [&build, &notify] {
+            let placement = place(Coschedule::PipelineRuns, pod, &cache, single_node);
+            assert_eq!(kept(&placement, &agents), ["n2"]);
+        }
+        // The first Pod of a run goes anywhere.
+        let placement = place(Coschedule::PipelineRuns, &build, &[], single_node);
+        assert_eq!(kept(&placement, &agents), NODES);
+    }
+
+    #[test]
+    fn isolate_keeps_other_runs_off_a_busy_node() {
+        let (mut cache, build, _) = pipeline();
+        let agents = everywhere();
+        let placement = place(Coschedule::IsolatePipelineRun, &build, &cache, single_node);
+        assert_eq!(kept(&placement, &agents), ["n2"]);
+        // Another run's first Pod avoids n2 while fetch runs there.
+        let other = pod("other", Some("pr2"), &[], None);
+        let placement = place(Coschedule::IsolatePipelineRun, &other, &cache, single_node);
+        assert_eq!(kept(&placement, &agents), ["n1", "n3"]);
+        assert_eq!(
+            placement.avoid["n2"],
+            "node n2 runs PipelineRun ci/pr (coschedule: isolate-pipelinerun)"
+        );
+        // Once fetch has finished, n2 is free again.
+        let mut done = pod("fetch", Some("pr"), &["src"], Some("n2"));
+        done.status = Some(serde_json::from_value(json!({"phase": "Succeeded"})).unwrap());
+        cache[0] = Arc::new(done);
+        let placement = place(Coschedule::IsolatePipelineRun, &other, &cache, single_node);
+        assert_eq!(kept(&placement, &agents), NODES);
+    }
+
+    #[test]
+    fn disabled_and_lone_taskruns_are_not_colocated() {
+        let (cache, build, _) = pipeline();
+        let agents = everywhere();
+        let placement = place(Coschedule::Disabled, &build, &cache, single_node);
+        assert_eq!(kept(&placement, &agents), NODES);
+        let lone = pod("lone", None, &["src"], None);
+        for mode in [Coschedule::Workspaces, Coschedule::IsolatePipelineRun] {
+            let placement = place(mode, &lone, &cache, single_node);
+            assert_eq!(placement.pin, None);
+            assert!(placement.avoid.is_empty());
+        }
+    }
+
+    #[test]
+    fn nodes_without_an_agent_are_dropped_unless_no_node_has_one() {
+        let (_, build, _) = pipeline();
+        let placement = place(Coschedule::Workspaces, &build, &[], single_node);
+        let agents = Agents::default();
+        let filtered = filter(&placement, &agents.view(at()), &NODES);
+        assert!(filtered.no_agents);
+        assert_eq!(filtered.keep, [true, true, true]);
+        agents.connect("n3");
+        let filtered = filter(&placement, &agents.view(at()), &NODES);
+        assert!(!filtered.no_agents);
+        assert_eq!(filtered.keep, [false, false, true]);
+        assert_eq!(filtered.failed["n1"], NO_AGENT);
+        assert_eq!(
+            prioritize(&placement, &agents.view(at()), &NODES),
+            [0, 0, MAX_EXTENDER_PRIORITY]
+        );
+    }
+
+    #[test]
+    fn a_pinned_pod_goes_to_its_workspace_even_without_an_agent_there() {
+        let (cache, build, _) = pipeline();
+        let agents = Agents::default();
+        agents.connect("n1");
+        let placement = place(Coschedule::Workspaces, &build, &cache, single_node);
+        assert_eq!(kept(&placement, &agents), ["n2"]);
+    }
+
+    #[test]
+    fn idle_nodes_score_higher_than_busy_ones() {
+        let (_, build, _) = pipeline();
+        let agents = everywhere();
+        for step in 0..4 {
+            agents.step_started("n1", "a", step);
+        }
+        agents.step_started("n2", "b", 0);
+        let placement = place(Coschedule::Workspaces, &build, &[], single_node);
+        assert_eq!(
+            prioritize(&placement, &agents.view(at()), &NODES),
+            [0, 7, MAX_EXTENDER_PRIORITY]
+        );
+    }
+
+    #[test]
+    fn pods_that_are_not_tektites_pass_unfiltered() {
+        let agents = Agents::default();
+        agents.connect("n1");
+        let mut foreign = pod("web", Some("pr"), &["src"], None);
+        foreign.metadata.labels = None;
+        let (cache, _, _) = pipeline();
+        let placement = place(Coschedule::PipelineRuns, &foreign, &cache, single_node);
+        assert!(!placement.ours);
+        assert_eq!(kept(&placement, &agents), NODES);
+        assert_eq!(
+            prioritize(&placement, &agents.view(at()), &NODES),
+            [0, 0, 0]
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! The kube-scheduler HTTP extender: places tektite's step Pods on nodes where an agent
+//! listens and where their PipelineRun's workspace lives, and prefers nodes running
+//! fewer steps. It answers from the controller's caches and agent registry only: no API
+//! request on the request path.
+//!
+//! The scheduler POSTs [`wire::ExtenderArgs`] to `/scheduler/filter` and
+//! `/scheduler/prioritize`. A malformed request is answered in the scheduler's format
+//! (an `ExtenderFilterResult` whose `Error` says what is wrong), never with a panic.
+
+mod decide;
+pub mod wire;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::runtime::reflector::{ObjectRef, Store};
+use tokio::net::TcpListener;
+
+pub use decide::{Coschedule, NO_AGENT};
+use wire::{ExtenderArgs, ExtenderFilterResult, HostPriority, NodeList};
+
+use crate::agents::Agents;
+use crate::context::Clock;
+use crate::metrics::{Metrics, VerbLabel};
+
+/// The path prefix the scheduler's `urlPrefix` ends in.
+pub const PREFIX: &str = "/scheduler";
+/// Larger requests are refused (5,000 full Node objects fit).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Filter,
+    Prioritize,
+}
+
+impl Verb {
+    fn name(self) -> &'static str {
+        match self {
+            Verb::Filter => "filter",
+            Verb::Prioritize => "prioritize",
+        }
+    }
+}
+
+/// What the extender reads: all of it kept current by the controller's watches and the
+/// agents' streams.
+pub struct Extender {
+    pub mode: Coschedule,
+    /// tektite's Pods.
+    pub pods: Store<Pod>,
+    /// Claims, for their access modes; a claim not cached counts as single-node.
+    pub claims: Option<Store<PersistentVolumeClaim>>,
+    pub agents: Arc<Agents>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    warned_no_agents: AtomicBool,
+}
+
+impl std::fmt::Debug for Extender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extender")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A claim usable from one node only: ReadWriteOnce(Pod), or not known.
+fn node_bound(claims: Option<&Store<PersistentVolumeClaim>>, ns: &str, name: &str) -> bool {
+    let Some(claim) = claims.and_then(|c| c.get(&ObjectRef::new(name).within(ns))) else {
+        return true;
+    };
+    let modes = claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.access_modes.as_deref())
+        .unwrap_or_default();
+    modes.is_empty()
+        || !modes
+            .iter()
+            .all(|m| m == "ReadWriteMany" || m == "ReadOnlyMany")
+}
+
+/// An answer: status and JSON body.
+pub type Answer = (StatusCode, Vec<u8>);
+
+fn error(status: StatusCode, message: String) -> Answer {
+    let body = ExtenderFilterResult {
+        error: message,
+        ..ExtenderFilterResult::default()
+    };
+    (
+        status,
+        serde_json::to_vec(&body).expect("a filter result serializes"),
+    )
+}
+
+impl Extender {
+    pub fn new(
+        mode: Coschedule,
+        pods: Store<Pod>,
+        claims: Option<Store<PersistentVolumeClaim>>,
+        agents: Arc<Agents>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            mode,
+            pods,
+            claims,
+            agents,
+            metrics,
+            clock,
+            warned_no_agents: AtomicBool::new(false),
+        }
+    }
+
+    /// Answers one request body for `verb`.
+    pub fn answer(&self, verb: Verb, body: &[u8]) -> Answer {
+        let started = Instant::now();
+        let answer = self.decide(verb, body);
+        let label = VerbLabel {
+            verb: verb.name().into(),
+        };
+        self.metrics
+            .extender_duration
+            .get_or_create(&label)
+            .observe(started.elapsed().as_secs_f64());
+        if let Err((_, message)) = &answer {
+            self.metrics.extender_errors.get_or_create(&label).inc();
+            tracing::warn!(verb = verb.name(), %message, "a scheduler request was malformed");
+        }
+        answer.unwrap_or_else(|(status, message)| match (verb, status) {
+            // The scheduler reads a filter's Error only from a 200 answer.
+            (Verb::Filter, StatusCode::BAD_REQUEST) => error(StatusCode::OK, message),
+            _ => error(status, message),
+        })
+    }
+
+    fn decide(&self, verb: Verb, body: &[u8]) -> Result<Answer, (StatusCode, String)> {
+        let args: ExtenderArgs = serde_json::from_slice(body).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("the request is not extender v1 ExtenderArgs: {e}"),
+            )
+        })?;
+        let pod = args
+            .pod
+            .ok_or((StatusCode::BAD_REQUEST, "the request has no Pod".to_owned()))?;
+        let nodes: Vec<&str> = match (&args.node_names, &args.nodes) {
+            (Some(names), _) => names.iter().map(String::as_str).collect(),
+            (None, Some(list)) => list.names(),
+            (None, None) => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "the request has neither NodeNames nor Nodes".to_owned(),
+                ));
+            }
+        };
+        let pods = self.pods.state();
+        let placement = decide::place(self.mode, &pod, &pods, |ns, claim| {
+            node_bound(self.claims.as_ref(), ns, claim)
+        });
+        let agents = self.agents.view(self.clock.now());
+        let json = match verb {
+            Verb::Filter => {
+                let filtered = decide::filter(&placement, &agents, &nodes);
+                drop(agents);
+                if filtered.no_agents && !self.warned_no_agents.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "no node has a tektite agent connected: Pods are placed without regard \
+                         to agents, and their step state comes from Pod status"
+                    );
+                }
+                let pick = |i: usize| filtered.keep[i];
+                let result = ExtenderFilterResult {
+                    node_names: args.node_names.as_ref().map(|names| {
+                        names
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| pick(*i))
+                            .map(|(_, n)| n.clone())
+                            .collect()
+                    }),
+                    nodes: match (&args.node_names, args.nodes) {
+                        (None, Some(list)) => Some(NodeList {
+                            metadata: list.metadata,
+                            items: list
+                                .items
+                                .into_iter()
+                                .enumerate()
+                                .filter(|(i, _)| pick(*i))
+                                .map(|(_, n)| n)
+                                .collect(),
+                        }),
+                        _ => None,
+                    },
+                    failed_and_unresolvable_nodes: filtered.failed,
+                    ..ExtenderFilterResult::default()
+                };
+                serde_json::to_vec(&result)
+            }
+            Verb::Prioritize => {
+                let scores = decide::prioritize(&placement, &agents, &nodes);
+                drop(agents);
+                let list: Vec<HostPriority> = nodes
+                    .iter()
+                    .zip(scores)
+                    .map(|(host, score)| HostPriority {
+                        host: (*host).to_owned(),
+                        score,
+                    })
+                    .collect();
+                serde_json::to_vec(&list)
+            }
+        }
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        Ok((StatusCode::OK, json))
+    }
+}
+
+async fn respond(extender: &Extender, request: Request<Incoming>) -> Answer {
+    let verb = match request.uri().path().strip_prefix(PREFIX) {
+        Some("/filter") => Verb::Filter,
+        Some("/prioritize") => Verb::Prioritize,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("not found: the verbs are {PREFIX}/filter and {PREFIX}/prioritize"),
+            );
+        }
+    };
+    if request.method() != Method::POST {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the scheduler's verbs take POST".into(),
+        );
+    }
+    match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(body) => extender.answer(verb, &body.to_bytes()),
+        Err(e) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body could not be read whole (at most {MAX_BODY} bytes): {e}"),
+        ),
+    }
+}
+
+/// Serves the scheduler until the process ends.
+pub async fn serve(listener: TcpListener, extender: Arc<Extender>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a scheduler connection failed");
+                continue;
+            }
+        };
+        let extender = extender.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let extender = extender.clone();
+                async move {
+                    let (status, body) = respond(&extender, request).await;
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .status(status)
+                            .header(header::CONTENT_TYPE, "application/json")
+                            .body(Full::new(Bytes::from(body)))
+                            .expect("a JSON response is valid"),
+                    )
+                }
+            });
+            if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "a scheduler connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,78 @@
+//! The kube-scheduler's extender v1 JSON (k8s.io/kube-scheduler/extender/v1). The Go
+//! types carry no JSON tags, so the field names on the wire are the Go field names.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What the scheduler sends to the filter and prioritize verbs.
+#[derive(Debug, Deserialize)]
+pub struct ExtenderArgs {
+    #[serde(rename = "Pod", alias = "pod")]
+    pub pod: Option<Pod>,
+    /// Full Node objects, when the extender is not `nodeCacheCapable`.
+    #[serde(rename = "Nodes", alias = "nodes", default)]
+    pub nodes: Option<NodeList>,
+    /// Node names, when the extender is `nodeCacheCapable`.
+    #[serde(rename = "NodeNames", alias = "nodeNames", default)]
+    pub node_names: Option<Vec<String>>,
+}
+
+/// A v1.NodeList, its Nodes kept as sent so that the filter answers them unchanged.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct NodeList {
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub metadata: Value,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub items: Vec<Value>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
+    Ok(Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default())
+}
+
+impl NodeList {
+    /// The name of each Node, "" where a Node has none.
+    pub fn names(&self) -> Vec<&str> {
+        self.items
+            .iter()
+            .map(|n| n["metadata"]["name"].as_str().unwrap_or_default())
+            .collect()
+    }
+}
+
+/// Node name → why the Pod cannot go there.
+pub type FailedNodesMap = BTreeMap<String, String>;
+
+/// The filter verb's answer.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct ExtenderFilterResult {
+    #[serde(rename = "Nodes", default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<NodeList>,
+    #[serde(rename = "NodeNames", default, skip_serializing_if = "Option::is_none")]
+    pub node_names: Option<Vec<String>>,
+    #[serde(rename = "FailedNodes", default)]
+    pub failed_nodes: FailedNodesMap,
+    /// Failures preemption would not cure.
+    #[serde(rename = "FailedAndUnresolvableNodes", default)]
+    pub failed_and_unresolvable_nodes: FailedNodesMap,
+    #[serde(rename = "Error", default)]
+    pub error: String,
+}
+
+/// One node's score from the prioritize verb.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Serialize)]
+pub struct HostPriority {
+    #[serde(rename = "Host")]
+    pub host: String,
+    #[serde(rename = "Score")]
+    pub score: i64,
+}
+
+/// The prioritize verb's answer.
+pub type HostPriorityList = Vec<HostPriority>;
+
+/// The highest score an extender gives (extender v1's MaxExtenderPriority).
+pub const MAX_EXTENDER_PRIORITY: i64 = 10;
