@@ -258,6 +258,19 @@ async fn events_for_own_pods_wake_their_task_run_and_forged_ones_change_nothing(
     ] {
         assert!(metrics.contains(line), "{line} missing:\n{metrics}");
     }
+    // The scheduler extender's registry: the node is known (its stream just ended, within
+    // the grace period) and one step runs there; neither the duplicate nor the forged
+    // report counted.
+    let agents = h.ctx.agents.view(at("2026-11-22T10:00:01Z"));
+    assert!(agents.listening("node-a"));
+    assert_eq!(agents.running("node-a"), 1);
+    drop(agents);
+    assert!(
+        !h.ctx
+            .agents
+            .view(at("2026-11-22T10:01:00Z"))
+            .listening("node-a")
+    );
     server.stop().await;
     h.finish().await;
 }
@@ -281,6 +294,13 @@ async fn a_report_for_a_pod_on_another_node_is_ignored() {
     .unwrap();
     assert_eq!(acks, vec![1]);
     assert!(h.ctx.steps.steps("pod-uid").is_empty());
+    assert_eq!(
+        h.ctx
+            .agents
+            .view(at("2026-11-22T10:00:00Z"))
+            .running("node-b"),
+        0
+    );
     assert!(
         h.ctx
             .metrics
