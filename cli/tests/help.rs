@@ -16,17 +16,7 @@ fn check(args: &[&str], snapshot: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")
         .join(snapshot);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, &text).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        committed,
-        text,
-        "{} is stale: run `UPDATE_SNAPSHOTS=1 cargo test -p tektite-cli --test help` and commit it",
-        path.display()
-    );
+    tektite_tests::snapshot(&path, &text, "cargo test -p tektite-cli --test help");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! tektite-controller: the TaskRun and PipelineRun reconcilers, the agents' gRPC ingest,
-//! and metrics. Only the Lease's holder runs: it alone writes, and it alone is ready, so
+//! the kube-scheduler extender, and metrics. Only the Lease's holder runs: it alone writes, and it alone is ready, so
 //! the Service sends the agents to it.
 
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -18,8 +18,10 @@ use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tektite_api::labels::TEKTITE_POD_SELECTOR;
 use tektite_api::v1::{PipelineRun, TaskRun};
+use tektite_controller::agents::Agents;
 use tektite_controller::auth::Reviewer;
 use tektite_controller::context::{Claim, Clock, Context, Settings};
+use tektite_controller::extender::{self, Coschedule, Extender};
 use tektite_controller::http::{self, Health};
 use tektite_controller::ingest::Ingest;
 use tektite_controller::metrics::Metrics;
@@ -50,9 +52,24 @@ struct Args {
     /// Upper bound in bytes on all results of one TaskRun together.
     #[arg(long, default_value_t = tektite_api::step::DEFAULT_RESULTS_LIMIT)]
     results_limit: u64,
-    /// schedulerName of the Pods it creates (a podTemplate's own wins).
+    /// schedulerName of the Pods it creates (a podTemplate's own wins): the scheduler that
+    /// consults this controller's extender, e.g. tektite-scheduler.
     #[arg(long)]
     scheduler_name: Option<String>,
+    /// An extended resource every Pod's init container asks one of, for a default
+    /// scheduler whose extender lists it in managedResources (ignoredByScheduler: true).
+    #[arg(long)]
+    extender_resource: Option<String>,
+    /// Where the kube-scheduler extender is served (POST /scheduler/filter and
+    /// /scheduler/prioritize).
+    #[arg(long, default_value = "0.0.0.0:9444")]
+    extender_addr: SocketAddr,
+    /// Which Pods of a PipelineRun the extender puts on one node, as Tekton's coschedule.
+    #[arg(long, value_enum, default_value_t = Coschedule::Workspaces)]
+    coschedule: Coschedule,
+    /// How long a node still counts as having an agent after its stream ended.
+    #[arg(long, default_value = "15s", value_parser = humantime)]
+    agent_grace: Duration,
     /// Where the agents' gRPC stream is served.
     #[arg(long, default_value = "0.0.0.0:9443")]
     grpc_addr: SocketAddr,
@@ -60,6 +77,7 @@ struct Args {
     /// HTTP/2, for tests only.
     #[arg(long, requires = "tls_key_file")]
     tls_cert_file: Option<PathBuf>,
+    /// The key of --tls-cert-file (PEM).
     #[arg(long, requires = "tls_cert_file")]
     tls_key_file: Option<PathBuf>,
     /// `/metrics`, `/healthz`, `/readyz`.
@@ -74,6 +92,7 @@ struct Args {
     /// The Lease that elects the one replica that writes.
     #[arg(long, default_value = "tektite-controller")]
     lease_name: String,
+    /// The Lease's namespace.
     #[arg(long, env = "POD_NAMESPACE", default_value = "tektite-system")]
     lease_namespace: String,
     /// This replica's identity in the Lease.
@@ -85,8 +104,10 @@ struct Args {
     /// Events for one TaskRun closer together than this become one status write.
     #[arg(long, default_value = "5ms", value_parser = humantime)]
     coalesce: Duration,
+    /// Which logs to keep, as a tracing filter (e.g. `info,tektite_controller=debug`).
     #[arg(long, default_value = "info", env = "RUST_LOG")]
     log_level: String,
+    /// Logs as plain text lines or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Plain)]
     log_format: LogFormat,
 }
@@ -190,12 +211,13 @@ async fn main() -> anyhow::Result<()> {
                 entrypoint_image: args.entrypoint_image.clone(),
                 results_limit: args.results_limit,
                 scheduler_name: args.scheduler_name.clone(),
+                extender_resource: args.extender_resource.clone(),
             },
         },
         pods: pods.clone(),
         task_runs: task_runs.clone(),
         steps: Arc::new(StepStore::default()),
-        agents: Arc::default(),
+        agents: Arc::new(Agents::new(args.agent_grace)),
         metrics: metrics.clone(),
         clock: Clock::system(),
         wake,
@@ -239,6 +261,34 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
+
+    // The scheduler extender reads the same caches and the agents' registry. Claims are
+    // watched only where their access modes matter.
+    let claims = (args.coschedule == Coschedule::Workspaces).then(|| {
+        let (claims, writer) = reflector::store::<PersistentVolumeClaim>();
+        let events = watcher(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(|c| c.managed_fields_mut().clear())
+        .reflect(writer)
+        .for_each(|_| futures::future::ready(()));
+        tokio::spawn(events);
+        claims
+    });
+    let extender = Arc::new(Extender::new(
+        args.coschedule,
+        pods.clone(),
+        claims,
+        ctx.agents.clone(),
+        metrics.clone(),
+        Clock::system(),
+    ));
+    let extender_listener = tokio::net::TcpListener::bind(args.extender_addr)
+        .await
+        .with_context(|| format!("binding {}", args.extender_addr))?;
+    tokio::spawn(extender::serve(extender_listener, extender));
 
     let reviewer = Reviewer::new(client.clone(), &args.agent_audience, agent_ns, agent_sa);
     let mut server = tonic::transport::Server::builder();

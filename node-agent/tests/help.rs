@@ -15,17 +15,7 @@ fn help_matches_the_snapshot() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/help.txt");
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, &text).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        committed,
-        text,
-        "{} is stale: run `UPDATE_SNAPSHOTS=1 cargo test -p tektite-node-agent --test help` and commit it",
-        path.display()
-    );
+    tektite_tests::snapshot(&path, &text, "cargo test -p tektite-node-agent --test help");
 }
 
 #[test]

@@ -1,1 +1,21 @@
-//! End-to-end tests across crates live in `tests/tests/`.
+//! End-to-end tests across crates live in `tests/tests/`. This library holds what the
+//! crates' own tests share.
+
+use std::path::Path;
+
+/// Checks `actual` against the committed snapshot at `path`, or rewrites the snapshot
+/// when `UPDATE_SNAPSHOTS` is set. `regenerate` is the command that does that, for the
+/// failure message.
+pub fn snapshot(path: &Path, actual: &str, regenerate: &str) {
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(path, actual).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        return;
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert_eq!(
+        committed,
+        actual,
+        "{} is stale: run `UPDATE_SNAPSHOTS=1 {regenerate}` and commit it",
+        path.display()
+    );
+}

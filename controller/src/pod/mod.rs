@@ -15,6 +15,7 @@ mod template;
 mod volumes;
 
 use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use tektite_api::v1::{TaskRun, TaskSpec};
 use tektite_engine::task::{self, ResolveError, TaskContext, TaskPaths};
 
@@ -36,6 +37,10 @@ pub struct PodSettings {
     /// `schedulerName` of every Pod (a podTemplate's own wins), e.g. the scheduler that
     /// consults tektite's extender.
     pub scheduler_name: Option<String>,
+    /// An extended resource the init container asks one of, so that a scheduler whose
+    /// extender lists it in `managedResources` consults tektite's extender for this Pod
+    /// (and for no other).
+    pub extender_resource: Option<String>,
 }
 
 impl Default for PodSettings {
@@ -44,6 +49,7 @@ impl Default for PodSettings {
             entrypoint_image: "ghcr.io/tektite-dev/tektite-entrypoint:0.1.0".into(),
             results_limit: tektite_api::step::DEFAULT_RESULTS_LIMIT,
             scheduler_name: None,
+            extender_resource: None,
         }
     }
 }
@@ -145,7 +151,23 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
     pod_spec.volumes = Some(volumes::volumes(&spec, workspaces.volumes));
     let scripts = steps::containers(pod_spec, &spec, &workspaces.mounts, req.settings);
     steps::apply_compute_resources(pod_spec, tr);
-    pod_spec.init_containers = Some(vec![init::container(&spec, scripts, req.settings)]);
+    let mut prepare = init::container(&spec, scripts, req.settings);
+    if let Some(resource) = &req.settings.extender_resource {
+        // Extended resources are whole and ask as much as they limit. The scheduler
+        // ignores it (`ignoredByScheduler`) and the kubelet drops a resource its node
+        // does not have before admitting the Pod.
+        let one = std::collections::BTreeMap::from([(resource.clone(), Quantity("1".into()))]);
+        let resources = prepare.resources.get_or_insert_with(Default::default);
+        resources
+            .requests
+            .get_or_insert_with(Default::default)
+            .extend(one.clone());
+        resources
+            .limits
+            .get_or_insert_with(Default::default)
+            .extend(one);
+    }
+    pod_spec.init_containers = Some(vec![prepare]);
     if let Some(t) = &tr.spec.pod_template {
         template::apply(pod_spec, t);
     }

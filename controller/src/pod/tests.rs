@@ -376,7 +376,7 @@ spec:
 }
 
 #[test]
-fn retries_get_their_own_pod_and_the_scheduler_setting_applies() {
+fn retries_get_their_own_pod_and_the_scheduler_settings_apply() {
     let tr = task_run(
         r#"
 metadata: {name: flaky, uid: u}
@@ -387,6 +387,7 @@ spec:
     );
     let settings = PodSettings {
         scheduler_name: Some("tektite-scheduler".into()),
+        extender_resource: Some("tektite.dev/step-pod".into()),
         results_limit: 4096,
         ..PodSettings::default()
     };
@@ -407,6 +408,15 @@ spec:
     );
     let spec = pod.spec.unwrap();
     assert_eq!(spec.scheduler_name.as_deref(), Some("tektite-scheduler"));
+    // The init container asks for the resource the default scheduler's extender manages.
+    let prepare = &spec.init_containers.as_ref().unwrap()[0];
+    assert_eq!(
+        serde_json::to_value(&prepare.resources).unwrap(),
+        serde_json::json!({
+            "requests": {"tektite.dev/step-pod": "1"},
+            "limits": {"tektite.dev/step-pod": "1"},
+        })
+    );
     let args = spec.containers[0].args.clone().unwrap();
     assert!(
         args.contains(&"--results-limit=4096".to_owned()),
