@@ -81,6 +81,7 @@ fn the_controller_may_do_what_it_does_and_no_more() {
         ["get", "list", "watch", "create", "patch", "delete"]
     );
     assert_eq!(verbs("tokenreviews"), ["create"]);
+    assert_eq!(verbs("persistentvolumeclaims"), ["list", "watch", "create"]);
     assert_eq!(verbs("tasks"), ["get"]);
     assert!(
         !rules
@@ -88,4 +89,59 @@ fn the_controller_may_do_what_it_does_and_no_more() {
             .any(|r| r["verbs"].as_array().unwrap().iter().any(|v| v == "*"))
     );
     assert!(verbs("secrets").is_empty());
+}
+
+#[test]
+fn the_scheduler_calls_the_extender_the_controller_serves_for_the_pods_it_creates() {
+    let docs = documents("scheduler.yaml");
+    let config_map = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let config: Value =
+        serde_saphyr::from_str(config_map["data"]["config.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(config["kind"], "KubeSchedulerConfiguration");
+    let profile = config["profiles"][0]["schedulerName"].as_str().unwrap();
+    let extender = &config["extenders"][0];
+    assert_eq!(
+        extender["urlPrefix"],
+        format!(
+            "http://tektite-controller.tektite-system.svc:9444{}",
+            tektite_controller::extender::PREFIX
+        )
+    );
+    assert_eq!(extender["filterVerb"], "filter");
+    assert_eq!(extender["prioritizeVerb"], "prioritize");
+    assert_eq!(extender["nodeCacheCapable"], true);
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let volumes = &deployment["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(
+        volumes[0]["configMap"]["name"],
+        config_map["metadata"]["name"]
+    );
+
+    let controller = documents("controller.yaml");
+    let service = controller.iter().find(|d| d["kind"] == "Service").unwrap();
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "extender" && p["port"] == 9444),
+        "{service}"
+    );
+    let deployment = controller
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let args = container["args"].to_string();
+    assert!(
+        args.contains(&format!("--scheduler-name={profile}")),
+        "{args}"
+    );
+    assert!(
+        container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "extender" && p["containerPort"] == 9444)
+    );
 }
