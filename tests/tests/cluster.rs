@@ -105,3 +105,78 @@ async fn the_test_then_build_example_succeeds() {
     }
     assert_eq!(outcome.as_deref(), Some("True"));
 }
+
+/// Needs tektite-scheduler (deploy/scheduler.yaml) and a default StorageClass.
+#[tokio::test]
+#[ignore = "needs cluster"]
+async fn the_pods_sharing_a_workspace_claim_land_on_one_node() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::ListParams;
+
+    let client = client().await;
+    let api: Api<PipelineRun> = Api::namespaced(client.clone(), NAMESPACE);
+    let name = "tektite-cluster-test-colocate";
+    let task = |name: &str, script: &str, workspace: bool| {
+        let mut t = serde_json::json!({
+            "name": name,
+            "taskSpec": {"steps": [{"name": "run", "image": "busybox", "script": script}]},
+        });
+        if workspace {
+            t["taskSpec"]["workspaces"] = serde_json::json!([{"name": "src"}]);
+            t["workspaces"] = serde_json::json!([{"name": "src", "workspace": "src"}]);
+        }
+        t
+    };
+    let mut build = task("build", "cat $(workspaces.src.path)/code", true);
+    build["runAfter"] = serde_json::json!(["fetch"]);
+    let run: PipelineRun = serde_json::from_value(serde_json::json!({
+        "apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+        "metadata": {"name": name},
+        "spec": {
+            "pipelineSpec": {
+                "workspaces": [{"name": "src"}],
+                "tasks": [
+                    task("fetch", "echo code > $(workspaces.src.path)/code", true),
+                    build,
+                    task("notify", "echo sent", false),
+                ],
+            },
+            "workspaces": [{"name": "src", "volumeClaimTemplate": {"spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "16Mi"}},
+            }}}],
+        },
+    }))
+    .unwrap();
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    api.create(&PostParams::default(), &run).await.unwrap();
+    let mut outcome = None;
+    for _ in 0..600 {
+        let status = api.get(name).await.unwrap().status.unwrap_or_default();
+        if let Some(s) = finished(&status.conditions) {
+            outcome = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(outcome.as_deref(), Some("True"));
+
+    let pods: Api<Pod> = Api::namespaced(client, NAMESPACE);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("tekton.dev/pipelineRun={name}")))
+        .await
+        .unwrap();
+    let node_of = |task: &str| {
+        let pod = list
+            .items
+            .iter()
+            .find(|p| p.metadata.labels.as_ref().unwrap()["tekton.dev/pipelineTask"] == task)
+            .unwrap_or_else(|| panic!("no Pod for {task}"));
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.scheduler_name.as_deref(), Some("tektite-scheduler"));
+        spec.node_name.clone().unwrap()
+    };
+    assert_eq!(node_of("fetch"), node_of("build"));
+    node_of("notify");
+}
