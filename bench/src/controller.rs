@@ -26,6 +26,7 @@ use tektite_api::v1::TaskRun;
 use tektite_bench::{Samples, build_kind, ms};
 use tektite_controller::context::{Clock, Context, Settings};
 use tektite_controller::metrics::Metrics;
+use tektite_controller::pod_index::PodIndex;
 use tektite_controller::steps::StepStore;
 use tektite_controller::{ingest, taskrun};
 use tektite_proto::agent as pb;
@@ -95,6 +96,7 @@ fn context(pods: Vec<Pod>) -> (Arc<Context>, mpsc::UnboundedReceiver<Instant>) {
             );
         }
     });
+    let pod_index = Arc::new(PodIndex::from_pods(&pods));
     let mut writer: Writer<Pod> = Writer::default();
     for p in pods {
         writer.apply_watcher_event(&watcher::Event::Apply(p));
@@ -105,6 +107,7 @@ fn context(pods: Vec<Pod>) -> (Arc<Context>, mpsc::UnboundedReceiver<Instant>) {
         client: kube::Client::new(svc, "default"),
         settings: Settings::default(),
         pods: writer.as_reader(),
+        pod_index,
         task_runs: Writer::<TaskRun>::default().as_reader(),
         steps: Arc::new(StepStore::default()),
         agents: Arc::default(),
@@ -143,6 +146,7 @@ async fn main() {
             settings: ctx.settings.clone(),
             task_runs: ctx.task_runs.clone(),
             steps: ctx.steps.clone(),
+            pod_index: ctx.pod_index.clone(),
             agents: ctx.agents.clone(),
             metrics: ctx.metrics.clone(),
             clock: ctx.clock.clone(),

@@ -25,7 +25,6 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use nix::time::{ClockId, clock_gettime};
 use serde_json::{Value, json};
@@ -34,6 +33,7 @@ use tektite_controller::agents::Agents;
 use tektite_controller::context::Clock;
 use tektite_controller::extender::{self, Coschedule, Extender, Verb};
 use tektite_controller::metrics::Metrics;
+use tektite_controller::pod_index::PodIndex;
 
 const RUNS: usize = 1_000;
 const PODS_PER_RUN: usize = 10;
@@ -76,13 +76,13 @@ fn cpu_now() -> Duration {
 }
 
 fn extender(mode: Coschedule) -> Extender {
-    let mut pods = Writer::<Pod>::default();
+    let pods = PodIndex::default();
     for run in 0..RUNS {
         // A run's Pods share its claim's node.
         let node = node(run * 7 % MAX_NODES);
         for task in 0..PODS_PER_RUN {
             let p: Pod = serde_json::from_value(pod(run, task, Some(&node))).unwrap();
-            pods.apply_watcher_event(&watcher::Event::Apply(p));
+            pods.apply(&watcher::Event::Apply(p));
         }
     }
     let agents = Arc::new(Agents::default());
@@ -95,7 +95,7 @@ fn extender(mode: Coschedule) -> Extender {
     }
     Extender::new(
         mode,
-        pods.as_reader(),
+        Arc::new(pods),
         None,
         agents,
         Arc::new(Metrics::new()),

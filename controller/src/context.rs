@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::agents::Agents;
 use crate::metrics::Metrics;
 use crate::pod::PodSettings;
+use crate::pod_index::PodIndex;
 use crate::steps::StepStore;
 
 /// The `spec.managedBy` value naming tektite.
@@ -72,6 +73,8 @@ pub struct Context {
     pub settings: Settings,
     /// tektite's Pods (by its label selector).
     pub pods: Store<Pod>,
+    /// The same Pods by UID, PipelineRun and node.
+    pub pod_index: Arc<PodIndex>,
     /// Every TaskRun (the PipelineRun reconciler reads its children here).
     pub task_runs: Store<TaskRun>,
     pub steps: Arc<StepStore>,

@@ -7,8 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use tektite_api::step::{RecordedResult, ResultKind, StepReason, StepState};
 use tektite_api::v1::TaskRun;
@@ -112,19 +110,13 @@ fn from_wire(e: pb::Event, now: Timestamp) -> Option<(String, StepEvent)> {
 
 /// The TaskRun that owns the Pod with `uid`, if the Pod is one of ours on `node`.
 fn owner_of(ctx: &Context, uid: &str, node: &str) -> Result<ObjectRef<TaskRun>, &'static str> {
-    let pod: Arc<Pod> = ctx
-        .pods
-        .find(|p| p.metadata.uid.as_deref() == Some(uid))
-        .ok_or("unowned")?;
-    if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node) {
+    let index = ctx.pod_index.read();
+    let pod = index.get(uid).ok_or("unowned")?;
+    if pod.node.as_deref() != Some(node) {
         return Err("foreign_node");
     }
-    let owner = pod
-        .owner_references()
-        .iter()
-        .find(|o| o.kind == "TaskRun" && o.controller == Some(true))
-        .ok_or("unowned")?;
-    Ok(ObjectRef::new(&owner.name).within(&pod.namespace().unwrap_or_default()))
+    let owner = pod.task_run.as_deref().ok_or("unowned")?;
+    Ok(ObjectRef::new(owner).within(&pod.namespace))
 }
 
 /// Takes in one event from the agent on `node`.

@@ -14,5 +14,6 @@ pub mod ingest;
 pub mod metrics;
 mod patch;
 pub mod pipelinerun;
+pub mod pod_index;
 pub mod steps;
 pub mod taskrun;

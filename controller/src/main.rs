@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -26,6 +26,7 @@ use tektite_controller::http::{self, Health};
 use tektite_controller::ingest::Ingest;
 use tektite_controller::metrics::Metrics;
 use tektite_controller::pod::PodSettings;
+use tektite_controller::pod_index::PodIndex;
 use tektite_controller::steps::StepStore;
 use tektite_controller::{pipelinerun, taskrun};
 use tokio::sync::{mpsc, watch};
@@ -175,8 +176,10 @@ async fn main() -> anyhow::Result<()> {
         .context("--agent-service-account must be namespace/name")?;
     let (wake, woken) = mpsc::channel::<ObjectRef<TaskRun>>(1024);
 
-    // tektite's Pods, managedFields stripped.
+    // tektite's Pods, managedFields stripped, and indexed by UID, PipelineRun and node.
     let (pods, pod_writer) = reflector::store::<Pod>();
+    let pod_index = Arc::new(PodIndex::default());
+    let indexer = pod_index.clone();
     let pod_events = watcher(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().labels(TEKTITE_POD_SELECTOR),
@@ -184,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
     .default_backoff()
     .modify(|p| p.managed_fields_mut().clear())
     .reflect(pod_writer)
+    .inspect_ok(move |event| indexer.apply(event))
     .touched_objects();
     // One TaskRun cache, shared by both controllers.
     let (task_runs, tr_writer) = reflector::store_shared::<TaskRun>(1024);
@@ -215,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
             },
         },
         pods: pods.clone(),
+        pod_index: pod_index.clone(),
         task_runs: task_runs.clone(),
         steps: Arc::new(StepStore::default()),
         agents: Arc::new(Agents::new(args.agent_grace)),
@@ -279,7 +284,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let extender = Arc::new(Extender::new(
         args.coschedule,
-        pods.clone(),
+        pod_index,
         claims,
         ctx.agents.clone(),
         metrics.clone(),

@@ -9,13 +9,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tektite_controller::agents::Agents;
 use tektite_controller::context::Clock;
 use tektite_controller::extender::{self, Coschedule, Extender, NO_AGENT};
 use tektite_controller::metrics::Metrics;
+use tektite_controller::pod_index::PodIndex;
 
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
 
@@ -47,7 +47,7 @@ fn pod_json(name: &str, run: &str, claims: &[&str], node: Option<&str>) -> Value
 
 struct Server {
     addr: std::net::SocketAddr,
-    pods: Writer<Pod>,
+    pods: Arc<PodIndex>,
     agents: Arc<Agents>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -59,11 +59,11 @@ impl Drop for Server {
 }
 
 async fn server(mode: Coschedule) -> Server {
-    let pods = Writer::<Pod>::default();
+    let pods = Arc::new(PodIndex::default());
     let agents = Arc::new(Agents::default());
     let extender = Extender::new(
         mode,
-        pods.as_reader(),
+        pods.clone(),
         None,
         agents.clone(),
         Arc::new(Metrics::new()),
@@ -116,13 +116,13 @@ impl Server {
         .await
     }
 
-    fn bind(&mut self, pod: &Value, node: &str) {
+    fn bind(&self, pod: &Value, node: &str) {
         let mut pod = pod.clone();
         pod["spec"]["nodeName"] = json!(node);
         let pod: Pod = serde_json::from_value(pod).unwrap();
         self.agents
             .step_started(node, pod.metadata.uid.as_deref().unwrap(), 0);
-        self.pods.apply_watcher_event(&watcher::Event::Apply(pod));
+        self.pods.apply(&watcher::Event::Apply(pod));
     }
 
     /// What a kube-scheduler with this extender does: filter, prioritize, take the best
@@ -189,7 +189,7 @@ async fn a_pipeline_sharing_a_claim_is_placed_per_coschedule_mode() {
 
 #[tokio::test]
 async fn isolate_leaves_a_busy_node_to_its_run_even_when_it_is_the_idlest() {
-    let mut server = server(Coschedule::IsolatePipelineRun).await;
+    let server = server(Coschedule::IsolatePipelineRun).await;
     NODES.iter().for_each(|n| server.agents.connect(n));
     server.bind(&pod_json("fetch", "pr", &[], None), "n1");
     for node in ["n2", "n3"] {

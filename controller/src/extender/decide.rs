@@ -6,14 +6,14 @@
 //! connected agent a node is dropped, unless no node has one at all or the Pod is
 //! pinned (its workspace lives there). Pods that are not tektite's pass unfiltered.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use tektite_api::labels;
 
 use super::wire::MAX_EXTENDER_PRIORITY;
 use crate::agents::View;
+use crate::pod_index::{Indexed, Placed, RunKey};
 
 /// Which Pods of a PipelineRun share a node, as Tekton's `coschedule` setting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -44,15 +44,15 @@ impl Coschedule {
     }
 }
 
-/// Where one Pod may go, from the Pod cache.
+/// Where one Pod may go, from the Pod index.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Placement {
     /// Whether the Pod is tektite's; others pass unfiltered.
     pub ours: bool,
     /// The one node it must go to, and why.
     pub pin: Option<(String, String)>,
-    /// Nodes it must not go to, and why.
-    pub avoid: HashMap<String, String>,
+    /// In `isolate-pipelinerun`, the Pod's run: nodes busy with another run are out.
+    pub isolate: Option<RunKey>,
 }
 
 fn is_ours(pod: &Pod) -> bool {
@@ -63,75 +63,35 @@ fn is_ours(pod: &Pod) -> bool {
         .is_some_and(|v| v == labels::MANAGED_BY_TEKTITE)
 }
 
-fn pipeline_run(pod: &Pod) -> Option<&str> {
-    pod.metadata
-        .labels
-        .as_ref()?
-        .get(labels::PIPELINE_RUN)
-        .map(String::as_str)
-}
-
-fn namespace(pod: &Pod) -> &str {
-    pod.metadata.namespace.as_deref().unwrap_or_default()
-}
-
-fn node(pod: &Pod) -> Option<&str> {
-    pod.spec.as_ref()?.node_name.as_deref()
-}
-
-fn claims(pod: &Pod) -> impl Iterator<Item = &str> {
-    pod.spec
-        .iter()
-        .flat_map(|s| s.volumes.iter().flatten())
-        .filter_map(|v| v.persistent_volume_claim.as_ref())
-        .map(|c| c.claim_name.as_str())
-}
-
-fn finished(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    )
-}
-
-/// Where `pod` may go. `pods` is tektite's Pod cache; `node_bound(namespace, claim)`
-/// says whether a claim can be used from one node only (ReadWriteOnce, or not known).
+/// Where `pod` may go. `node_bound(namespace, claim)` says whether a claim can be used
+/// from one node only (ReadWriteOnce, or not known).
 pub fn place(
     mode: Coschedule,
     pod: &Pod,
-    pods: &[Arc<Pod>],
+    index: &Indexed,
     node_bound: impl Fn(&str, &str) -> bool,
 ) -> Placement {
+    let own = Placed::of(pod);
     let mut placement = Placement {
         ours: is_ours(pod),
         ..Placement::default()
     };
-    let (Some(run), true, false) = (
-        pipeline_run(pod),
-        placement.ours,
-        mode == Coschedule::Disabled,
-    ) else {
+    let (Some(run), true, false) = (&own.run, placement.ours, mode == Coschedule::Disabled) else {
         return placement;
     };
-    let ns = namespace(pod);
-    let uid = pod.metadata.uid.as_deref();
-    // The PipelineRun's other Pods that have a node, the first first.
-    let mut siblings: Vec<(&Pod, &str)> = pods
-        .iter()
-        .filter(|p| {
-            namespace(p) == ns && pipeline_run(p) == Some(run) && p.metadata.uid.as_deref() != uid
-        })
-        .filter_map(|p| Some((p.as_ref(), node(p)?)))
+    let ns = own.namespace.as_str();
+    // The run's other Pods that have a node, the first first.
+    let mut siblings: Vec<(&Placed, &str)> = index
+        .run(ns, run)
+        .filter(|p| p.uid != own.uid)
+        .filter_map(|p| Some((p, p.node.as_deref()?)))
         .collect();
-    siblings.sort_by(|(a, _), (b, _)| {
-        (&a.metadata.creation_timestamp, &a.metadata.name)
-            .cmp(&(&b.metadata.creation_timestamp, &b.metadata.name))
-    });
+    siblings.sort_by(|(a, _), (b, _)| (&a.created, &a.name).cmp(&(&b.created, &b.name)));
     placement.pin = match mode {
         Coschedule::Workspaces => {
-            let own: Vec<&str> = claims(pod).filter(|c| node_bound(ns, c)).collect();
+            let claims: Vec<&String> = own.claims.iter().filter(|c| node_bound(ns, c)).collect();
             siblings.iter().find_map(|(p, node)| {
-                let claim = claims(p).find(|c| own.contains(c))?;
+                let claim = p.claims.iter().find(|c| claims.contains(c))?;
                 Some((
                     node.to_string(),
                     format!(
@@ -152,19 +112,7 @@ pub fn place(
         }),
     };
     if mode == Coschedule::IsolatePipelineRun && placement.pin.is_none() {
-        for p in pods.iter().filter(|p| !finished(p)) {
-            let (Some(other), Some(node)) = (pipeline_run(p), node(p)) else {
-                continue;
-            };
-            if (namespace(p), other) != (ns, run) {
-                placement.avoid.entry(node.to_owned()).or_insert_with(|| {
-                    format!(
-                        "node {node} runs PipelineRun {}/{other} (coschedule: isolate-pipelinerun)",
-                        namespace(p)
-                    )
-                });
-            }
-        }
+        placement.isolate = Some((ns.to_owned(), run.clone()));
     }
     placement
 }
@@ -182,7 +130,12 @@ pub struct Filtered {
 
 pub const NO_AGENT: &str = "no tektite node agent is connected on this node";
 
-pub fn filter(placement: &Placement, agents: &View<'_>, nodes: &[&str]) -> Filtered {
+pub fn filter(
+    placement: &Placement,
+    index: &Indexed,
+    agents: &View<'_>,
+    nodes: &[&str],
+) -> Filtered {
     if !placement.ours {
         return Filtered {
             keep: vec![true; nodes.len()],
@@ -195,18 +148,25 @@ pub fn filter(placement: &Placement, agents: &View<'_>, nodes: &[&str]) -> Filte
         .iter()
         .map(|&node| {
             let why = match &placement.pin {
-                Some((pinned, why)) if pinned != node => Some(why.as_str()),
+                Some((pinned, why)) if pinned != node => Some(why.clone()),
                 Some(_) => None,
                 None => placement
-                    .avoid
-                    .get(node)
-                    .map(String::as_str)
-                    .or_else(|| (by_agent && !agents.listening(node)).then_some(NO_AGENT)),
+                    .isolate
+                    .as_ref()
+                    .and_then(|own| index.busy_with_other(node, own))
+                    .map(|(ns, other)| {
+                        format!(
+                            "node {node} runs PipelineRun {ns}/{other} (coschedule: \
+                             isolate-pipelinerun)"
+                        )
+                    })
+                    .or_else(|| (by_agent && !agents.listening(node)).then(|| NO_AGENT.into())),
             };
+            let keep = why.is_none();
             if let Some(why) = why {
-                failed.insert(node.to_owned(), why.to_owned());
+                failed.insert(node.to_owned(), why);
             }
-            why.is_none()
+            keep
         })
         .collect();
     Filtered {
@@ -257,8 +217,11 @@ mod tests {
     use jiff::Timestamp;
     use serde_json::json;
 
+    use kube::runtime::watcher;
+
     use super::*;
     use crate::agents::Agents;
+    use crate::pod_index::PodIndex;
 
     const NODES: [&str; 3] = ["n1", "n2", "n3"];
 
@@ -294,8 +257,8 @@ mod tests {
         agents
     }
 
-    fn kept(placement: &Placement, agents: &Agents) -> Vec<&'static str> {
-        let filtered = filter(placement, &agents.view(at()), &NODES);
+    fn kept(placement: &Placement, index: &PodIndex, agents: &Agents) -> Vec<&'static str> {
+        let filtered = filter(placement, &index.read(), &agents.view(at()), &NODES);
         NODES
             .iter()
             .zip(filtered.keep)
@@ -305,8 +268,8 @@ mod tests {
 
     /// A 3-task pipeline: `fetch` ran on n2 with the shared claim `src`; `build` binds
     /// `src` too; `notify` binds nothing.
-    fn pipeline() -> (Vec<Arc<Pod>>, Pod, Pod) {
-        let cache = vec![Arc::new(pod("fetch", Some("pr"), &["src"], Some("n2")))];
+    fn pipeline() -> (PodIndex, Pod, Pod) {
+        let cache = PodIndex::from_pods([&pod("fetch", Some("pr"), &["src"], Some("n2"))]);
         let build = pod("build", Some("pr"), &["src"], None);
         let notify = pod("notify", Some("pr"), &[], None);
         (cache, build, notify)
@@ -320,9 +283,9 @@ mod tests {
     fn workspaces_put_pods_sharing_a_claim_where_the_first_ran() {
         let (cache, build, notify) = pipeline();
         let agents = everywhere();
-        let placement = place(Coschedule::Workspaces, &build, &cache, single_node);
-        assert_eq!(kept(&placement, &agents), ["n2"]);
-        let failed = filter(&placement, &agents.view(at()), &NODES).failed;
+        let placement = place(Coschedule::Workspaces, &build, &cache.read(), single_node);
+        assert_eq!(kept(&placement, &cache, &agents), ["n2"]);
+        let failed = filter(&placement, &cache.read(), &agents.view(at()), &NODES).failed;
         assert_eq!(
             failed["n1"],
             "the workspace claim src of PipelineRun ci/pr is in use on node n2 (coschedule: workspaces)"
@@ -332,12 +295,12 @@ mod tests {
             [0, MAX_EXTENDER_PRIORITY, 0]
         );
         // A Pod without the claim goes anywhere.
-        let placement = place(Coschedule::Workspaces, &notify, &cache, single_node);
+        let placement = place(Coschedule::Workspaces, &notify, &cache.read(), single_node);
         assert_eq!(placement.pin, None);
-        assert_eq!(kept(&placement, &agents), NODES);
+        assert_eq!(kept(&placement, &cache, &agents), NODES);
         // A claim many nodes can mount binds no Pod to a node.
-        let placement = place(Coschedule::Workspaces, &build, &cache, |_, _| false);
-        assert_eq!(kept(&placement, &agents), NODES);
+        let placement = place(Coschedule::Workspaces, &build, &cache.read(), |_, _| false);
+        assert_eq!(kept(&placement, &cache, &agents), NODES);
     }
 
     #[test]
@@ -345,60 +308,81 @@ mod tests {
         let (cache, build, notify) = pipeline();
         let agents = everywhere();
         for pod in [&build, &notify] {
-            let placement = place(Coschedule::PipelineRuns, pod, &cache, single_node);
-            assert_eq!(kept(&placement, &agents), ["n2"]);
+            let placement = place(Coschedule::PipelineRuns, pod, &cache.read(), single_node);
+            assert_eq!(kept(&placement, &cache, &agents), ["n2"]);
         }
         // The first Pod of a run goes anywhere.
-        let placement = place(Coschedule::PipelineRuns, &build, &[], single_node);
-        assert_eq!(kept(&placement, &agents), NODES);
+        let placement = place(
+            Coschedule::PipelineRuns,
+            &build,
+            &PodIndex::default().read(),
+            single_node,
+        );
+        assert_eq!(kept(&placement, &cache, &agents), NODES);
     }
 
     #[test]
     fn isolate_keeps_other_runs_off_a_busy_node() {
-        let (mut cache, build, _) = pipeline();
+        let (cache, build, _) = pipeline();
         let agents = everywhere();
-        let placement = place(Coschedule::IsolatePipelineRun, &build, &cache, single_node);
-        assert_eq!(kept(&placement, &agents), ["n2"]);
+        let placement = place(
+            Coschedule::IsolatePipelineRun,
+            &build,
+            &cache.read(),
+            single_node,
+        );
+        assert_eq!(kept(&placement, &cache, &agents), ["n2"]);
         // Another run's first Pod avoids n2 while fetch runs there.
         let other = pod("other", Some("pr2"), &[], None);
-        let placement = place(Coschedule::IsolatePipelineRun, &other, &cache, single_node);
-        assert_eq!(kept(&placement, &agents), ["n1", "n3"]);
+        let placement = place(
+            Coschedule::IsolatePipelineRun,
+            &other,
+            &cache.read(),
+            single_node,
+        );
+        assert_eq!(kept(&placement, &cache, &agents), ["n1", "n3"]);
         assert_eq!(
-            placement.avoid["n2"],
+            filter(&placement, &cache.read(), &agents.view(at()), &NODES).failed["n2"],
             "node n2 runs PipelineRun ci/pr (coschedule: isolate-pipelinerun)"
         );
         // Once fetch has finished, n2 is free again.
         let mut done = pod("fetch", Some("pr"), &["src"], Some("n2"));
         done.status = Some(serde_json::from_value(json!({"phase": "Succeeded"})).unwrap());
-        cache[0] = Arc::new(done);
-        let placement = place(Coschedule::IsolatePipelineRun, &other, &cache, single_node);
-        assert_eq!(kept(&placement, &agents), NODES);
+        cache.apply(&watcher::Event::Apply(done));
+        let placement = place(
+            Coschedule::IsolatePipelineRun,
+            &other,
+            &cache.read(),
+            single_node,
+        );
+        assert_eq!(kept(&placement, &cache, &agents), NODES);
     }
 
     #[test]
     fn disabled_and_lone_taskruns_are_not_colocated() {
         let (cache, build, _) = pipeline();
         let agents = everywhere();
-        let placement = place(Coschedule::Disabled, &build, &cache, single_node);
-        assert_eq!(kept(&placement, &agents), NODES);
+        let placement = place(Coschedule::Disabled, &build, &cache.read(), single_node);
+        assert_eq!(kept(&placement, &cache, &agents), NODES);
         let lone = pod("lone", None, &["src"], None);
         for mode in [Coschedule::Workspaces, Coschedule::IsolatePipelineRun] {
-            let placement = place(mode, &lone, &cache, single_node);
+            let placement = place(mode, &lone, &cache.read(), single_node);
             assert_eq!(placement.pin, None);
-            assert!(placement.avoid.is_empty());
+            assert_eq!(placement.isolate, None);
         }
     }
 
     #[test]
     fn nodes_without_an_agent_are_dropped_unless_no_node_has_one() {
         let (_, build, _) = pipeline();
-        let placement = place(Coschedule::Workspaces, &build, &[], single_node);
+        let cache = PodIndex::default();
+        let placement = place(Coschedule::Workspaces, &build, &cache.read(), single_node);
         let agents = Agents::default();
-        let filtered = filter(&placement, &agents.view(at()), &NODES);
+        let filtered = filter(&placement, &cache.read(), &agents.view(at()), &NODES);
         assert!(filtered.no_agents);
         assert_eq!(filtered.keep, [true, true, true]);
         agents.connect("n3");
-        let filtered = filter(&placement, &agents.view(at()), &NODES);
+        let filtered = filter(&placement, &cache.read(), &agents.view(at()), &NODES);
         assert!(!filtered.no_agents);
         assert_eq!(filtered.keep, [false, false, true]);
         assert_eq!(filtered.failed["n1"], NO_AGENT);
@@ -413,8 +397,8 @@ mod tests {
         let (cache, build, _) = pipeline();
         let agents = Agents::default();
         agents.connect("n1");
-        let placement = place(Coschedule::Workspaces, &build, &cache, single_node);
-        assert_eq!(kept(&placement, &agents), ["n2"]);
+        let placement = place(Coschedule::Workspaces, &build, &cache.read(), single_node);
+        assert_eq!(kept(&placement, &cache, &agents), ["n2"]);
     }
 
     #[test]
@@ -425,7 +409,12 @@ mod tests {
             agents.step_started("n1", "a", step);
         }
         agents.step_started("n2", "b", 0);
-        let placement = place(Coschedule::Workspaces, &build, &[], single_node);
+        let placement = place(
+            Coschedule::Workspaces,
+            &build,
+            &PodIndex::default().read(),
+            single_node,
+        );
         assert_eq!(
             prioritize(&placement, &agents.view(at()), &NODES),
             [0, 7, MAX_EXTENDER_PRIORITY]
@@ -439,9 +428,14 @@ mod tests {
         let mut foreign = pod("web", Some("pr"), &["src"], None);
         foreign.metadata.labels = None;
         let (cache, _, _) = pipeline();
-        let placement = place(Coschedule::PipelineRuns, &foreign, &cache, single_node);
+        let placement = place(
+            Coschedule::PipelineRuns,
+            &foreign,
+            &cache.read(),
+            single_node,
+        );
         assert!(!placement.ours);
-        assert_eq!(kept(&placement, &agents), NODES);
+        assert_eq!(kept(&placement, &cache, &agents), NODES);
         assert_eq!(
             prioritize(&placement, &agents.view(at()), &NODES),
             [0, 0, 0]

@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::net::TcpListener;
 
@@ -30,6 +30,7 @@ use wire::{ExtenderArgs, ExtenderFilterResult, HostPriority, NodeList};
 use crate::agents::Agents;
 use crate::context::Clock;
 use crate::metrics::{Metrics, VerbLabel};
+use crate::pod_index::PodIndex;
 
 /// The path prefix the scheduler's `urlPrefix` ends in.
 pub const PREFIX: &str = "/scheduler";
@@ -56,7 +57,7 @@ impl Verb {
 pub struct Extender {
     pub mode: Coschedule,
     /// tektite's Pods.
-    pub pods: Store<Pod>,
+    pub index: Arc<PodIndex>,
     /// Claims, for their access modes; a claim not cached counts as single-node.
     pub claims: Option<Store<PersistentVolumeClaim>>,
     pub agents: Arc<Agents>,
@@ -106,7 +107,7 @@ fn error(status: StatusCode, message: String) -> Answer {
 impl Extender {
     pub fn new(
         mode: Coschedule,
-        pods: Store<Pod>,
+        index: Arc<PodIndex>,
         claims: Option<Store<PersistentVolumeClaim>>,
         agents: Arc<Agents>,
         metrics: Arc<Metrics>,
@@ -114,7 +115,7 @@ impl Extender {
     ) -> Self {
         Self {
             mode,
-            pods,
+            index,
             claims,
             agents,
             metrics,
@@ -165,15 +166,15 @@ impl Extender {
                 ));
             }
         };
-        let pods = self.pods.state();
-        let placement = decide::place(self.mode, &pod, &pods, |ns, claim| {
+        let index = self.index.read();
+        let placement = decide::place(self.mode, &pod, &index, |ns, claim| {
             node_bound(self.claims.as_ref(), ns, claim)
         });
         let agents = self.agents.view(self.clock.now());
         let json = match verb {
             Verb::Filter => {
-                let filtered = decide::filter(&placement, &agents, &nodes);
-                drop(agents);
+                let filtered = decide::filter(&placement, &index, &agents, &nodes);
+                drop((agents, index));
                 if filtered.no_agents && !self.warned_no_agents.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         "no node has a tektite agent connected: Pods are placed without regard \
@@ -210,7 +211,7 @@ impl Extender {
             }
             Verb::Prioritize => {
                 let scores = decide::prioritize(&placement, &agents, &nodes);
-                drop(agents);
+                drop((agents, index));
                 let list: Vec<HostPriority> = nodes
                     .iter()
                     .zip(scores)

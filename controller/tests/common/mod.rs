@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tektite_api::v1::TaskRun;
 use tektite_controller::context::{Clock, Context, Settings};
 use tektite_controller::metrics::Metrics;
+use tektite_controller::pod_index::PodIndex;
 use tektite_controller::steps::StepStore;
 use tokio::sync::mpsc;
 use tower_test::mock::Handle;
@@ -148,6 +149,7 @@ pub fn harness_with(
 ) -> Harness {
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(svc, "default");
+    let pod_index = Arc::new(PodIndex::from_pods(&pods));
     let mut pod_writer: Writer<Pod> = Writer::default();
     for p in pods {
         pod_writer.apply_watcher_event(&watcher::Event::Apply(p));
@@ -161,6 +163,7 @@ pub fn harness_with(
         client,
         settings,
         pods: pod_writer.as_reader(),
+        pod_index,
         task_runs: tr_writer.as_reader(),
         steps: Arc::new(StepStore::default()),
         agents: Arc::default(),
