@@ -6,7 +6,7 @@
 //! connected agent a node is dropped, unless no node has one at all or the Pod is
 //! pinned (its workspace lives there). Pods that are not tektite's pass unfiltered.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
 use k8s_openapi::api::core::v1::Pod;
 use tektite_api::labels;
@@ -117,25 +117,37 @@ pub fn place(
     placement
 }
 
-/// The filter's decision over the candidate nodes.
+/// The filter's decision over the candidate nodes (borrowed from them and from the
+/// placement: a pinned Pod fails thousands of nodes for one reason).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Filtered {
+pub struct Filtered<'n, 'p> {
     /// For each candidate, in order: whether it passed.
     pub keep: Vec<bool>,
     /// The dropped nodes and why; no preemption changes these.
-    pub failed: BTreeMap<String, String>,
+    pub failed: Vec<(&'n str, Cow<'p, str>)>,
     /// No node has an agent, so agents did not filter.
     pub no_agents: bool,
 }
 
+#[cfg(test)]
+impl Filtered<'_, '_> {
+    /// Why `node` was dropped.
+    pub fn reason(&self, node: &str) -> Option<&str> {
+        self.failed
+            .iter()
+            .find(|(n, _)| *n == node)
+            .map(|(_, why)| why.as_ref())
+    }
+}
+
 pub const NO_AGENT: &str = "no tektite node agent is connected on this node";
 
-pub fn filter(
-    placement: &Placement,
+pub fn filter<'n, 'p>(
+    placement: &'p Placement,
     index: &Indexed,
     agents: &View<'_>,
-    nodes: &[&str],
-) -> Filtered {
+    nodes: &[&'n str],
+) -> Filtered<'n, 'p> {
     if !placement.ours {
         return Filtered {
             keep: vec![true; nodes.len()],
@@ -143,28 +155,30 @@ pub fn filter(
         };
     }
     let by_agent = placement.pin.is_none() && agents.any();
-    let mut failed = BTreeMap::new();
+    let mut failed = Vec::new();
     let keep = nodes
         .iter()
         .map(|&node| {
             let why = match &placement.pin {
-                Some((pinned, why)) if pinned != node => Some(why.clone()),
+                Some((pinned, why)) if pinned != node => Some(Cow::Borrowed(why.as_str())),
                 Some(_) => None,
                 None => placement
                     .isolate
                     .as_ref()
                     .and_then(|own| index.busy_with_other(node, own))
                     .map(|(ns, other)| {
-                        format!(
+                        Cow::Owned(format!(
                             "node {node} runs PipelineRun {ns}/{other} (coschedule: \
                              isolate-pipelinerun)"
-                        )
+                        ))
                     })
-                    .or_else(|| (by_agent && !agents.listening(node)).then(|| NO_AGENT.into())),
+                    .or_else(|| {
+                        (by_agent && !agents.listening(node)).then_some(Cow::Borrowed(NO_AGENT))
+                    }),
             };
             let keep = why.is_none();
             if let Some(why) = why {
-                failed.insert(node.to_owned(), why);
+                failed.push((node, why));
             }
             keep
         })
@@ -285,9 +299,9 @@ mod tests {
         let agents = everywhere();
         let placement = place(Coschedule::Workspaces, &build, &cache.read(), single_node);
         assert_eq!(kept(&placement, &cache, &agents), ["n2"]);
-        let failed = filter(&placement, &cache.read(), &agents.view(at()), &NODES).failed;
+        let filtered = filter(&placement, &cache.read(), &agents.view(at()), &NODES);
         assert_eq!(
-            failed["n1"],
+            filtered.reason("n1").unwrap(),
             "the workspace claim src of PipelineRun ci/pr is in use on node n2 (coschedule: workspaces)"
         );
         assert_eq!(
@@ -342,7 +356,9 @@ mod tests {
         );
         assert_eq!(kept(&placement, &cache, &agents), ["n1", "n3"]);
         assert_eq!(
-            filter(&placement, &cache.read(), &agents.view(at()), &NODES).failed["n2"],
+            filter(&placement, &cache.read(), &agents.view(at()), &NODES)
+                .reason("n2")
+                .unwrap(),
             "node n2 runs PipelineRun ci/pr (coschedule: isolate-pipelinerun)"
         );
         // Once fetch has finished, n2 is free again.
@@ -385,7 +401,7 @@ mod tests {
         let filtered = filter(&placement, &cache.read(), &agents.view(at()), &NODES);
         assert!(!filtered.no_agents);
         assert_eq!(filtered.keep, [false, false, true]);
-        assert_eq!(filtered.failed["n1"], NO_AGENT);
+        assert_eq!(filtered.reason("n1"), Some(NO_AGENT));
         assert_eq!(
             prioritize(&placement, &agents.view(at()), &NODES),
             [0, 0, MAX_EXTENDER_PRIORITY]

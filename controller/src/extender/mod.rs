@@ -25,7 +25,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::net::TcpListener;
 
 pub use decide::{Coschedule, NO_AGENT};
-use wire::{ExtenderArgs, ExtenderFilterResult, HostPriority, NodeList};
+use wire::{ExtenderArgs, ExtenderFilterResult, FailedNodesMap, HostPriority, NodeList};
 
 use crate::agents::Agents;
 use crate::context::Clock;
@@ -95,7 +95,7 @@ pub type Answer = (StatusCode, Vec<u8>);
 
 fn error(status: StatusCode, message: String) -> Answer {
     let body = ExtenderFilterResult {
-        error: message,
+        error: &message,
         ..ExtenderFilterResult::default()
     };
     (
@@ -183,28 +183,27 @@ impl Extender {
                 }
                 let pick = |i: usize| filtered.keep[i];
                 let result = ExtenderFilterResult {
-                    node_names: args.node_names.as_ref().map(|names| {
-                        names
-                            .iter()
-                            .enumerate()
+                    node_names: args.node_names.as_ref().map(|_| {
+                        (nodes.iter().enumerate())
                             .filter(|(i, _)| pick(*i))
-                            .map(|(_, n)| n.clone())
+                            .map(|(_, n)| *n)
                             .collect()
                     }),
-                    nodes: match (&args.node_names, args.nodes) {
+                    nodes: match (&args.node_names, &args.nodes) {
                         (None, Some(list)) => Some(NodeList {
-                            metadata: list.metadata,
-                            items: list
-                                .items
-                                .into_iter()
-                                .enumerate()
+                            metadata: list.metadata.clone(),
+                            items: (list.items.iter().enumerate())
                                 .filter(|(i, _)| pick(*i))
-                                .map(|(_, n)| n)
+                                .map(|(_, n)| n.clone())
                                 .collect(),
                         }),
                         _ => None,
                     },
-                    failed_and_unresolvable_nodes: filtered.failed,
+                    failed_and_unresolvable_nodes: FailedNodesMap(
+                        (filtered.failed.iter())
+                            .map(|(node, why)| (*node, why.as_ref()))
+                            .collect(),
+                    ),
                     ..ExtenderFilterResult::default()
                 };
                 serde_json::to_vec(&result)
@@ -215,10 +214,7 @@ impl Extender {
                 let list: Vec<HostPriority> = nodes
                     .iter()
                     .zip(scores)
-                    .map(|(host, score)| HostPriority {
-                        host: (*host).to_owned(),
-                        score,
-                    })
+                    .map(|(host, score)| HostPriority { host, score })
                     .collect();
                 serde_json::to_vec(&list)
             }

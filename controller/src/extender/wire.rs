@@ -1,8 +1,6 @@
 //! The kube-scheduler's extender v1 JSON (k8s.io/kube-scheduler/extender/v1). The Go
 //! types carry no JSON tags, so the field names on the wire are the Go field names.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -43,36 +41,43 @@ impl NodeList {
     }
 }
 
-/// Node name → why the Pod cannot go there.
-pub type FailedNodesMap = BTreeMap<String, String>;
+/// Node name → why the Pod cannot go there, written as a JSON object.
+#[derive(Debug, Default)]
+pub struct FailedNodesMap<'a>(pub Vec<(&'a str, &'a str)>);
+
+impl Serialize for FailedNodesMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().copied())
+    }
+}
 
 /// The filter verb's answer.
-#[derive(Debug, Default, Deserialize, Serialize)]
-pub struct ExtenderFilterResult {
-    #[serde(rename = "Nodes", default, skip_serializing_if = "Option::is_none")]
+#[derive(Debug, Default, Serialize)]
+pub struct ExtenderFilterResult<'a> {
+    #[serde(rename = "Nodes", skip_serializing_if = "Option::is_none")]
     pub nodes: Option<NodeList>,
-    #[serde(rename = "NodeNames", default, skip_serializing_if = "Option::is_none")]
-    pub node_names: Option<Vec<String>>,
-    #[serde(rename = "FailedNodes", default)]
-    pub failed_nodes: FailedNodesMap,
+    #[serde(rename = "NodeNames", skip_serializing_if = "Option::is_none")]
+    pub node_names: Option<Vec<&'a str>>,
+    #[serde(rename = "FailedNodes")]
+    pub failed_nodes: FailedNodesMap<'a>,
     /// Failures preemption would not cure.
-    #[serde(rename = "FailedAndUnresolvableNodes", default)]
-    pub failed_and_unresolvable_nodes: FailedNodesMap,
-    #[serde(rename = "Error", default)]
-    pub error: String,
+    #[serde(rename = "FailedAndUnresolvableNodes")]
+    pub failed_and_unresolvable_nodes: FailedNodesMap<'a>,
+    #[serde(rename = "Error")]
+    pub error: &'a str,
 }
 
 /// One node's score from the prioritize verb.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Serialize)]
-pub struct HostPriority {
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostPriority<'a> {
     #[serde(rename = "Host")]
-    pub host: String,
+    pub host: &'a str,
     #[serde(rename = "Score")]
     pub score: i64,
 }
 
 /// The prioritize verb's answer.
-pub type HostPriorityList = Vec<HostPriority>;
+pub type HostPriorityList<'a> = Vec<HostPriority<'a>>;
 
 /// The highest score an extender gives (extender v1's MaxExtenderPriority).
 pub const MAX_EXTENDER_PRIORITY: i64 = 10;
