@@ -284,3 +284,41 @@ pub async fn serve(listener: TcpListener, extender: Arc<Extender>) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn only_claims_many_nodes_can_mount_are_shared() {
+        let mut writer = Writer::<PersistentVolumeClaim>::default();
+        for (name, modes) in [
+            ("rwo", json!(["ReadWriteOnce"])),
+            ("rwop", json!(["ReadWriteOncePod"])),
+            ("rwx", json!(["ReadWriteMany"])),
+            ("rox", json!(["ReadOnlyMany", "ReadWriteMany"])),
+            ("none", json!([])),
+        ] {
+            let claim = serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "ci"},
+                "spec": {"accessModes": modes},
+            }))
+            .unwrap();
+            writer.apply_watcher_event(&watcher::Event::Apply(claim));
+        }
+        let claims = writer.as_reader();
+        let bound = |name: &str| node_bound(Some(&claims), "ci", name);
+        assert!(bound("rwo"));
+        assert!(bound("rwop"));
+        assert!(!bound("rwx"));
+        assert!(!bound("rox"));
+        assert!(bound("none"));
+        // Not cached (yet), or no cache at all: assume the worst.
+        assert!(bound("unknown"));
+        assert!(node_bound(None, "ci", "rwx"));
+    }
+}
