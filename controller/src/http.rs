@@ -37,25 +37,39 @@ impl Health {
 
 /// Serves until the process ends.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>) {
+    serve_http1(listener, "metrics", move |request| {
+        let response = respond(&request, &metrics, &health);
+        async move { response }
+    })
+    .await
+}
+
+/// Serves HTTP/1 on `listener` until the process ends, answering each request with
+/// `answer`; `what` names the server in logs.
+pub(crate) async fn serve_http1<F, Fut>(listener: TcpListener, what: &'static str, answer: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(error) => {
-                tracing::warn!(%error, "accepting a metrics connection failed");
+                tracing::warn!(%error, server = what, "accepting a connection failed");
                 continue;
             }
         };
-        let (metrics, health) = (metrics.clone(), health.clone());
+        let answer = answer.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
-                let response = respond(&request, &metrics, &health);
-                async move { Ok::<_, Infallible>(response) }
+                let response = answer(request);
+                async move { Ok::<_, Infallible>(response.await) }
             });
             if let Err(error) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
-                tracing::debug!(%error, "a metrics connection ended with an error");
+                tracing::debug!(%error, server = what, "a connection ended with an error");
             }
         });
     }

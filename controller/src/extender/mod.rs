@@ -10,7 +10,6 @@
 mod decide;
 pub mod wire;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -18,8 +17,6 @@ use std::time::Instant;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::net::TcpListener;
@@ -252,37 +249,18 @@ async fn respond(extender: &Extender, request: Request<Incoming>) -> Answer {
 
 /// Serves the scheduler until the process ends.
 pub async fn serve(listener: TcpListener, extender: Arc<Extender>) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                tracing::warn!(%error, "accepting a scheduler connection failed");
-                continue;
-            }
-        };
+    crate::http::serve_http1(listener, "extender", move |request| {
         let extender = extender.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request: Request<Incoming>| {
-                let extender = extender.clone();
-                async move {
-                    let (status, body) = respond(&extender, request).await;
-                    Ok::<_, Infallible>(
-                        Response::builder()
-                            .status(status)
-                            .header(header::CONTENT_TYPE, "application/json")
-                            .body(Full::new(Bytes::from(body)))
-                            .expect("a JSON response is valid"),
-                    )
-                }
-            });
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, "a scheduler connection ended with an error");
-            }
-        });
-    }
+        async move {
+            let (status, body) = respond(&extender, request).await;
+            Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .expect("a JSON response is valid")
+        }
+    })
+    .await
 }
 
 #[cfg(test)]
