@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+pub mod fake_api;
 pub mod pipelines;
 
 /// Measured durations.
