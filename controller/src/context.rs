@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::agents::Agents;
 use crate::metrics::Metrics;
+use crate::owned::Owned;
 use crate::pod::PodSettings;
 use crate::pod_index::PodIndex;
 use crate::steps::StepStore;
@@ -75,8 +76,10 @@ pub struct Context {
     pub pods: Store<Pod>,
     /// The same Pods by UID, PipelineRun and node.
     pub pod_index: Arc<PodIndex>,
-    /// Every TaskRun (the PipelineRun reconciler reads its children here).
+    /// Every TaskRun.
     pub task_runs: Store<TaskRun>,
+    /// The same TaskRuns by their PipelineRun's UID.
+    pub task_run_owners: Arc<Owned>,
     pub steps: Arc<StepStore>,
     /// Which nodes have an agent, and what runs there.
     pub agents: Arc<Agents>,

@@ -12,6 +12,7 @@ pub mod extender;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod owned;
 mod patch;
 pub mod pipelinerun;
 pub mod pod_index;

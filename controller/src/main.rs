@@ -25,6 +25,7 @@ use tektite_controller::extender::{self, Coschedule, Extender};
 use tektite_controller::http::{self, Health};
 use tektite_controller::ingest::Ingest;
 use tektite_controller::metrics::Metrics;
+use tektite_controller::owned::Owned;
 use tektite_controller::pod::PodSettings;
 use tektite_controller::pod_index::PodIndex;
 use tektite_controller::steps::StepStore;
@@ -176,7 +177,8 @@ async fn main() -> anyhow::Result<()> {
         .context("--agent-service-account must be namespace/name")?;
     let (wake, woken) = mpsc::channel::<ObjectRef<TaskRun>>(1024);
 
-    // tektite's Pods, managedFields stripped, and indexed by UID, PipelineRun and node.
+    // tektite's Pods, indexed by UID, PipelineRun and node, and cached with only what the
+    // reconcilers read back.
     let (pods, pod_writer) = reflector::store::<Pod>();
     let pod_index = Arc::new(PodIndex::default());
     let indexer = pod_index.clone();
@@ -185,20 +187,23 @@ async fn main() -> anyhow::Result<()> {
         watcher::Config::default().labels(TEKTITE_POD_SELECTOR),
     )
     .default_backoff()
-    .modify(|p| p.managed_fields_mut().clear())
-    .reflect(pod_writer)
     .inspect_ok(move |event| indexer.apply(event))
+    .modify(tektite_controller::pod::cached::slim)
+    .reflect(pod_writer)
     .touched_objects();
-    // One TaskRun cache, shared by both controllers.
+    // One TaskRun cache, shared by both controllers, and its index by PipelineRun.
     let (task_runs, tr_writer) = reflector::store_shared::<TaskRun>(1024);
     let tr_for_taskruns = tr_writer.subscribe().context("a shared store subscribes")?;
     let tr_for_pipelineruns = tr_writer.subscribe().context("a shared store subscribes")?;
+    let task_run_owners = Arc::new(Owned::default());
+    let owners = task_run_owners.clone();
     let tr_events = watcher(
         Api::<TaskRun>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
     .modify(|t| t.managed_fields_mut().clear())
+    .inspect_ok(move |event| owners.apply(event))
     .reflect_shared(tr_writer)
     .for_each(|_| futures::future::ready(()));
     tokio::spawn(tr_events);
@@ -221,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
         pods: pods.clone(),
         pod_index: pod_index.clone(),
         task_runs: task_runs.clone(),
+        task_run_owners,
         steps: Arc::new(StepStore::default()),
         agents: Arc::new(Agents::new(args.agent_grace)),
         metrics: metrics.clone(),

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PostParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tektite_api::labels;
 use tektite_api::v1::{
@@ -105,23 +106,14 @@ pub async fn reconcile(pr: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Action
     out
 }
 
-/// The PipelineRun's own TaskRuns in the cache, oldest first.
+/// The PipelineRun's own TaskRuns in the cache, in name order.
 fn children(pr: &PipelineRun, ctx: &Context) -> Vec<Arc<TaskRun>> {
-    let uid = pr.uid().unwrap_or_default();
-    let ns = pr.namespace();
-    let mut out: Vec<Arc<TaskRun>> = ctx
-        .task_runs
-        .state()
-        .into_iter()
-        .filter(|t| {
-            t.namespace() == ns
-                && t.owner_references()
-                    .iter()
-                    .any(|o| o.uid == uid && o.controller == Some(true))
-        })
-        .collect();
-    out.sort_by_key(|a| a.name_any());
-    out
+    let ns = pr.namespace().unwrap_or_default();
+    ctx.task_run_owners
+        .names(&pr.uid().unwrap_or_default())
+        .iter()
+        .filter_map(|name| ctx.task_runs.get(&ObjectRef::new(name).within(&ns)))
+        .collect()
 }
 
 fn outcome(tr: &TaskRun) -> Outcome {

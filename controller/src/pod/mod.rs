@@ -2,10 +2,12 @@
 //! module per concern: [`meta`] (name, labels, owner), [`volumes`] (tektite's volumes and
 //! the workspace bindings), [`steps`] (a container per step and sidecar, wrapped by the
 //! entrypoint), [`init`] (the one init container), [`template`] (the run's podTemplate).
-//! [`status`] reads back what the kubelet reports.
+//! [`status`] reads back what the kubelet reports; [`cached`] is what is kept of a
+//! watched Pod.
 //!
 //! Pure: the reconciler fetches everything the build needs first.
 
+pub mod cached;
 mod init;
 mod meta;
 mod quantity;

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tektite_api::v1::TaskRun;
 use tektite_controller::context::{Clock, Context, Settings};
 use tektite_controller::metrics::Metrics;
+use tektite_controller::owned::Owned;
 use tektite_controller::pod_index::PodIndex;
 use tektite_controller::steps::StepStore;
 use tokio::sync::mpsc;
@@ -151,10 +152,13 @@ pub fn harness_with(
     let client = kube::Client::new(svc, "default");
     let pod_index = Arc::new(PodIndex::from_pods(&pods));
     let mut pod_writer: Writer<Pod> = Writer::default();
-    for p in pods {
+    // Cached as the controller caches them: slimmed after the index has read them.
+    for mut p in pods {
+        tektite_controller::pod::cached::slim(&mut p);
         pod_writer.apply_watcher_event(&watcher::Event::Apply(p));
     }
     let mut tr_writer: Writer<TaskRun> = Writer::default();
+    let task_run_owners = Arc::new(Owned::from_objects(&task_runs));
     for t in task_runs {
         tr_writer.apply_watcher_event(&watcher::Event::Apply(t));
     }
@@ -165,6 +169,7 @@ pub fn harness_with(
         pods: pod_writer.as_reader(),
         pod_index,
         task_runs: tr_writer.as_reader(),
+        task_run_owners,
         steps: Arc::new(StepStore::default()),
         agents: Arc::default(),
         metrics: Arc::new(Metrics::new()),
