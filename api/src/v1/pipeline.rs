@@ -59,7 +59,7 @@ pub struct PipelineTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_ref: Option<TaskRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_spec: Option<EmbeddedTask>,
+    pub task_spec: Option<Box<EmbeddedTask>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub when: Vec<WhenExpression>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -86,7 +86,7 @@ pub struct TimeoutFields {
 #[serde(rename_all = "camelCase")]
 pub struct PipelineTaskRunTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_template: Option<PodTemplate>,
+    pub pod_template: Option<Box<PodTemplate>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
 }
@@ -99,7 +99,7 @@ pub struct PipelineTaskRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_template: Option<PodTemplate>,
+    pub pod_template: Option<Box<PodTemplate>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub step_specs: Vec<TaskRunStepSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

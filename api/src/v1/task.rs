@@ -41,7 +41,7 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<core::Volume>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step_template: Option<StepTemplate>,
+    pub step_template: Option<Box<StepTemplate>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sidecars: Vec<Sidecar>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -109,7 +109,7 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<core::SecurityContext>,
+    pub security_context: Option<Box<core::SecurityContext>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,7 +157,7 @@ pub struct StepTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<core::SecurityContext>,
+    pub security_context: Option<Box<core::SecurityContext>>,
 }
 
 /// A container that runs beside the steps for the whole TaskRun (e.g. docker-in-docker).
@@ -200,7 +200,7 @@ pub struct Sidecar {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<core::SecurityContext>,
+    pub security_context: Option<Box<core::SecurityContext>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

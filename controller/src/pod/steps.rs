@@ -113,7 +113,7 @@ pub fn containers(
             resources: step.compute_resources.clone(),
             volume_mounts: Some(with_implicit(&step.volume_mounts, implicit)),
             volume_devices: non_empty(&step.volume_devices),
-            security_context: step.security_context.clone(),
+            security_context: step.security_context.as_deref().cloned(),
             termination_message_path: Some(paths.termination_file().display().to_string()),
             termination_message_policy: Some("File".into()),
             ..core::Container::default()
@@ -151,7 +151,7 @@ pub fn containers(
             lifecycle: s.lifecycle.clone(),
             termination_message_path: s.termination_message_path.clone(),
             termination_message_policy: s.termination_message_policy.clone(),
-            security_context: s.security_context.clone(),
+            security_context: s.security_context.as_deref().cloned(),
             stdin: s.stdin,
             ..core::Container::default()
         });
