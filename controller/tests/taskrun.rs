@@ -428,6 +428,9 @@ containerStatuses:
                     condition(b),
                     ("False".into(), "TaskRunImagePullFailed".into())
                 );
+                // The cached Pod keeps no step containers: the image comes from the status.
+                let message = b["status"]["conditions"][0]["message"].as_str().unwrap();
+                assert!(message.contains(r#"failed to pull the image "golang""#), "{message}");
             }),
         ],
         vec![pod(status)],

@@ -57,14 +57,16 @@ fn container_status<'a>(pod: &'a core::Pod, name: &str) -> Option<&'a core::Cont
     statuses(pod).find(|c| c.name == name)
 }
 
-fn image_of(pod: &core::Pod, container: &str) -> String {
+/// The image a container was given: the spec's where the cache kept it (sidecars), else
+/// the one the kubelet reports, which is the spec's while the container waits.
+fn image_of(pod: &core::Pod, container: &core::ContainerStatus) -> String {
     pod.spec
         .as_ref()
         .into_iter()
         .flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
-        .find(|c| c.name == container)
+        .find(|c| c.name == container.name)
         .and_then(|c| c.image.clone())
-        .unwrap_or_default()
+        .unwrap_or_else(|| container.image.clone())
 }
 
 /// Whether the Pod failed in a way no step reports, and how.
@@ -91,7 +93,7 @@ pub fn failure(pod: &core::Pod, task_run: &str) -> Option<PodFailure> {
                 message: format!(
                     "the container {:?} in TaskRun {task_run:?} failed to pull the image {:?}: {why}: {said}",
                     c.name,
-                    image_of(pod, &c.name)
+                    image_of(pod, c)
                 ),
             });
         }
