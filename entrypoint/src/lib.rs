@@ -5,6 +5,7 @@
 //! A library so that `tkt` can be its own entrypoint on a laptop (`tkt` runs [`run`] when
 //! started as `tkt entrypoint ...`); in Pods it is the small static `tektite-entrypoint`.
 
+mod creds;
 mod init;
 mod markers;
 mod results;

@@ -3,6 +3,9 @@
 //! `exitCode`, the termination message, and last the post file or `.err`.
 
 use jiff::Timestamp;
+use std::path::Path;
+
+use tektite_api::step::creds;
 use tektite_api::step::{EntrypointArgs, StepReason, StepState};
 use tektite_api::v1::OnError;
 
@@ -23,6 +26,26 @@ pub fn run(args: &EntrypointArgs) -> i32 {
             let _ = markers::post(&args.post_file, false);
             exit::INTERNAL
         }
+    }
+}
+
+/// Writes the ServiceAccount's credentials and copies them into `$HOME`. As in Tekton, a
+/// failure is reported and the step still runs: its tool then says which access failed.
+fn install_credentials(args: &EntrypointArgs) {
+    let dir = Path::new(creds::CREDS_DIR);
+    let written = crate::creds::write(&args.credentials, Path::new(creds::SECRETS_DIR), dir);
+    let copied = written.and_then(|()| match std::env::var_os("HOME") {
+        Some(home) if !home.is_empty() => crate::creds::copy_home(dir, Path::new(&home)),
+        _ => {
+            eprintln!(
+                "tektite-entrypoint: HOME is not set: the credentials stay in {}",
+                dir.display()
+            );
+            Ok(())
+        }
+    });
+    if let Err(e) = copied {
+        eprintln!("tektite-entrypoint: credentials not installed: {e}");
     }
 }
 
@@ -74,6 +97,9 @@ fn try_run(args: &EntrypointArgs) -> Result<i32, StepError> {
         return Ok(exit::CANCELLED);
     }
 
+    if !args.credentials.is_empty() {
+        install_credentials(args);
+    }
     let started = StepState::started(Timestamp::now());
     markers::write_state(&args.post_file, &started)?;
     let limits = Limits {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use lexopt::{Arg, Parser, ValueExt};
 
+use super::creds::Credential;
 use crate::v1::{self, OnError, parse_go_duration};
 
 /// The results of one TaskRun may total this many bytes unless configured otherwise.
@@ -56,6 +57,8 @@ pub struct EntrypointArgs {
     pub stderr_path: Option<PathBuf>,
     /// A file whose content becomes non-empty when the step must be cancelled.
     pub cancel_file: Option<PathBuf>,
+    /// Credentials to write into [`super::creds::CREDS_DIR`] and copy into `$HOME` first.
+    pub credentials: Vec<Credential>,
     /// The command and its arguments; never empty.
     pub command: Vec<String>,
 }
@@ -80,6 +83,7 @@ impl EntrypointArgs {
             stdout_path: None,
             stderr_path: None,
             cancel_file: None,
+            credentials: Vec::new(),
             command,
         }
     }
@@ -134,6 +138,10 @@ impl EntrypointArgs {
         }
         if let Some(p) = &self.cancel_file {
             out.path("--cancel-file", p);
+        }
+        for c in &self.credentials {
+            let (flag, value) = c.to_flag();
+            out.value(flag, value);
         }
         out.0.push("--".into());
         out.0.extend(self.command.iter().cloned());
@@ -192,6 +200,14 @@ impl EntrypointArgs {
                 Arg::Long("stdout-path") => a.stdout_path = Some(path(&mut p)?),
                 Arg::Long("stderr-path") => a.stderr_path = Some(path(&mut p)?),
                 Arg::Long("cancel-file") => a.cancel_file = Some(path(&mut p)?),
+                Arg::Long(name) if Credential::flag(name).is_some() => {
+                    let flag = Credential::flag(name).unwrap_or_default();
+                    let value = string(&mut p)?;
+                    match Credential::from_flag(flag, &value) {
+                        Ok(c) => a.credentials.push(c),
+                        Err(why) => return Err(ArgsError::Invalid { flag, value, why }),
+                    }
+                }
                 Arg::Value(first) => {
                     a.command.push(first.string()?);
                     for rest in p.raw_args()? {
@@ -387,6 +403,26 @@ mod tests {
             stdout_path: Some("/data/out.log".into()),
             stderr_path: Some("/data/err.log".into()),
             cancel_file: Some("/tekton/downward/cancel".into()),
+            credentials: vec![
+                Credential::BasicGit {
+                    secret: "gh".into(),
+                    url: "https://github.com/a?x=1".into(),
+                },
+                Credential::SshGit {
+                    secret: "key".into(),
+                    url: "github.com:2222/org/repo".into(),
+                },
+                Credential::BasicDocker {
+                    secret: "hub".into(),
+                    url: "https://index.docker.io/v1/".into(),
+                },
+                Credential::DockerConfig {
+                    secret: "regcred".into(),
+                },
+                Credential::DockerCfg {
+                    secret: "old".into(),
+                },
+            ],
             command: vec!["sh".into(), "-c".into(), "--not-a-flag".into(), "".into()],
         }
     }
@@ -438,6 +474,9 @@ mod tests {
         assert!(err(&["--post-file=/p", "--results-limit=big", "--", "x"]).contains("bytes"));
         assert!(err(&["--post-file=/p", "--bogus", "--", "x"]).contains("--bogus"));
         assert!(err(&["--post-file"]).contains("missing argument"));
+        assert!(err(&["--post-file=/p", "--basic-git=nourl", "--", "x"]).contains("SECRET=URL"));
+        assert!(err(&["--post-file=/p", "--ssh-git==github.com", "--", "x"]).contains("--ssh-git"));
+        assert!(err(&["--post-file=/p", "--docker-config=", "--", "x"]).contains("name a Secret"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! what the entrypoint leaves behind. One copy, shared by all of them.
 
 mod args;
+pub mod creds;
 pub mod layout;
 mod state;
 pub mod termination;
