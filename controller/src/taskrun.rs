@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PostParams};
 use kube::runtime::controller::Action;
@@ -29,6 +29,7 @@ use crate::context::Context;
 use crate::metrics::{Kind, StatusLabel, TaskLabels, TaskRunLabels, status_of};
 use crate::patch::{self, write_params};
 use crate::pod::{self, BuildError, PodRequest, READY_ANNOTATION, READY_VALUE, status};
+use tektite_api::step::creds::{self, Credential};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -68,6 +69,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("reading the credentials of ServiceAccount {name:?}: {source}")]
+    GetCredentials {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("writing the status of TaskRun {name:?}: {source}")]
     WriteStatus {
         name: String,
@@ -85,6 +92,7 @@ impl Error {
             Error::GetPod { .. } => "get_pod",
             Error::PatchPod { .. } => "patch_pod",
             Error::DeletePod { .. } => "delete_pod",
+            Error::GetCredentials { .. } => "get_credentials",
             Error::WriteStatus { .. } => "write_status",
         }
     }
@@ -183,10 +191,12 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
     let spec = match &old.task_spec {
         Some(s) => s.clone(),
         None => match fetch_spec(tr, ctx).await? {
-            Ok((spec, task_name)) => match build(tr, ctx, &spec, task_name.as_deref(), retry) {
-                Ok(b) => b.spec,
-                Err(e) => return fail_build(tr, ctx, &old, e, now).await,
-            },
+            Ok((spec, task_name)) => {
+                match build(tr, ctx, &spec, task_name.as_deref(), retry, &[]) {
+                    Ok(b) => b.spec,
+                    Err(e) => return fail_build(tr, ctx, &old, e, now).await,
+                }
+            }
             Err(c) => return finish(tr, ctx, &old, c, None, now).await,
         },
     };
@@ -395,6 +405,7 @@ fn build(
     spec: &TaskSpec,
     task_name: Option<&str>,
     retry: u32,
+    credentials: &[Credential],
 ) -> Result<pod::Built, BuildError> {
     pod::build(&PodRequest {
         task_run: tr,
@@ -402,7 +413,52 @@ fn build(
         task_name,
         retry,
         settings: &ctx.settings.pod,
+        credentials,
     })
+}
+
+/// What the Secrets of the TaskRun's ServiceAccount provide, as Tekton reads them. A
+/// missing ServiceAccount provides none (creating the Pod then says it is missing); a
+/// missing Secret is skipped with a warning.
+async fn credentials(tr: &TaskRun, ctx: &Context) -> Result<Vec<Credential>, Error> {
+    let ns = tr.namespace().unwrap_or_default();
+    let name = tr
+        .spec
+        .service_account_name
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let err = |source| Error::GetCredentials {
+        name: name.clone(),
+        source,
+    };
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(account) = accounts.get_opt(&name).await.map_err(err)? else {
+        return Ok(Vec::new());
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for secret in account.secrets.iter().flatten() {
+        let Some(secret_name) = secret.name.clone().filter(|n| !seen.contains(n)) else {
+            continue;
+        };
+        seen.push(secret_name.clone());
+        match secrets.get_opt(&secret_name).await.map_err(err)? {
+            Some(s) => out.extend(creds::from_secret(
+                &secret_name,
+                s.type_.as_deref().unwrap_or_default(),
+                s.metadata
+                    .annotations
+                    .as_ref()
+                    .unwrap_or(&Default::default()),
+            )),
+            None => tracing::warn!(
+                task_run = %tr.name_any(), service_account = %name, secret = %secret_name,
+                "a Secret the ServiceAccount lists does not exist: its credentials are left out"
+            ),
+        }
+    }
+    Ok(out)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -419,7 +475,8 @@ async fn start_pod(
         Ok(found) => found,
         Err(c) => return finish(tr, ctx, old, c, None, now).await,
     };
-    let built = match build(tr, ctx, &spec, task_name.as_deref(), retry) {
+    let credentials = credentials(tr, ctx).await?;
+    let built = match build(tr, ctx, &spec, task_name.as_deref(), retry, &credentials) {
         Ok(b) => b,
         Err(e) => return fail_build(tr, ctx, old, e, now).await,
     };

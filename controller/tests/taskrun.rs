@@ -17,6 +17,8 @@ use tektite_controller::taskrun::reconcile;
 const NOW: &str = "2026-11-22T10:00:10Z";
 const TASKRUNS: &str = "/apis/tekton.dev/v1/namespaces/ci/taskruns";
 const PODS: &str = "/api/v1/namespaces/ci/pods";
+const ACCOUNT: &str = "/api/v1/namespaces/ci/serviceaccounts/default";
+const SECRETS: &str = "/api/v1/namespaces/ci/secrets";
 
 fn two_steps() -> TaskRun {
     yaml(
@@ -112,13 +114,63 @@ fn condition(body: &Value) -> (String, String) {
 
 #[tokio::test]
 async fn a_new_task_run_gets_its_pod_and_is_pending() {
+    // The account lists an ssh key for github.com, a registry login, a Secret that does
+    // not exist (skipped), a plain one (provides nothing) and the key again (read once).
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "default", "namespace": "ci"},
+        "secrets": [{"name": "github-auth"}, {"name": "registry"}, {"name": "gone"},
+                    {"name": "plain"}, {"name": "github-auth"}]});
+    let secret = |name: &str, kind: &str, annotations: Value| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": kind,
+               "metadata": {"name": name, "namespace": "ci", "annotations": annotations}})
+    };
     let h = harness(
         vec![
+            Expect::get(ACCOUNT).reply(200, account),
+            Expect::get(&format!("{SECRETS}/github-auth")).reply(
+                200,
+                secret(
+                    "github-auth",
+                    "kubernetes.io/ssh-auth",
+                    json!({"tekton.dev/git-0": "github.com"}),
+                ),
+            ),
+            Expect::get(&format!("{SECRETS}/registry")).reply(
+                200,
+                secret("registry", "kubernetes.io/dockerconfigjson", json!({})),
+            ),
+            Expect::get(&format!("{SECRETS}/gone")).fail(404, "NotFound"),
+            Expect::get(&format!("{SECRETS}/plain"))
+                .reply(200, secret("plain", "Opaque", json!({}))),
             Expect::post(PODS).body(|pod| {
                 assert_eq!(pod["metadata"]["name"], "build-pod");
                 assert_eq!(pod["metadata"]["labels"]["tekton.dev/taskRun"], "build");
                 assert_eq!(pod["spec"]["initContainers"].as_array().unwrap().len(), 1);
                 assert_eq!(pod["spec"]["containers"][1]["name"], "step-test");
+                for step in pod["spec"]["containers"].as_array().unwrap() {
+                    let args: Vec<&str> = step["args"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    assert!(
+                        args.contains(&"--ssh-git=github-auth=github.com"),
+                        "{args:?}"
+                    );
+                    assert!(args.contains(&"--docker-config=registry"), "{args:?}");
+                }
+                let secrets: Vec<&Value> = pod["spec"]["volumes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|v| {
+                        v["secret"]["secretName"]
+                            .as_str()
+                            .map(|_| &v["secret"]["secretName"])
+                    })
+                    .collect();
+                assert_eq!(secrets, [&json!("github-auth"), &json!("registry")]);
             }),
             Expect::patch(&format!("{TASKRUNS}/build/status")).body(|b| {
                 assert_eq!(condition(b), ("Unknown".into(), "Pending".into()));
@@ -141,6 +193,7 @@ async fn a_new_task_run_gets_its_pod_and_is_pending() {
 async fn a_pod_that_already_exists_after_a_restart_is_the_same_pod() {
     let h = harness(
         vec![
+            Expect::get(ACCOUNT).fail(404, "NotFound"),
             Expect::post(PODS).fail(409, "AlreadyExists"),
             Expect::patch(&format!("{TASKRUNS}/build/status"))
                 .body(|b| assert_eq!(b["status"]["podName"], "build-pod")),
@@ -166,6 +219,7 @@ async fn a_referenced_task_is_fetched_and_a_missing_one_fails_the_run() {
     let h = harness(
         vec![
             Expect::get("/apis/tekton.dev/v1/namespaces/ci/tasks/go-build").reply(200, task),
+            Expect::get(ACCOUNT).fail(404, "NotFound"),
             Expect::post(PODS)
                 .body(|pod| assert_eq!(pod["metadata"]["labels"]["tekton.dev/task"], "go-build")),
             Expect::patch(&format!("{TASKRUNS}/build/status")),
@@ -430,7 +484,10 @@ containerStatuses:
                 );
                 // The cached Pod keeps no step containers: the image comes from the status.
                 let message = b["status"]["conditions"][0]["message"].as_str().unwrap();
-                assert!(message.contains(r#"failed to pull the image "golang""#), "{message}");
+                assert!(
+                    message.contains(r#"failed to pull the image "golang""#),
+                    "{message}"
+                );
             }),
         ],
         vec![pod(status)],
@@ -557,6 +614,7 @@ async fn a_failed_attempt_with_retries_left_goes_to_retries_status() {
     status.pod_name = String::new();
     let h = harness(
         vec![
+            Expect::get(ACCOUNT).fail(404, "NotFound"),
             Expect::post(PODS).body(|pod| assert_eq!(pod["metadata"]["name"], "build-pod-retry1")),
             Expect::patch(&format!("{TASKRUNS}/build/status"))
                 .body(|b| assert_eq!(b["status"]["podName"], "build-pod-retry1")),

@@ -61,6 +61,14 @@ Options:
   --stdout-path PATH        also copy stdout to PATH
   --stderr-path PATH        also copy stderr to PATH
   --cancel-file PATH        kill the step when PATH becomes non-empty
+  --basic-git SECRET=URL    git credentials from a basic-auth Secret mounted under
+                            /tekton/creds-secrets (repeatable, like the four below)
+  --ssh-git SECRET=HOST     an ssh key for git from an ssh-auth Secret (HOST[:PORT][/PATH])
+  --basic-docker SECRET=URL registry credentials from a basic-auth Secret
+  --docker-config SECRET    a kubernetes.io/dockerconfigjson Secret
+  --docker-cfg SECRET       a kubernetes.io/dockercfg Secret
+                            All five are written to /tekton/creds and copied into $HOME
+                            before the command runs.
 
 Exit codes: the step's own; 0 under --on-error continue; 2 bad arguments; 122 results
 refused; 123 skipped; 124 timeout; 125 entrypoint failure; 126 not executable;

@@ -1,6 +1,6 @@
 //! The Pod of one TaskRun attempt, built as a sequence of small transformations, one
 //! module per concern: [`meta`] (name, labels, owner), [`volumes`] (tektite's volumes and
-//! the workspace bindings), [`steps`] (a container per step and sidecar, wrapped by the
+//! the workspace bindings), [`creds`] (the ServiceAccount's credentials), [`steps`] (a container per step and sidecar, wrapped by the
 //! entrypoint), [`init`] (the one init container), [`template`] (the run's podTemplate).
 //! [`status`] reads back what the kubelet reports; [`cached`] is what is kept of a
 //! watched Pod.
@@ -8,6 +8,7 @@
 //! Pure: the reconciler fetches everything the build needs first.
 
 pub mod cached;
+mod creds;
 mod init;
 mod meta;
 mod quantity;
@@ -18,6 +19,7 @@ mod volumes;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use tektite_api::step::creds::Credential;
 use tektite_api::v1::{TaskRun, TaskSpec};
 use tektite_engine::task::{self, ResolveError, TaskContext, TaskPaths};
 
@@ -67,6 +69,8 @@ pub struct PodRequest<'a> {
     /// 0 for the first attempt.
     pub retry: u32,
     pub settings: &'a PodSettings,
+    /// What the ServiceAccount's Secrets provide.
+    pub credentials: &'a [Credential],
 }
 
 /// The Pod, and the Task as its steps run it (for `status.taskSpec`).
@@ -150,8 +154,16 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
         status: None,
     };
     let pod_spec = pod.spec.get_or_insert_with(Default::default);
-    pod_spec.volumes = Some(volumes::volumes(&spec, workspaces.volumes));
-    let scripts = steps::containers(pod_spec, &spec, &workspaces.mounts, req.settings);
+    let mut all_volumes = volumes::volumes(&spec, workspaces.volumes);
+    all_volumes.extend(creds::volumes(req.credentials, spec.steps.len()));
+    pod_spec.volumes = Some(all_volumes);
+    let scripts = steps::containers(
+        pod_spec,
+        &spec,
+        &workspaces.mounts,
+        req.settings,
+        req.credentials,
+    );
     steps::apply_compute_resources(pod_spec, tr);
     let mut prepare = init::container(&spec, scripts, req.settings);
     if let Some(resource) = &req.settings.extender_resource {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use k8s_openapi::api::core::v1 as core;
 use tektite_api::labels::{sidecar_container, step_container};
 use tektite_api::step::EntrypointArgs;
+use tektite_api::step::creds::Credential;
 use tektite_api::step::layout::{PodPaths, ScriptOwner, Volume, script_name, working_dir};
 use tektite_api::v1::{OnError, TaskRun, TaskSpec};
 
@@ -47,6 +48,7 @@ pub fn containers(
     spec: &TaskSpec,
     workspaces: &BTreeMap<String, core::VolumeMount>,
     settings: &PodSettings,
+    credentials: &[Credential],
 ) -> Vec<Script> {
     let paths = PodPaths::in_pod();
     let n = spec.steps.len();
@@ -89,6 +91,7 @@ pub fn containers(
         args.stdout_path = output(&step.stdout_config);
         args.stderr_path = output(&step.stderr_config);
         args.cancel_file = Some(paths.cancel_file());
+        args.credentials = credentials.to_vec();
 
         let mut implicit = vec![mount(&Volume::Bin, true)];
         implicit.extend((0..n).map(|j| mount(&Volume::Run(j), j != i)));
@@ -101,6 +104,7 @@ pub fn containers(
             mount(&Volume::Workspace, false),
         ]);
         implicit.extend(workspaces.values().cloned());
+        implicit.extend(super::creds::mounts(credentials, i));
         containers.push(core::Container {
             name: step_container(&step.name),
             image: step.image.clone(),

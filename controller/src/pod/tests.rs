@@ -3,6 +3,7 @@
 //! own helpers), as YAML so a difference reads as a diff.
 
 use pretty_assertions::assert_eq;
+use tektite_api::step::creds::Credential;
 use tektite_api::v1::{TaskRun, TaskSpec};
 
 use super::*;
@@ -25,6 +26,7 @@ fn build_pod(tr: &TaskRun, settings: &PodSettings) -> Result<Built, BuildError> 
         task_name: None,
         retry: 0,
         settings,
+        credentials: &[],
     })
 }
 
@@ -398,6 +400,7 @@ spec:
         task_name: Some("flaky-task"),
         retry: 2,
         settings: &settings,
+        credentials: &[],
     })
     .unwrap();
     let pod = built.pod;
@@ -421,5 +424,98 @@ spec:
     assert!(
         args.contains(&"--results-limit=4096".to_owned()),
         "{args:?}"
+    );
+}
+
+#[test]
+fn the_service_accounts_credentials_are_mounted_in_every_step_and_named_to_its_entrypoint() {
+    // The seed's setup: an ssh-auth Secret for github.com and a docker-registry Secret.
+    let tr = task_run(
+        r#"
+metadata: {name: build, namespace: default, uid: u}
+spec:
+  serviceAccountName: gitsa
+  taskSpec:
+    steps:
+      - {name: clone, image: alpine/git, command: [git, clone, "git@github.com:org/app"]}
+      - {name: push, image: kaniko, command: [/kaniko/executor]}
+"#,
+    );
+    let credentials = [
+        Credential::SshGit {
+            secret: "github-auth".into(),
+            url: "github.com".into(),
+        },
+        Credential::DockerConfig {
+            secret: "aliyun-registry".into(),
+        },
+    ];
+    let spec = tr.spec.task_spec.clone().unwrap();
+    let pod = build(&PodRequest {
+        task_run: &tr,
+        spec: &spec,
+        task_name: None,
+        retry: 0,
+        settings: &PodSettings::default(),
+        credentials: &credentials,
+    })
+    .unwrap()
+    .pod;
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.service_account_name.as_deref(), Some("gitsa"));
+    let creds_volumes: Vec<_> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| v.name.starts_with("tekton-creds"))
+        .collect();
+    let expected: serde_json::Value = serde_saphyr::from_str(
+        r#"
+- {name: tekton-creds-0, secret: {secretName: github-auth}}
+- {name: tekton-creds-1, secret: {secretName: aliyun-registry}}
+- {name: tekton-creds-init-home-0, emptyDir: {medium: Memory}}
+- {name: tekton-creds-init-home-1, emptyDir: {medium: Memory}}
+"#,
+    )
+    .unwrap();
+    assert_eq!(yaml_of(&creds_volumes), yaml_of(&expected));
+    for (i, c) in spec.containers.iter().enumerate() {
+        let mounts: Vec<_> = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.name.starts_with("tekton-creds"))
+            .collect();
+        let expected: serde_json::Value = serde_saphyr::from_str(&format!(
+            r#"
+- {{name: tekton-creds-0, mountPath: /tekton/creds-secrets/github-auth, readOnly: true}}
+- {{name: tekton-creds-1, mountPath: /tekton/creds-secrets/aliyun-registry, readOnly: true}}
+- {{name: tekton-creds-init-home-{i}, mountPath: /tekton/creds}}
+"#
+        ))
+        .unwrap();
+        assert_eq!(yaml_of(&mounts), yaml_of(&expected), "{}", c.name);
+        let args = c.args.clone().unwrap();
+        let flags: Vec<&str> = args
+            .iter()
+            .map(String::as_str)
+            .filter(|a| a.starts_with("--ssh-git") || a.starts_with("--docker-config"))
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                "--ssh-git=github-auth=github.com",
+                "--docker-config=aliyun-registry"
+            ]
+        );
+    }
+    // The init container neither needs nor gets them.
+    let prepare = &spec.init_containers.unwrap()[0];
+    assert!(
+        prepare
+            .volume_mounts
+            .iter()
+            .flatten()
+            .all(|m| !m.name.starts_with("tekton-creds"))
     );
 }
