@@ -141,17 +141,8 @@ impl Controller {
 
     /// (current, peak) resident set in MiB.
     fn rss(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("reading the controller's /proc status");
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-                .map(|kb| kb / 1024.0)
-                .unwrap_or(f64::NAN)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        let (now, peak) = tektite_bench::memory_kib(self.child.id());
+        (now as f64 / 1024.0, peak as f64 / 1024.0)
     }
 
     /// SIGTERM, then SIGKILL if it has not stopped within 10 s.

@@ -39,3 +39,16 @@ pub fn build_kind() -> &'static str {
         "release"
     }
 }
+
+/// A process's resident set now and at its peak (VmRSS, VmHWM), in KiB; 0 where unknown.
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
