@@ -15,6 +15,7 @@ pub mod schema;
 pub mod step;
 mod strict;
 pub mod v1;
+pub mod v1beta1;
 pub mod validate;
 pub mod vars;
 

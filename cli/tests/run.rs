@@ -617,6 +617,23 @@ fn invalid_input_exits_2_with_field_paths() {
 }
 
 #[test]
+fn custom_tasks_are_refused_with_the_task_named_and_nothing_runs() {
+    let err = invalid(
+        "custom.yaml",
+        "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: p}\nspec:\n  tasks:\n    - {name: wait, taskRef: {apiVersion: wait.testing.tekton.dev/v1beta1, kind: Wait}}\n    - {name: ex, taskSpec: {apiVersion: example.dev/v1alpha1, kind: Example, spec: {a: b}}}\n",
+        &[],
+    );
+    assert!(
+        err.contains("tasks[0].taskRef (\"wait\")") && err.contains("custom task (Wait)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tasks[1].taskSpec (\"ex\")") && err.contains("custom task (Example)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_missing_config_map_is_named_before_anything_runs() {
     let err = invalid(
         "cm.yaml",

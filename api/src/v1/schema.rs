@@ -12,3 +12,11 @@ pub fn preserve_unknown(_: &mut SchemaGenerator) -> Schema {
 pub fn preserve_unknown_object(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true })
 }
+
+/// A list of objects that hold arbitrary keys and values.
+pub fn preserve_unknown_list(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true },
+    })
+}

@@ -232,7 +232,8 @@ fn pipeline_task(
         ),
     }
     if let Some(tr) = &task.task_ref {
-        if tr.name.is_none() && tr.resolver.is_none() {
+        // A custom task's controller decides what its reference needs beyond the kind.
+        if tr.name.is_none() && tr.resolver.is_none() && !tr.is_custom() {
             r.problem(&p.field("taskRef"), "a taskRef needs a name or a resolver");
         }
         if tr.name.is_some() && tr.resolver.is_some() {
@@ -250,20 +251,45 @@ fn pipeline_task(
                 format!("a custom task of kind {kind:?} needs an apiVersion"),
             );
         }
-        if let Some(name) = tr.name.as_deref()
-            && tr.resolver.is_none()
-            && !tr.is_custom()
-        {
-            let path = p.field("taskRef").field("name");
-            by_name(
-                catalog.tasks.get(name).copied(),
-                "Task",
-                name,
-                &path,
-                catalog,
+        if tr.is_custom() {
+            custom_type(
+                tr.api_version.as_deref(),
+                tr.kind.as_deref(),
+                &p.field("taskRef"),
                 r,
             );
         }
+    }
+    if let Some(embedded) = &task.task_spec
+        && (embedded.api_version.is_some() || embedded.kind.is_some())
+    {
+        custom_type(
+            embedded.api_version.as_deref(),
+            embedded.kind.as_deref(),
+            &p.field("taskSpec"),
+            r,
+        );
+        if !embedded.task.steps.is_empty() {
+            r.problem(
+                &p.field("taskSpec").field("steps"),
+                "a custom task's taskSpec (it has an apiVersion or kind) has no steps: its controller runs it from `spec`",
+            );
+        }
+    }
+    if let Some(tr) = &task.task_ref
+        && let Some(name) = tr.name.as_deref()
+        && tr.resolver.is_none()
+        && !tr.is_custom()
+    {
+        let path = p.field("taskRef").field("name");
+        by_name(
+            catalog.tasks.get(name).copied(),
+            "Task",
+            name,
+            &path,
+            catalog,
+            r,
+        );
     }
     retries(task.retries, &p.field("retries"), r);
     if let Some(t) = &task.timeout {
@@ -392,6 +418,39 @@ fn pipeline_task(
                 }
             }
         }
+    }
+}
+
+/// A custom task names its type as Tekton requires: a `group/version` apiVersion outside
+/// tekton.dev, and a kind.
+fn custom_type(api_version: Option<&str>, kind: Option<&str>, p: &FieldPath, r: &mut Report) {
+    match api_version {
+        None => r.problem(
+            &p.field("apiVersion"),
+            "a custom task needs an apiVersion, e.g. example.dev/v1alpha1",
+        ),
+        Some(v) => {
+            let well_formed = v
+                .split_once('/')
+                .is_some_and(|(g, ver)| !g.is_empty() && !ver.is_empty() && !ver.contains('/'));
+            if !well_formed {
+                r.problem(
+                    &p.field("apiVersion"),
+                    format!("apiVersion {v:?} must be group/version, e.g. example.dev/v1alpha1"),
+                );
+            } else if v.starts_with("tekton.dev/") {
+                r.problem(
+                    &p.field("apiVersion"),
+                    format!("{v:?} is Tekton's own group: a custom task's apiVersion names its controller's group"),
+                );
+            }
+        }
+    }
+    if kind.is_none_or(str::is_empty) {
+        r.problem(
+            &p.field("kind"),
+            "a custom task needs a kind: the kind its controller watches for",
+        );
     }
 }
 

@@ -540,11 +540,21 @@ fn local_limits(plan: &Plan) -> Vec<String> {
                     ));
                 }
                 match (&t.task_spec, &t.task_ref) {
+                    (Some(embedded), _) if embedded.api_version.is_some() || embedded.kind.is_some() => lines.push(format!(
+                        "{who}: pipeline {at}.taskSpec ({:?}): a custom task ({}) runs under its own controller on a cluster; tkt run has none",
+                        t.name,
+                        embedded.kind.as_deref().unwrap_or_default()
+                    )),
                     (Some(embedded), _) => {
                         check_task(&format!("Pipeline {at} ({:?}) taskSpec", t.name), &embedded.task, &mut lines)
                     }
-                    (None, Some(r)) if r.resolver.is_some() || r.is_custom() => lines.push(format!(
-                        "{who}: pipeline {at}.taskRef ({:?}): resolvers and custom tasks need a cluster; pass the Task's file instead",
+                    (None, Some(r)) if r.is_custom() => lines.push(format!(
+                        "{who}: pipeline {at}.taskRef ({:?}): a custom task ({}) runs under its own controller on a cluster; tkt run has none",
+                        t.name,
+                        r.kind.as_deref().unwrap_or_default()
+                    )),
+                    (None, Some(r)) if r.resolver.is_some() => lines.push(format!(
+                        "{who}: pipeline {at}.taskRef ({:?}): resolvers need a cluster; pass the Task's file instead",
                         t.name
                     )),
                     (None, Some(r)) => {
