@@ -23,6 +23,7 @@ use kube::client::Body;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use tektite_api::v1::TaskRun;
+use tektite_api::v1beta1::CustomRun;
 use tektite_bench::{Samples, build_kind, ms};
 use tektite_controller::context::{Clock, Context, Settings};
 use tektite_controller::metrics::Metrics;
@@ -110,6 +111,8 @@ fn context(pods: Vec<Pod>) -> (Arc<Context>, mpsc::UnboundedReceiver<Instant>) {
         pod_index,
         task_runs: Writer::<TaskRun>::default().as_reader(),
         task_run_owners: Arc::default(),
+        custom_runs: Writer::<CustomRun>::default().as_reader(),
+        custom_run_owners: Arc::default(),
         steps: Arc::new(StepStore::default()),
         agents: Arc::default(),
         metrics: Arc::new(Metrics::new()),
@@ -147,6 +150,8 @@ async fn main() {
             settings: ctx.settings.clone(),
             task_runs: ctx.task_runs.clone(),
             task_run_owners: ctx.task_run_owners.clone(),
+            custom_runs: ctx.custom_runs.clone(),
+            custom_run_owners: ctx.custom_run_owners.clone(),
             steps: ctx.steps.clone(),
             pod_index: ctx.pod_index.clone(),
             agents: ctx.agents.clone(),

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tektite_api::v1::TaskRun;
+use tektite_api::v1beta1::CustomRun;
 use tokio::sync::mpsc;
 
 use crate::agents::Agents;
@@ -80,6 +81,10 @@ pub struct Context {
     pub task_runs: Store<TaskRun>,
     /// The same TaskRuns by their PipelineRun's UID.
     pub task_run_owners: Arc<Owned>,
+    /// Every CustomRun (what PipelineRuns create for custom tasks).
+    pub custom_runs: Store<CustomRun>,
+    /// The same CustomRuns by their PipelineRun's UID.
+    pub custom_run_owners: Arc<Owned>,
     pub steps: Arc<StepStore>,
     /// Which nodes have an agent, and what runs there.
     pub agents: Arc<Agents>,

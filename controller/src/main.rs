@@ -18,6 +18,7 @@ use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
 use tektite_api::labels::TEKTITE_POD_SELECTOR;
 use tektite_api::v1::{PipelineRun, TaskRun};
+use tektite_api::v1beta1::CustomRun;
 use tektite_controller::agents::Agents;
 use tektite_controller::auth::Reviewer;
 use tektite_controller::context::{Claim, Clock, Context, Settings};
@@ -207,6 +208,20 @@ async fn main() -> anyhow::Result<()> {
     .reflect_shared(tr_writer)
     .for_each(|_| futures::future::ready(()));
     tokio::spawn(tr_events);
+    // CustomRuns (custom tasks' children), their index by PipelineRun, and the events
+    // that wake their PipelineRun when a custom task's controller reports.
+    let (custom_runs, cr_writer) = reflector::store::<CustomRun>();
+    let custom_run_owners = Arc::new(Owned::default());
+    let owners = custom_run_owners.clone();
+    let cr_events = watcher(
+        Api::<CustomRun>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|c| c.managed_fields_mut().clear())
+    .inspect_ok(move |event| owners.apply(event))
+    .reflect(cr_writer)
+    .touched_objects();
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -227,6 +242,8 @@ async fn main() -> anyhow::Result<()> {
         pod_index: pod_index.clone(),
         task_runs: task_runs.clone(),
         task_run_owners,
+        custom_runs: custom_runs.clone(),
+        custom_run_owners,
         steps: Arc::new(StepStore::default()),
         agents: Arc::new(Agents::new(args.agent_grace)),
         metrics: metrics.clone(),
@@ -254,6 +271,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .with_config(config)
     .owns_shared_stream(tr_for_pipelineruns)
+    .owns_stream(cr_events)
     .graceful_shutdown_on(stopping(stop_rx.clone()))
     .run(
         pipelinerun::reconcile,
@@ -264,9 +282,17 @@ async fn main() -> anyhow::Result<()> {
 
     // Ready once the caches have synced.
     {
-        let (pods, task_runs, health) = (pods.clone(), task_runs.clone(), health.clone());
+        let (pods, task_runs, custom_runs, health) = (
+            pods.clone(),
+            task_runs.clone(),
+            custom_runs.clone(),
+            health.clone(),
+        );
         tokio::spawn(async move {
-            if pods.wait_until_ready().await.is_ok() && task_runs.wait_until_ready().await.is_ok() {
+            if pods.wait_until_ready().await.is_ok()
+                && task_runs.wait_until_ready().await.is_ok()
+                && custom_runs.wait_until_ready().await.is_ok()
+            {
                 tracing::info!("caches synced: ready");
                 health.set_synced(true);
             }

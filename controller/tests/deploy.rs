@@ -83,6 +83,7 @@ fn the_controller_may_do_what_it_does_and_no_more() {
     assert_eq!(verbs("tokenreviews"), ["create"]);
     assert_eq!(verbs("persistentvolumeclaims"), ["list", "watch", "create"]);
     assert_eq!(verbs("tasks"), ["get"]);
+    assert_eq!(verbs("customruns"), ["list", "watch", "create", "patch"]);
     assert!(
         !rules
             .iter()

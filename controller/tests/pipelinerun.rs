@@ -4,14 +4,16 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Expect, at, harness, yaml};
+use common::{Expect, at, harness, harness_custom, yaml};
 use serde_json::{Value, json};
 use tektite_api::v1::{PipelineRun, TaskRun};
+use tektite_api::v1beta1::CustomRun;
 use tektite_controller::pipelinerun::reconcile;
 
 const NOW: &str = "2026-11-22T10:00:10Z";
 const RUNS: &str = "/apis/tekton.dev/v1/namespaces/ci/pipelineruns";
 const TASKRUNS: &str = "/apis/tekton.dev/v1/namespaces/ci/taskruns";
+const CUSTOMRUNS: &str = "/apis/tekton.dev/v1beta1/namespaces/ci/customruns";
 
 fn run() -> PipelineRun {
     yaml(
@@ -107,6 +109,7 @@ async fn a_new_run_creates_its_claim_and_first_task_run_with_tektons_names_and_l
                 assert_eq!(tr["metadata"]["name"], "ship-build");
                 let labels = &tr["metadata"]["labels"];
                 assert_eq!(labels["tekton.dev/pipelineRun"], "ship");
+                assert_eq!(labels["tekton.dev/pipelineRunUID"], "pr-uid");
                 assert_eq!(labels["tekton.dev/pipelineTask"], "build");
                 assert_eq!(labels["tekton.dev/memberOf"], "tasks");
                 assert_eq!(labels["tekton.dev/task"], "go-build");
@@ -340,6 +343,277 @@ async fn a_missing_pipeline_fails_the_run_and_another_controllers_run_gets_no_re
 
     pr.spec.managed_by = Some("tekton.dev/pipeline".into());
     let h = harness(vec![], vec![], vec![], at(NOW));
+    reconcile(Arc::new(pr), h.ctx.clone()).await.unwrap();
+    h.finish().await;
+}
+
+/// The seed's custom tasks: one referenced by apiVersion and kind, one embedded, and a
+/// Task reading the first one's result.
+fn custom_run() -> PipelineRun {
+    yaml(
+        r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata:
+  name: ship
+  namespace: ci
+  uid: pr-uid
+spec:
+  params:
+    - {name: duration, value: 10s}
+  taskRunTemplate:
+    serviceAccountName: builder
+  pipelineSpec:
+    params:
+      - name: duration
+    tasks:
+      - name: wait
+        taskRef:
+          apiVersion: wait.testing.tekton.dev/v1beta1
+          kind: Wait
+        params:
+          - {name: duration, value: $(params.duration)}
+        retries: 2
+        timeout: 1m
+      - name: example
+        taskSpec:
+          apiVersion: example.dev/v1alpha1
+          kind: Example
+          metadata:
+            labels: {tier: custom}
+          spec:
+            field1: value1
+      - name: report
+        runAfter: [wait, example]
+        params:
+          - {name: waited, value: $(tasks.wait.results.waited)}
+        taskSpec:
+          params: [{name: waited}]
+          steps: [{name: say, image: alpine, command: [echo, $(params.waited)]}]
+"#,
+    )
+}
+
+/// A CustomRun of `ship` for `task`, as the cache holds it; `status` None for one no
+/// controller has taken up yet.
+fn custom_child(task: &str, status: Option<(&str, &str)>, results: Value) -> CustomRun {
+    let mut cr: CustomRun = yaml(&format!(
+        r#"
+metadata:
+  name: ship-{task}
+  namespace: ci
+  labels: {{tekton.dev/pipelineRun: ship, tekton.dev/pipelineTask: {task}}}
+  ownerReferences:
+    - {{apiVersion: tekton.dev/v1, kind: PipelineRun, name: ship, uid: pr-uid, controller: true}}
+spec:
+  customRef: {{apiVersion: wait.testing.tekton.dev/v1beta1, kind: Wait}}
+"#
+    ));
+    if let Some((status, reason)) = status {
+        cr.status = Some(
+            serde_json::from_value(json!({
+                "conditions": [{"type": "Succeeded", "status": status, "reason": reason}],
+                "startTime": "2026-11-22T10:00:01Z",
+                "results": results,
+            }))
+            .unwrap(),
+        );
+    }
+    cr
+}
+
+#[tokio::test]
+async fn custom_tasks_become_custom_runs_with_their_ref_or_spec_params_and_owner() {
+    let h = harness_custom(
+        vec![
+            Expect::post(CUSTOMRUNS).body(|cr| {
+                assert_eq!(cr["apiVersion"], "tekton.dev/v1beta1");
+                assert_eq!(cr["kind"], "CustomRun");
+                assert_eq!(cr["metadata"]["name"], "ship-wait");
+                let labels = &cr["metadata"]["labels"];
+                assert_eq!(labels["tekton.dev/pipelineRun"], "ship");
+                assert_eq!(labels["tekton.dev/pipelineRunUID"], "pr-uid");
+                assert_eq!(labels["tekton.dev/pipelineTask"], "wait");
+                assert_eq!(labels["tekton.dev/memberOf"], "tasks");
+                assert!(labels.get("tekton.dev/task").is_none());
+                assert_eq!(cr["metadata"]["ownerReferences"][0]["uid"], "pr-uid");
+                assert_eq!(
+                    cr["spec"],
+                    json!({
+                        "customRef": {"apiVersion": "wait.testing.tekton.dev/v1beta1", "kind": "Wait"},
+                        "params": [{"name": "duration", "value": "10s"}],
+                        "retries": 2,
+                        "serviceAccountName": "builder",
+                        "timeout": "1m0s",
+                    })
+                );
+            }),
+            Expect::post(CUSTOMRUNS).body(|cr| {
+                assert_eq!(cr["metadata"]["name"], "ship-example");
+                assert_eq!(
+                    cr["spec"]["customSpec"],
+                    json!({
+                        "apiVersion": "example.dev/v1alpha1",
+                        "kind": "Example",
+                        "metadata": {"labels": {"tier": "custom"}},
+                        "spec": {"field1": "value1"},
+                    })
+                );
+                assert!(cr["spec"].get("customRef").is_none());
+            }),
+            Expect::patch(&format!("{RUNS}/ship/status")).body(|b| {
+                assert_eq!(condition(b), ("Unknown".into(), "Running".into()));
+                let refs = &b["status"]["childReferences"];
+                assert_eq!(refs[0]["kind"], "CustomRun");
+                assert_eq!(refs[0]["apiVersion"], "tekton.dev/v1beta1");
+                assert_eq!(refs[0]["name"], "ship-wait");
+                assert_eq!(refs[1]["name"], "ship-example");
+            }),
+        ],
+        vec![],
+        vec![],
+        at(NOW),
+    );
+    reconcile(Arc::new(custom_run()), h.ctx.clone())
+        .await
+        .unwrap();
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_custom_runs_result_feeds_the_next_task_once_its_controller_reports() {
+    // Not reported yet: nothing starts; the one write records the resolved pipelineSpec.
+    let waiting = vec![
+        custom_child("wait", None, json!([])),
+        custom_child("example", Some(("Unknown", "Running")), json!([])),
+    ];
+    let mut pr = custom_run();
+    pr.status = Some(yaml(
+        r#"
+startTime: "2026-11-22T10:00:00Z"
+conditions: [{type: Succeeded, status: Unknown, reason: Running, lastTransitionTime: "2026-11-22T10:00:00Z"}]
+childReferences:
+  - {apiVersion: tekton.dev/v1beta1, kind: CustomRun, name: ship-wait, pipelineTaskName: wait}
+  - {apiVersion: tekton.dev/v1beta1, kind: CustomRun, name: ship-example, pipelineTaskName: example}
+"#,
+    ));
+    let pr = Arc::new(pr);
+    let h = harness_custom(
+        vec![Expect::patch(&format!("{RUNS}/ship/status")).body(|b| {
+            assert_eq!(condition(b), ("Unknown".into(), "Running".into()));
+            assert!(b["status"]["pipelineSpec"].is_object());
+        })],
+        vec![],
+        waiting,
+        at(NOW),
+    );
+    reconcile(pr.clone(), h.ctx.clone()).await.unwrap();
+    h.finish().await;
+
+    let done = vec![
+        custom_child(
+            "wait",
+            Some(("True", "Succeeded")),
+            json!([{"name": "waited", "value": "10s"}]),
+        ),
+        custom_child("example", Some(("True", "Succeeded")), json!([])),
+    ];
+    let h = harness_custom(
+        vec![
+            Expect::post(TASKRUNS).body(|tr| {
+                assert_eq!(tr["metadata"]["name"], "ship-report");
+                assert_eq!(
+                    tr["spec"]["params"][0],
+                    json!({"name": "waited", "value": "10s"})
+                );
+            }),
+            Expect::patch(&format!("{RUNS}/ship/status")).body(|b| {
+                let kinds: Vec<_> = b["status"]["childReferences"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["kind"].as_str().unwrap().to_owned())
+                    .collect();
+                assert_eq!(kinds, ["CustomRun", "CustomRun", "TaskRun"]);
+            }),
+        ],
+        vec![],
+        done,
+        at(NOW),
+    );
+    reconcile(pr, h.ctx.clone()).await.unwrap();
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_failed_custom_run_fails_the_run_with_its_reason() {
+    let h = harness_custom(
+        vec![Expect::patch(&format!("{RUNS}/ship/status")).body(|b| {
+            assert_eq!(condition(b), ("False".into(), "Failed".into()));
+            let skipped = &b["status"]["skippedTasks"];
+            assert_eq!(skipped[0]["name"], "report");
+        })],
+        vec![],
+        vec![
+            custom_child("wait", Some(("False", "CustomRunTimedOut")), json!([])),
+            custom_child("example", Some(("True", "Succeeded")), json!([])),
+        ],
+        at(NOW),
+    );
+    reconcile(Arc::new(custom_run()), h.ctx.clone())
+        .await
+        .unwrap();
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_run_cancels_its_custom_runs_and_one_nobody_took_up_counts_as_stopped() {
+    let mut pr = custom_run();
+    pr.spec.status = Some(tektite_api::v1::PipelineRunSpecStatus::Cancelled);
+    let h = harness_custom(
+        vec![
+            Expect::patch(&format!("{CUSTOMRUNS}/ship-example"))
+                .body(|b| assert_eq!(b["spec"]["status"], "RunCancelled")),
+            Expect::patch(&format!("{CUSTOMRUNS}/ship-wait")).body(|b| {
+                assert_eq!(
+                    b["spec"],
+                    json!({"status": "RunCancelled", "statusMessage": "CustomRun cancelled as the PipelineRun it belongs to has been cancelled."})
+                );
+            }),
+            Expect::patch(&format!("{RUNS}/ship/status")).body(|b| {
+                assert_eq!(
+                    condition(b),
+                    ("Unknown".into(), "PipelineRunStopping".into())
+                )
+            }),
+        ],
+        vec![],
+        vec![
+            custom_child("wait", Some(("Unknown", "Running")), json!([])),
+            custom_child("example", None, json!([])),
+        ],
+        at(NOW),
+    );
+    reconcile(Arc::new(pr.clone()), h.ctx.clone())
+        .await
+        .unwrap();
+    h.finish().await;
+
+    // The Wait controller reports the cancel; the untaken one was asked: both stopped.
+    let mut wait = custom_child("wait", Some(("False", "CustomRunCancelled")), json!([]));
+    let mut example = custom_child("example", None, json!([]));
+    for c in [&mut wait, &mut example] {
+        c.spec.status = Some(tektite_api::v1beta1::CustomRunSpecStatus::RunCancelled);
+    }
+    let h = harness_custom(
+        vec![Expect::patch(&format!("{RUNS}/ship/status")).body(|b| {
+            assert_eq!(condition(b), ("False".into(), "Cancelled".into()));
+            assert!(b["status"]["completionTime"].is_string());
+        })],
+        vec![],
+        vec![wait, example],
+        at(NOW),
+    );
     reconcile(Arc::new(pr), h.ctx.clone()).await.unwrap();
     h.finish().await;
 }

@@ -126,6 +126,21 @@ pub struct TaskRef {
     pub params: Vec<Param>,
 }
 
+impl EmbeddedTask {
+    /// A custom task's spec: it names its own apiVersion or kind.
+    pub fn is_custom(&self) -> bool {
+        self.api_version.is_some() || self.kind.is_some()
+    }
+}
+
+impl PipelineTask {
+    /// Runs as a CustomRun under a custom task's controller, not as a TaskRun.
+    pub fn is_custom(&self) -> bool {
+        self.task_ref.as_ref().is_some_and(TaskRef::is_custom)
+            || self.task_spec.as_ref().is_some_and(|e| e.is_custom())
+    }
+}
+
 impl TaskRef {
     /// A reference to a custom task (the seeds' `Run`): an apiVersion other than tekton.dev.
     pub fn is_custom(&self) -> bool {

@@ -20,7 +20,7 @@ fn resolved<'c>(
     catalog: &'c Catalog<'_>,
 ) -> Option<(&'c TaskSpec, String)> {
     if let Some(embedded) = &task.task_spec {
-        if embedded.api_version.is_some() || embedded.kind.is_some() {
+        if embedded.is_custom() {
             return None; // a custom task's spec
         }
         return Some((&embedded.task, "the embedded taskSpec".into()));
@@ -261,7 +261,7 @@ fn pipeline_task(
         }
     }
     if let Some(embedded) = &task.task_spec
-        && (embedded.api_version.is_some() || embedded.kind.is_some())
+        && embedded.is_custom()
     {
         custom_type(
             embedded.api_version.as_deref(),
@@ -378,8 +378,7 @@ fn pipeline_task(
 
     // The embedded task, with the pipeline's params, workspaces and tasks visible.
     if let Some(embedded) = &task.task_spec
-        && embedded.api_version.is_none()
-        && embedded.kind.is_none()
+        && !embedded.is_custom()
     {
         let outer = Outer {
             params: pipeline_params,

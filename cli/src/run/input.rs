@@ -540,7 +540,7 @@ fn local_limits(plan: &Plan) -> Vec<String> {
                     ));
                 }
                 match (&t.task_spec, &t.task_ref) {
-                    (Some(embedded), _) if embedded.api_version.is_some() || embedded.kind.is_some() => lines.push(format!(
+                    (Some(embedded), _) if embedded.is_custom() => lines.push(format!(
                         "{who}: pipeline {at}.taskSpec ({:?}): a custom task ({}) runs under its own controller on a cluster; tkt run has none",
                         t.name,
                         embedded.kind.as_deref().unwrap_or_default()

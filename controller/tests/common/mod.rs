@@ -14,6 +14,7 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tektite_api::v1::TaskRun;
+use tektite_api::v1beta1::CustomRun;
 use tektite_controller::context::{Clock, Context, Settings};
 use tektite_controller::metrics::Metrics;
 use tektite_controller::owned::Owned;
@@ -148,6 +149,34 @@ pub fn harness_with(
     now: Timestamp,
     settings: Settings,
 ) -> Harness {
+    build(expects, pods, task_runs, Vec::new(), now, settings)
+}
+
+/// A context whose caches also hold `custom_runs`.
+pub fn harness_custom(
+    expects: Vec<Expect>,
+    task_runs: Vec<TaskRun>,
+    custom_runs: Vec<CustomRun>,
+    now: Timestamp,
+) -> Harness {
+    build(
+        expects,
+        Vec::new(),
+        task_runs,
+        custom_runs,
+        now,
+        Settings::default(),
+    )
+}
+
+fn build(
+    expects: Vec<Expect>,
+    pods: Vec<Pod>,
+    task_runs: Vec<TaskRun>,
+    custom_runs: Vec<CustomRun>,
+    now: Timestamp,
+    settings: Settings,
+) -> Harness {
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(svc, "default");
     let pod_index = Arc::new(PodIndex::from_pods(&pods));
@@ -162,6 +191,11 @@ pub fn harness_with(
     for t in task_runs {
         tr_writer.apply_watcher_event(&watcher::Event::Apply(t));
     }
+    let mut cr_writer: Writer<CustomRun> = Writer::default();
+    let custom_run_owners = Arc::new(Owned::from_objects(&custom_runs));
+    for c in custom_runs {
+        cr_writer.apply_watcher_event(&watcher::Event::Apply(c));
+    }
     let (wake, woken) = mpsc::channel(16);
     let ctx = Arc::new(Context {
         client,
@@ -170,6 +204,8 @@ pub fn harness_with(
         pod_index,
         task_runs: tr_writer.as_reader(),
         task_run_owners,
+        custom_runs: cr_writer.as_reader(),
+        custom_run_owners,
         steps: Arc::new(StepStore::default()),
         agents: Arc::default(),
         metrics: Arc::new(Metrics::new()),
