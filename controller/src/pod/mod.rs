@@ -189,4 +189,6 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
 }
 
 #[cfg(test)]
+mod examples;
+#[cfg(test)]
 mod tests;
