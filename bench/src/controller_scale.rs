@@ -92,6 +92,7 @@ impl Controller {
                 "--entrypoint-image=bench.local/tektite-entrypoint:bench",
                 "--scheduler-name=tektite-scheduler",
                 "--grpc-addr=127.0.0.1:0",
+                "--no-tls",
                 "--extender-addr=127.0.0.1:0",
                 &format!("--metrics-addr=127.0.0.1:{metrics}"),
                 "--identity=bench",

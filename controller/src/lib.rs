@@ -16,5 +16,6 @@ pub mod owned;
 mod patch;
 pub mod pipelinerun;
 pub mod pod_index;
+pub mod serving;
 pub mod steps;
 pub mod taskrun;

@@ -29,6 +29,7 @@ use tektite_controller::metrics::Metrics;
 use tektite_controller::owned::Owned;
 use tektite_controller::pod::PodSettings;
 use tektite_controller::pod_index::PodIndex;
+use tektite_controller::serving;
 use tektite_controller::steps::StepStore;
 use tektite_controller::{pipelinerun, taskrun};
 use tokio::sync::{mpsc, watch};
@@ -76,13 +77,26 @@ struct Args {
     /// Where the agents' gRPC stream is served.
     #[arg(long, default_value = "0.0.0.0:9443")]
     grpc_addr: SocketAddr,
-    /// The serving certificate and key (PEM) of the gRPC port; without them it is plain
-    /// HTTP/2, for tests only.
-    #[arg(long, requires = "tls_key_file")]
+    /// The serving certificate and key (PEM) of the gRPC port, e.g. from cert-manager.
+    /// Without them the controller serves the one kept in --tls-secret, minting it (and
+    /// its CA, published in --ca-secret for the agents) on first start.
+    #[arg(long, requires = "tls_key_file", conflicts_with = "no_tls")]
     tls_cert_file: Option<PathBuf>,
     /// The key of --tls-cert-file (PEM).
     #[arg(long, requires = "tls_cert_file")]
     tls_key_file: Option<PathBuf>,
+    /// The Secret (in --lease-namespace) holding the minted serving certificate, key and CA.
+    #[arg(long, default_value = "tektite-controller-tls")]
+    tls_secret: String,
+    /// The Secret (in --lease-namespace) holding only the CA, which the agents mount.
+    #[arg(long, default_value = "tektite-controller-ca")]
+    ca_secret: String,
+    /// The Service the agents dial: the minted certificate names it in its namespace.
+    #[arg(long, default_value = "tektite-controller")]
+    service_name: String,
+    /// Serve the agents' stream as plain HTTP/2, for tests only.
+    #[arg(long)]
+    no_tls: bool,
     /// `/metrics`, `/healthz`, `/readyz`.
     #[arg(long, default_value = "0.0.0.0:9090")]
     metrics_addr: SocketAddr,
@@ -329,16 +343,35 @@ async fn main() -> anyhow::Result<()> {
 
     let reviewer = Reviewer::new(client.clone(), &args.agent_audience, agent_ns, agent_sa);
     let mut server = tonic::transport::Server::builder();
-    if let (Some(cert), Some(key)) = (&args.tls_cert_file, &args.tls_key_file) {
-        let identity = tonic::transport::Identity::from_pem(
+    let identity = match (&args.tls_cert_file, &args.tls_key_file) {
+        _ if args.no_tls => None,
+        (Some(cert), Some(key)) => Some(tonic::transport::Identity::from_pem(
             std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
             std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
-        );
-        server = server
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-            .context("the gRPC serving certificate")?;
-    } else {
-        tracing::warn!("no --tls-cert-file: the agents' stream is served without TLS");
+        )),
+        _ => {
+            let secrets = serving::Secrets {
+                namespace: args.lease_namespace.clone(),
+                serving: args.tls_secret.clone(),
+                ca: args.ca_secret.clone(),
+            };
+            let names = serving::dns_names(&args.service_name, &args.lease_namespace);
+            let minted = serving::load_or_mint(&client, &secrets, &names, jiff::Timestamp::now())
+                .await
+                .context("the gRPC serving certificate")?;
+            Some(tonic::transport::Identity::from_pem(
+                minted.cert,
+                minted.key,
+            ))
+        }
+    };
+    match identity {
+        Some(identity) => {
+            server = server
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .context("the gRPC serving certificate")?;
+        }
+        None => tracing::warn!("--no-tls: the agents' stream is served without TLS"),
     }
     let grpc_listener = tokio::net::TcpListener::bind(args.grpc_addr)
         .await

@@ -50,6 +50,31 @@ fn the_controller_serves_what_the_agents_dial() {
         .unwrap();
     // The controller accepts exactly this account by default (--agent-service-account).
     assert_eq!(sa, "tektite-node-agent");
+
+    // The controller mints its certificate (no Secret to make first, no TLS flags) into
+    // the default --tls-secret and --ca-secret, and the agents mount that CA Secret.
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let controller = deployment["spec"]["template"]["spec"].to_string();
+    assert!(!controller.contains("--tls-cert-file"), "{controller}");
+    assert!(
+        !controller.contains("tektite-controller-tls"),
+        "{controller}"
+    );
+    let volumes = ds["spec"]["template"]["spec"]["volumes"].to_string();
+    assert!(
+        volumes.contains("\"secretName\":\"tektite-controller-ca\""),
+        "{volumes}"
+    );
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role")
+        .expect("a Role in the controller's namespace");
+    assert_eq!(role["metadata"]["namespace"], "tektite-system");
+    let creates_secrets = role["rules"].as_array().unwrap().iter().any(|r| {
+        r["resources"] == serde_json::json!(["secrets"])
+            && r["verbs"] == serde_json::json!(["create"])
+    });
+    assert!(creates_secrets, "{role}");
 }
 
 #[test]
