@@ -308,6 +308,13 @@ fn decode(
             ));
             return;
         }
+        (Some(_), run @ ("Run" | "CustomRun")) => {
+            doc.problems.push(Problem::new(
+                root.field("kind"),
+                format!("a {run} is run by its custom task's own controller, not by tektite; on a cluster write the custom task in a Pipeline (a taskRef or taskSpec with its apiVersion and kind) and tektite creates the CustomRun"),
+            ));
+            return;
+        }
         (_, other) => {
             doc.problems.push(Problem::new(root.field("kind"), format!("kind {other:?} is not supported with apiVersion {:?}; tektite reads Task, TaskRun, Pipeline, PipelineRun (and v1alpha1 PipelineResource, v1 ConfigMap and Secret)", doc.api_version)));
             return;
