@@ -96,7 +96,9 @@ impl Controller {
                 "--extender-addr=127.0.0.1:0",
                 &format!("--metrics-addr=127.0.0.1:{metrics}"),
                 "--identity=bench",
-                "--log-level=warn",
+                // The Lease's own steps too: a start that never became ready (seen
+                // twice in dozens of runs, cause unknown) then shows where it waited.
+                "--log-level=warn,kube_lease_manager=debug",
             ])
             .env("KUBECONFIG", &kubeconfig)
             .env_remove("RUST_LOG")
