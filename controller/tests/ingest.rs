@@ -7,16 +7,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Expect, Harness, at, harness, yaml};
+use common::{Expect, Harness, IngestServer, at, harness, serve_ingest, yaml};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
-use tektite_controller::auth::Reviewer;
-use tektite_controller::ingest::Ingest;
 use tektite_proto::agent as pb;
 use tektite_proto::agent::agent_client::AgentClient;
-use tokio::sync::oneshot;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
 
 const REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
@@ -54,37 +50,20 @@ spec:
 
 struct Server {
     addr: String,
-    stop: oneshot::Sender<()>,
-    done: tokio::task::JoinHandle<()>,
+    inner: IngestServer,
 }
 
 async fn serve(h: &Harness) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let reviewer = Reviewer::new(
-        h.ctx.client.clone(),
-        "tektite-controller",
-        "tektite-system",
-        "tektite-node-agent",
-    );
-    let service = Ingest::new(h.ctx.clone(), reviewer).service();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    Server { addr, stop, done }
+    let inner = serve_ingest(h, None).await;
+    Server {
+        addr: format!("http://127.0.0.1:{}", inner.port),
+        inner,
+    }
 }
 
 impl Server {
     async fn stop(self) {
-        let _ = self.stop.send(());
-        self.done.await.unwrap();
+        self.inner.stop().await;
     }
 }
 

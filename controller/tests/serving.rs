@@ -6,16 +6,13 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Expect, at, harness};
+use common::{Expect, at, harness, serve_ingest};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
-use tektite_controller::auth::Reviewer;
-use tektite_controller::ingest::Ingest;
 use tektite_controller::serving::{self, Error, Identity, Secrets};
 use tektite_proto::agent as pb;
 use tektite_proto::agent::agent_client::AgentClient;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, ServerTlsConfig};
 
 const SECRETS: &str = "/api/v1/namespaces/tektite-system/secrets";
@@ -153,31 +150,12 @@ async fn a_kept_secret_without_its_key_is_named_with_what_to_do() {
 /// `domain` would, with no token: an answer (Unauthenticated) means TLS was accepted.
 async fn call(id: &Identity, ca: &str, domain: &str) -> Result<tonic::Code, String> {
     let h = harness(vec![], vec![], vec![], at(NOW));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let reviewer = Reviewer::new(
-        h.ctx.client.clone(),
-        "tektite-controller",
-        "tektite-system",
-        "tektite-node-agent",
-    );
-    let service = Ingest::new(h.ctx.clone(), reviewer).service();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let tls = ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(
         id.cert.as_bytes(),
         id.key.as_bytes(),
     ));
-    let server = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .tls_config(tls)
-            .unwrap()
-            .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
+    let server = serve_ingest(&h, Some(tls)).await;
+    let port = server.port;
     // The agents dial the Service's name; here it leads to loopback.
     let endpoint = Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
         .unwrap()
@@ -210,8 +188,7 @@ async fn call(id: &Identity, ca: &str, domain: &str) -> Result<tonic::Code, Stri
             }
         }
     };
-    let _ = stop.send(());
-    server.await.unwrap();
+    server.stop().await;
     h.finish().await;
     outcome
 }

@@ -11,6 +11,7 @@ use pretty_assertions::assert_eq;
 use tektite_api::v1::{TaskRun, TaskSpec};
 use tektite_api::{Document, Object, Source, load};
 
+use super::tests::yaml_of;
 use super::*;
 
 /// Where a case's Task comes from in its example.
@@ -210,12 +211,6 @@ fn task_run(case: &Case, own: Option<TaskRun>) -> TaskRun {
         }
         None => serde_saphyr::from_str(case.task_run).expect("the case's TaskRun is valid YAML"),
     }
-}
-
-fn yaml_of(value: &impl serde::Serialize) -> String {
-    // Through JSON, so map keys come out sorted and absent fields absent.
-    let json = serde_json::to_value(value).unwrap();
-    serde_saphyr::to_string(&json).unwrap()
 }
 
 #[test]

@@ -12,7 +12,7 @@ fn task_run(yaml: &str) -> TaskRun {
     serde_saphyr::from_str(yaml).expect("the test's TaskRun is valid YAML")
 }
 
-fn yaml_of(value: &impl serde::Serialize) -> String {
+pub(super) fn yaml_of(value: &impl serde::Serialize) -> String {
     // Through JSON, so map keys come out sorted and absent fields absent.
     let json = serde_json::to_value(value).unwrap();
     serde_saphyr::to_string(&json).unwrap()

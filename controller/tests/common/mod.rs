@@ -228,3 +228,51 @@ impl Harness {
             .expect("the mocked API server's checks passed");
     }
 }
+
+/// The agents' ingest, served on a free loopback port over `h`'s context, with TLS when
+/// `tls` is given; stopped with [`IngestServer::stop`].
+pub struct IngestServer {
+    pub port: u16,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+pub async fn serve_ingest(
+    h: &Harness,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> IngestServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reviewer = tektite_controller::auth::Reviewer::new(
+        h.ctx.client.clone(),
+        "tektite-controller",
+        "tektite-system",
+        "tektite-node-agent",
+    );
+    let service = tektite_controller::ingest::Ingest::new(h.ctx.clone(), reviewer).service();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).unwrap();
+    }
+    let done = tokio::spawn(async move {
+        builder
+            .add_service(service)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+            .unwrap();
+    });
+    IngestServer { port, stop, done }
+}
+
+impl IngestServer {
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.done.await.unwrap();
+    }
+}
