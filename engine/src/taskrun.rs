@@ -115,6 +115,20 @@ pub fn decide(f: &TaskRunFacts<'_>) -> TaskRunDecision {
         let reason = state.reason?;
         (!reason.is_success() && reason != StepReason::Skipped).then_some((step, state, reason))
     });
+    // A step is skipped only because one before it failed; a skipped step with no failed
+    // one means an end went unrecorded (an entrypoint that failed after its command), and
+    // that is no success.
+    let unexplained_skip = f
+        .spec
+        .steps
+        .iter()
+        .zip(f.steps)
+        .find(|(_, state)| {
+            state
+                .as_ref()
+                .is_some_and(|s| s.reason == Some(StepReason::Skipped))
+        })
+        .map(|(step, _)| step);
     let (status, reason, message) = if !all_finished {
         (
             "Unknown",
@@ -148,6 +162,15 @@ pub fn decide(f: &TaskRunFacts<'_>) -> TaskRunDecision {
             _ => taskrun_reason::FAILED,
         };
         ("False", reason.to_owned(), message)
+    } else if let Some(step) = unexplained_skip {
+        (
+            "False",
+            taskrun_reason::FAILED.to_owned(),
+            format!(
+                "{:?} was skipped although no step before it failed: a step's end was not recorded",
+                step_container(&step.name)
+            ),
+        )
     } else {
         (
             "True",
@@ -391,6 +414,25 @@ mod tests {
         );
         assert_eq!(d.steps[1].termination_reason.as_deref(), Some("Skipped"));
         assert_eq!(d.steps[1].terminated.as_ref().unwrap().exit_code, 1);
+    }
+
+    #[test]
+    fn a_skipped_step_with_no_failed_step_is_no_success() {
+        let spec = spec();
+        let steps = [
+            ended(StepReason::Completed, Some(0), &[]),
+            ended(StepReason::Skipped, None, &[]),
+        ];
+        let d = decide(&facts(&spec, &steps));
+        assert!(d.done);
+        assert_eq!(d.condition.status, "False");
+        assert_eq!(d.condition.reason.as_deref(), Some("Failed"));
+        assert_eq!(
+            d.condition.message.as_deref(),
+            Some(
+                "\"step-push\" was skipped although no step before it failed: a step's end was not recorded"
+            )
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The files a step leaves behind, each written so that a reader never sees half of one:
-//! the state record, `exitCode`, the termination message (temp file + rename), and last
-//! the post file or its `.err` twin, followed by a wake-up on the FIFO beside it.
+//! the state record and `exitCode` (temp file + rename), the termination message (in
+//! place: a kubelet bind-mounts its own file there, and a rename onto a mount point is
+//! `EBUSY`), and last the post file or its `.err` twin, followed by a wake-up on the FIFO
+//! beside it.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -67,6 +69,12 @@ pub fn make_fifo(path: &Path) {
     }
 }
 
+/// The state record this step left so far, if one can be read.
+pub fn read_state(post_file: &Path) -> Option<StepState> {
+    let bytes = fs::read(Marker::State.path(post_file)).ok()?;
+    StepState::decode(&bytes).ok()
+}
+
 pub fn write_state(post_file: &Path, state: &StepState) -> Result<(), MarkerError> {
     write_atomic(&Marker::State.path(post_file), &state.encode())
 }
@@ -79,12 +87,16 @@ pub fn write_exit_code(step_metadata_dir: &Path, code: i32) -> Result<(), Marker
     )
 }
 
+/// Writes the termination message into the file at `path`, truncating it in place. The
+/// kubelet reads that file only once the container has exited, so nobody sees half of it;
+/// and on a node the file is a bind mount of the kubelet's own, which can be written but
+/// not replaced.
 pub fn write_termination(path: &Path, state: &StepState) -> Result<(), MarkerError> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(at(dir))?;
     }
     let message = termination::encode(state, termination::TERMINATION_MESSAGE_LIMIT);
-    write_atomic(path, message.as_bytes())
+    fs::write(path, message.as_bytes()).map_err(at(path))
 }
 
 /// Writes the post file (`ok`) or its `.err` twin, then wakes whoever waits on the FIFO.

@@ -1,6 +1,6 @@
 //! One step from start to end: wait for the files that let it start, record the start,
-//! run the command, then leave behind — in this order — its results, the state record,
-//! `exitCode`, the termination message, and last the post file or `.err`.
+//! run the command, then leave behind — in this order — its results, `exitCode`, the
+//! termination message, the state record, and last the post file or `.err`.
 
 use jiff::Timestamp;
 use std::path::Path;
@@ -22,11 +22,28 @@ pub fn run(args: &EntrypointArgs) -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tektite-entrypoint: {e}");
-            // Whatever failed, the steps after this one must not wait forever.
-            let _ = markers::post(&args.post_file, false);
+            record_failure(args, &e);
             exit::INTERNAL
         }
     }
+}
+
+/// After the entrypoint itself failed: the state record must not keep saying what it said
+/// before (a command that exited 0 is no success when its end could not be recorded), and
+/// the steps after this one must not wait forever. Best effort: the failure may be that
+/// these very files cannot be written.
+fn record_failure(args: &EntrypointArgs, error: &StepError) {
+    let now = Timestamp::now();
+    let started = markers::read_state(&args.post_file).map_or(now, |s| s.started_at);
+    let mut state = StepState::ended(
+        started,
+        now,
+        StepReason::Error,
+        format!("the step's entrypoint failed: {error}"),
+    );
+    state.exit_code = Some(exit::INTERNAL);
+    let _ = markers::write_state(&args.post_file, &state);
+    let _ = markers::post(&args.post_file, false);
 }
 
 /// Writes the ServiceAccount's credentials and copies them into `$HOME`. As in Tekton, a
@@ -140,13 +157,16 @@ fn try_run(args: &EntrypointArgs) -> Result<i32, StepError> {
         }
     }
 
-    markers::write_state(&args.post_file, &state)?;
+    // The state record is what the agent reports: it is written once everything it
+    // vouches for is in place, so a failure before it leaves the earlier record to be
+    // replaced by [`record_failure`] and never a success that did not happen.
     if let (Some(dir), Some(exit_code)) = (&args.step_metadata_dir, state.exit_code) {
         markers::write_exit_code(dir, exit_code)?;
     }
     if let Some(path) = &args.termination_path {
         markers::write_termination(path, &state)?;
     }
+    markers::write_state(&args.post_file, &state)?;
     markers::post(&args.post_file, ok)?;
     Ok(code)
 }
@@ -215,11 +235,11 @@ fn not_run(reason: StepReason, message: String) -> StepState {
     }
 }
 
-/// Records a step that never ran: state, termination message, `.err`.
+/// Records a step that never ran: termination message, state, `.err`.
 fn finish(args: &EntrypointArgs, state: StepState, ok: bool) -> Result<(), MarkerError> {
-    markers::write_state(&args.post_file, &state)?;
     if let Some(path) = &args.termination_path {
         markers::write_termination(path, &state)?;
     }
+    markers::write_state(&args.post_file, &state)?;
     markers::post(&args.post_file, ok)
 }

@@ -619,3 +619,68 @@ fn every_started_step_records_its_start_before_the_command_runs() {
     assert!(!at_start.is_finished());
     assert_eq!(at_start.started_at, pod.state(0).started_at);
 }
+
+/// The entrypoint run in a private mount namespace where, as a kubelet does, a file of its
+/// own is bind-mounted at the step's termination path.
+#[test]
+fn a_termination_file_bound_as_a_kubelet_binds_it_is_written_in_place() {
+    let pod = Pod::new();
+    let a = pod.step(0, "true");
+    let target = a.termination_path.clone().unwrap();
+    let kubelet_file = pod.root().join("kubelet-termination-log");
+    fs::write(&target, "").unwrap();
+    fs::write(&kubelet_file, "").unwrap();
+    let status = Command::new("unshare")
+        .args([
+            "--mount",
+            "--map-root-user",
+            "--propagation",
+            "private",
+            "--",
+        ])
+        .args([
+            "sh",
+            "-c",
+            r#"mount --bind "$1" "$2" && shift 2 && exec "$@""#,
+            "sh",
+        ])
+        .arg(&kubelet_file)
+        .arg(&target)
+        .arg(BIN)
+        .args(a.to_args())
+        .stdin(Stdio::null())
+        .status()
+        .expect("unshare runs");
+    assert_eq!(status.code(), Some(0), "the step failed on the bind mount");
+    assert!(pod.posted(0));
+    assert_eq!(pod.state(0).reason, Some(StepReason::Completed));
+    // What the step wrote went through the mount into the kubelet's file.
+    let written = termination::decode(&fs::read_to_string(&kubelet_file).unwrap()).unwrap();
+    assert!(written.iter().any(|e| e.key == "StartedAt"), "{written:?}");
+}
+
+#[test]
+fn an_entrypoint_failure_after_the_command_reaches_the_state_record() {
+    let pod = Pod::new();
+    let mut a = pod.step(0, "true");
+    // The termination message cannot be written: its directory is a regular file.
+    fs::write(pod.root().join("not-a-dir"), "").unwrap();
+    a.termination_path = Some(pod.root().join("not-a-dir/termination"));
+    assert_eq!(run(&a), 125);
+    assert!(pod.failed(0) && !pod.posted(0));
+    let s = pod.state(0);
+    assert_eq!(
+        (s.reason, s.exit_code),
+        (Some(StepReason::Error), Some(125)),
+        "{s:?}"
+    );
+    assert!(
+        s.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("not-a-dir"),
+        "{s:?}"
+    );
+    // The next step is skipped, as after any failure.
+    assert_eq!(run(&pod.step(1, "true")), 123);
+}
