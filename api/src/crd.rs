@@ -98,8 +98,15 @@ fn for_crd(schema: &mut Value, top: bool) {
             if top && let Some(Value::Object(props)) = map.get_mut("properties") {
                 props.insert("metadata".into(), json!({"type": "object"}));
             }
-            for (_, v) in map.iter_mut() {
-                for_crd(v, false);
+            for (key, v) in map.iter_mut() {
+                match (key.as_str(), v) {
+                    // Field names, not keywords: a field may be called `default` (a
+                    // param's) or `title`; each value is a schema.
+                    ("properties", Value::Object(fields)) => {
+                        fields.values_mut().for_each(|f| for_crd(f, false))
+                    }
+                    (_, v) => for_crd(v, false),
+                }
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|v| for_crd(v, false)),

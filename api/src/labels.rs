@@ -2,12 +2,19 @@
 //! writes them and the node agent that reads them. The `tekton.dev/*` keys are Tekton's,
 //! so `kubectl get pods -l tekton.dev/taskRun=...` habits carry over.
 
-/// `app.kubernetes.io/managed-by`: which controller owns the Pod.
+/// `app.kubernetes.io/managed-by`: the controller a TaskRun or PipelineRun belongs to
+/// (Tekton's defaulting sets it on runs). Never put on a Pod: Tekton's Pod informer
+/// selects every Pod that has this key and reconciles the TaskRun that owns it, whatever
+/// its `spec.managedBy`, so a tektite Pod carrying it would have two controllers.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-/// The value of [`MANAGED_BY`] on tektite's Pods.
+/// The value of [`MANAGED_BY`] on the runs `tkt run` makes.
 pub const MANAGED_BY_TEKTITE: &str = "tektite";
+/// The label on every step Pod tektite created, instead of [`MANAGED_BY`].
+pub const TEKTITE_POD: &str = "tektite.dev/managed-by";
+/// The value of [`TEKTITE_POD`].
+pub const TEKTITE_POD_VALUE: &str = "tektite";
 /// The label selector matching every step Pod tektite created.
-pub const TEKTITE_POD_SELECTOR: &str = "app.kubernetes.io/managed-by=tektite";
+pub const TEKTITE_POD_SELECTOR: &str = "tektite.dev/managed-by=tektite";
 
 pub const TASK: &str = "tekton.dev/task";
 pub const TASK_RUN: &str = "tekton.dev/taskRun";
@@ -69,7 +76,7 @@ mod tests {
     fn the_selector_is_the_label_pair() {
         assert_eq!(
             TEKTITE_POD_SELECTOR,
-            format!("{MANAGED_BY}={MANAGED_BY_TEKTITE}")
+            format!("{TEKTITE_POD}={TEKTITE_POD_VALUE}")
         );
     }
 }

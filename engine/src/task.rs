@@ -117,6 +117,7 @@ pub fn resolve(
         }
     };
     let mut out = spec.clone();
+    out.name_unnamed();
     for (i, step) in out.steps.iter_mut().enumerate() {
         if let Some(template) = &spec.step_template {
             merge_template(step, template);
@@ -296,6 +297,22 @@ mod tests {
             Some(
                 "echo false cache-pvc > /tekton/steps/step-build/results/n; cat /tekton/steps/step-build/exitCode $(steps.build.results.x)"
             )
+        );
+    }
+
+    #[test]
+    fn unnamed_steps_and_sidecars_are_named_by_their_index_as_tekton_names_them() {
+        let task = spec(json!({
+            "steps": [{"script": "a"}, {"name": "b", "script": "b"}, {"script": "$(step.results.r.path)"}],
+            "sidecars": [{"image": "redis"}],
+        }));
+        let r = resolve(&task, &[], &context(), &paths()).unwrap();
+        let names: Vec<&str> = r.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["unnamed-0", "b", "unnamed-2"]);
+        assert_eq!(r.sidecars[0].name, "unnamed-0");
+        assert_eq!(
+            r.steps[2].script.as_deref(),
+            Some("/tekton/steps/step-unnamed-2/results/r")
         );
     }
 

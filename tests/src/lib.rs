@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+pub mod structural;
+
 /// Checks `actual` against the committed snapshot at `path`, or rewrites the snapshot
 /// when `UPDATE_SNAPSHOTS` is set. `regenerate` is the command that does that, for the
 /// failure message.

@@ -50,6 +50,22 @@ pub struct TaskSpec {
     pub results: Vec<TaskResult>,
 }
 
+impl TaskSpec {
+    /// Names every unnamed step and sidecar `unnamed-<i>` (its index), as Tekton does;
+    /// their containers are then `step-unnamed-<i>` and `sidecar-unnamed-<i>`.
+    pub fn name_unnamed(&mut self) {
+        let names = self
+            .steps
+            .iter_mut()
+            .map(|s| &mut s.name)
+            .enumerate()
+            .chain(self.sidecars.iter_mut().map(|s| &mut s.name).enumerate());
+        for (i, name) in names.filter(|(_, n)| n.is_empty()) {
+            *name = format!("unnamed-{i}");
+        }
+    }
+}
+
 /// What a step does when its command fails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -85,6 +101,9 @@ pub struct Ref {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
+    /// Optional, as in Tekton: an unnamed step `i` is named `unnamed-<i>`
+    /// ([`TaskSpec::name_unnamed`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
@@ -164,6 +183,8 @@ pub struct StepTemplate {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Sidecar {
+    /// Optional, as for steps.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,

@@ -33,6 +33,8 @@ impl WorkspaceDeclaration {
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceUsage {
     pub name: String,
+    /// Where this step or sidecar mounts it; empty means the workspace's own path.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mount_path: String,
 }
 
@@ -66,6 +68,7 @@ pub struct WorkspaceBinding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::claim_template")]
     pub volume_claim_template: Option<core::PersistentVolumeClaim>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistent_volume_claim: Option<core::PersistentVolumeClaimVolumeSource>,
