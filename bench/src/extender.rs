@@ -50,7 +50,7 @@ fn pod(run: usize, task: usize, node: Option<&str>) -> Value {
             "uid": format!("uid-{run}-{task}"),
             "creationTimestamp": "2026-11-22T10:00:00Z",
             "labels": {
-                "app.kubernetes.io/managed-by": "tektite",
+                "tektite.dev/managed-by": "tektite",
                 "tekton.dev/pipelineRun": format!("run-{run}"),
                 "tekton.dev/pipelineTask": format!("task-{task}"),
                 "tekton.dev/taskRun": format!("run-{run}-task-{task}"),

@@ -30,7 +30,7 @@ fn pod_json(name: &str, run: &str, claims: &[&str], node: Option<&str>) -> Value
             "name": name, "namespace": "ci", "uid": format!("uid-{name}"),
             "creationTimestamp": "2026-11-22T10:00:00Z",
             "labels": {
-                "app.kubernetes.io/managed-by": "tektite",
+                "tektite.dev/managed-by": "tektite",
                 "tekton.dev/pipelineRun": run,
                 "tekton.dev/pipelineTask": name,
             },

@@ -64,7 +64,7 @@ metadata:
   name: build-pod
   namespace: ci
   uid: pod-uid
-  labels: {app.kubernetes.io/managed-by: tektite, tekton.dev/taskRun: build}
+  labels: {tektite.dev/managed-by: tektite, tekton.dev/taskRun: build}
 spec:
   containers:
     - {name: step-compile, image: golang}

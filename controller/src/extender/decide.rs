@@ -59,8 +59,8 @@ fn is_ours(pod: &Pod) -> bool {
     pod.metadata
         .labels
         .as_ref()
-        .and_then(|l| l.get(labels::MANAGED_BY))
-        .is_some_and(|v| v == labels::MANAGED_BY_TEKTITE)
+        .and_then(|l| l.get(labels::TEKTITE_POD))
+        .is_some_and(|v| v == labels::TEKTITE_POD_VALUE)
 }
 
 /// Where `pod` may go. `node_bound(namespace, claim)` says whether a claim can be used
@@ -242,7 +242,7 @@ mod tests {
     /// A tektite Pod of PipelineRun `run` (none: a lone TaskRun), binding `claims`, on
     /// `node` once scheduled.
     fn pod(name: &str, run: Option<&str>, claims: &[&str], node: Option<&str>) -> Pod {
-        let mut labels = json!({"app.kubernetes.io/managed-by": "tektite"});
+        let mut labels = json!({"tektite.dev/managed-by": "tektite"});
         if let Some(run) = run {
             labels["tekton.dev/pipelineRun"] = json!(run);
         }

@@ -1,6 +1,7 @@
 //! The Pod's name, labels, annotations and owner: Tekton's, so `kubectl get pods -l
 //! tekton.dev/taskRun=...` and tools that read them keep working, plus tektite's
-//! `app.kubernetes.io/managed-by` that its watches select on.
+//! `tektite.dev/managed-by` that its watches select on. The TaskRun's
+//! `app.kubernetes.io/managed-by` is not copied: Tekton's controller would take the Pod.
 
 use std::collections::BTreeMap;
 
@@ -34,7 +35,8 @@ pub fn metadata(
     if let Some(task) = task_name {
         labels_map.insert(labels::TASK.into(), task.into());
     }
-    labels_map.insert(labels::MANAGED_BY.into(), labels::MANAGED_BY_TEKTITE.into());
+    labels_map.remove(labels::MANAGED_BY);
+    labels_map.insert(labels::TEKTITE_POD.into(), labels::TEKTITE_POD_VALUE.into());
     let mut annotations: BTreeMap<String, String> = tr
         .metadata
         .annotations

@@ -46,7 +46,9 @@ metadata:
   name: hello
   namespace: ci
   uid: tr-uid
-  labels: {team: a}
+  # Tekton's defaulting labels its runs so; on a Pod the key would hand it to Tekton's
+  # controller too.
+  labels: {team: a, app.kubernetes.io/managed-by: tekton-pipelines}
   annotations:
     kubectl.kubernetes.io/last-applied-configuration: "{}"
     note: kept
@@ -72,8 +74,8 @@ metadata:
   name: hello-pod
   namespace: ci
   labels:
-    app.kubernetes.io/managed-by: tektite
     team: a
+    tektite.dev/managed-by: tektite
     tekton.dev/taskRun: hello
     tekton.dev/taskRunUID: tr-uid
   annotations:
@@ -208,8 +210,8 @@ metadata:
   name: build-pod
   namespace: ci
   labels:
-    app.kubernetes.io/managed-by: tektite
     tekton.dev/taskRun: build
+    tektite.dev/managed-by: tektite
     tekton.dev/taskRunUID: u2
   ownerReferences:
     - {apiVersion: tekton.dev/v1, kind: TaskRun, name: build, uid: u2, controller: true, blockOwnerDeletion: true}

@@ -428,7 +428,7 @@ mod tests {
             "metadata": {
                 "name": "build-pod", "namespace": "ci", "uid": uid,
                 "creationTimestamp": "2026-11-22T10:00:00Z",
-                "labels": {"app.kubernetes.io/managed-by": "tektite", "tekton.dev/task": "build"}
+                "labels": {"tektite.dev/managed-by": "tektite", "tekton.dev/task": "build"}
             },
             "spec": {"nodeName": "node-a", "containers": [
                 {"name": "step-fetch", "image": "alpine"},
