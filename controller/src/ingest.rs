@@ -12,6 +12,7 @@ use tektite_api::step::{RecordedResult, ResultKind, StepReason, StepState};
 use tektite_api::v1::TaskRun;
 use tektite_proto::agent::{self as pb, agent_server::Agent as AgentService};
 use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
@@ -26,6 +27,9 @@ type Acks = Pin<Box<dyn Stream<Item = Result<pb::ControllerMessage, Status>> + S
 pub struct Ingest {
     ctx: Arc<Context>,
     reviewer: Reviewer,
+    /// Turns true when the controller stops: every agent's stream is then ended, so
+    /// that the server's graceful shutdown (which waits for open streams) can finish.
+    stopping: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -37,8 +41,12 @@ impl std::fmt::Debug for Ingest {
 }
 
 impl Ingest {
-    pub fn new(ctx: Arc<Context>, reviewer: Reviewer) -> Self {
-        Self { ctx, reviewer }
+    pub fn new(ctx: Arc<Context>, reviewer: Reviewer, stopping: watch::Receiver<bool>) -> Self {
+        Self {
+            ctx,
+            reviewer,
+            stopping,
+        }
     }
 
     /// The gRPC service to serve.
@@ -222,8 +230,18 @@ impl AgentService for Ingest {
         let ctx = self.ctx.clone();
         ctx.metrics.connected_agents.inc();
         ctx.agents.connect(&node);
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
-            while let Some(message) = inbound.next().await {
+            loop {
+                let message = tokio::select! {
+                    m = inbound.next() => m,
+                    Ok(()) = async { stopping.wait_for(|s| *s).await.map(drop) } => {
+                        // The agent resends what was not acknowledged, to whoever leads next.
+                        let _ = tx.send(Err(Status::unavailable("the controller is stopping; reconnect"))).await;
+                        break;
+                    }
+                };
+                let Some(message) = message else { break };
                 let body = match message {
                     Ok(m) => m.body,
                     Err(error) => {

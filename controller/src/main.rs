@@ -152,6 +152,9 @@ async fn shutdown_signal() {
     }
 }
 
+/// How long stopping may wait for reconciles under way and the agents' streams.
+const DRAIN_LIMIT: Duration = Duration::from_secs(20);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -377,7 +380,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.grpc_addr))?;
     let grpc = server
-        .add_service(Ingest::new(ctx.clone(), reviewer).service())
+        .add_service(Ingest::new(ctx.clone(), reviewer, stop_rx.clone()).service())
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(grpc_listener),
             stopping(stop_rx.clone()),
@@ -401,8 +404,15 @@ async fn main() -> anyhow::Result<()> {
     }
     health.set_leading(false);
     let _ = stop_tx.send(true);
+    // Well inside a Pod's 30 s termination grace period, whatever is still open.
+    let drained = tokio::time::timeout(DRAIN_LIMIT, async {
+        let _ = controllers.await;
+        let _ = grpc.await;
+    });
     tokio::select! {
-        _ = async { let _ = controllers.await; let _ = grpc.await; } => {}
+        r = drained => if r.is_err() {
+            tracing::warn!(limit = ?DRAIN_LIMIT, "the drain did not finish in time: stopping anyway");
+        },
         _ = shutdown_signal() => tracing::warn!("aborting"),
     }
     // The Lease watcher releases the Lease once its receivers are gone.

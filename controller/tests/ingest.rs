@@ -289,3 +289,43 @@ async fn a_report_for_a_pod_on_another_node_is_ignored() {
     server.stop().await;
     h.finish().await;
 }
+
+#[tokio::test]
+async fn stopping_ends_an_open_agent_stream_so_the_server_can_stop() {
+    let h = harness(
+        vec![review(AGENT, "node-a")],
+        vec![],
+        vec![],
+        at("2026-11-22T10:00:00Z"),
+    );
+    let server = serve(&h).await;
+    let mut client = AgentClient::connect(server.addr.clone()).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tx.send(hello("node-a")).await.unwrap();
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer secret-token".parse().unwrap());
+    let mut stream = client.report(request).await.unwrap().into_inner();
+    // Connected: the agent registry has it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !h.ctx.agents.view(h.ctx.now()).listening("node-a") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The agent keeps its side open (`tx` lives on), as a real one does; stopping must
+    // not wait for it.
+    server.stop().await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the stream ended");
+    match ended {
+        Some(Err(status)) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    drop(tx);
+    h.finish().await;
+}

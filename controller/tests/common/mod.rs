@@ -233,7 +233,7 @@ impl Harness {
 /// `tls` is given; stopped with [`IngestServer::stop`].
 pub struct IngestServer {
     pub port: u16,
-    stop: tokio::sync::oneshot::Sender<()>,
+    stop: tokio::sync::watch::Sender<bool>,
     done: tokio::task::JoinHandle<()>,
 }
 
@@ -249,8 +249,10 @@ pub async fn serve_ingest(
         "tektite-system",
         "tektite-node-agent",
     );
-    let service = tektite_controller::ingest::Ingest::new(h.ctx.clone(), reviewer).service();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let service =
+        tektite_controller::ingest::Ingest::new(h.ctx.clone(), reviewer, stopping.clone())
+            .service();
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls).unwrap();
@@ -260,8 +262,9 @@ pub async fn serve_ingest(
             .add_service(service)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
-                async {
-                    let _ = stopped.await;
+                async move {
+                    let mut stopping = stopping;
+                    let _ = stopping.wait_for(|s| *s).await;
                 },
             )
             .await
@@ -271,8 +274,13 @@ pub async fn serve_ingest(
 }
 
 impl IngestServer {
+    /// Stops serving, as the controller does on SIGTERM: the agents' open streams are
+    /// ended, and the server is done within a few seconds or the test fails.
     pub async fn stop(self) {
-        let _ = self.stop.send(());
-        self.done.await.unwrap();
+        let _ = self.stop.send(true);
+        tokio::time::timeout(std::time::Duration::from_secs(5), self.done)
+            .await
+            .expect("the ingest server stopped within 5 s")
+            .unwrap();
     }
 }
