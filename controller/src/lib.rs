@@ -11,6 +11,7 @@ pub mod context;
 pub mod extender;
 pub mod http;
 pub mod ingest;
+pub mod lenient;
 pub mod metrics;
 pub mod owned;
 mod patch;

@@ -25,6 +25,7 @@ use tektite_controller::context::{Claim, Clock, Context, Settings};
 use tektite_controller::extender::{self, Coschedule, Extender};
 use tektite_controller::http::{self, Health};
 use tektite_controller::ingest::Ingest;
+use tektite_controller::lenient::{Lenient, mark_undecodable, sort_out};
 use tektite_controller::metrics::Metrics;
 use tektite_controller::owned::Owned;
 use tektite_controller::pod::PodSettings;
@@ -215,11 +216,17 @@ async fn main() -> anyhow::Result<()> {
     let tr_for_pipelineruns = tr_writer.subscribe().context("a shared store subscribes")?;
     let task_run_owners = Arc::new(Owned::default());
     let owners = task_run_owners.clone();
+    // Runs tektite cannot decode are set aside one by one (see `lenient`), never failing
+    // the watch of every other run.
+    let (tr_aside, tr_unreadable) = mpsc::channel(256);
+    let (pr_aside, pr_unreadable) = mpsc::channel(256);
+    let (cr_aside, cr_unreadable) = mpsc::channel(256);
     let tr_events = watcher(
-        Api::<TaskRun>::all(client.clone()),
+        Api::<Lenient<TaskRun>>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
+    .try_filter_map(move |e| futures::future::ok(sort_out(e, &tr_aside)))
     .modify(|t| t.managed_fields_mut().clear())
     .inspect_ok(move |event| owners.apply(event))
     .reflect_shared(tr_writer)
@@ -231,10 +238,11 @@ async fn main() -> anyhow::Result<()> {
     let custom_run_owners = Arc::new(Owned::default());
     let owners = custom_run_owners.clone();
     let cr_events = watcher(
-        Api::<CustomRun>::all(client.clone()),
+        Api::<Lenient<CustomRun>>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
+    .try_filter_map(move |e| futures::future::ok(sort_out(e, &cr_aside)))
     .modify(|c| c.managed_fields_mut().clear())
     .inspect_ok(move |event| owners.apply(event))
     .reflect(cr_writer)
@@ -282,20 +290,27 @@ async fn main() -> anyhow::Result<()> {
         .graceful_shutdown_on(stopping(stop_rx.clone()))
         .run(taskrun::reconcile, taskrun::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
-    let pipelineruns = Controller::new(
-        Api::<PipelineRun>::all(client.clone()),
+    let (pipeline_runs, pr_writer) = reflector::store::<PipelineRun>();
+    let pr_events = watcher(
+        Api::<Lenient<PipelineRun>>::all(client.clone()),
         watcher::Config::default(),
     )
-    .with_config(config)
-    .owns_shared_stream(tr_for_pipelineruns)
-    .owns_stream(cr_events)
-    .graceful_shutdown_on(stopping(stop_rx.clone()))
-    .run(
-        pipelinerun::reconcile,
-        pipelinerun::error_policy,
-        ctx.clone(),
-    )
-    .for_each(|_| futures::future::ready(()));
+    .default_backoff()
+    .try_filter_map(move |e| futures::future::ok(sort_out(e, &pr_aside)))
+    .modify(|p| p.managed_fields_mut().clear())
+    .reflect(pr_writer)
+    .touched_objects();
+    let pipelineruns = Controller::for_stream(pr_events, pipeline_runs)
+        .with_config(config)
+        .owns_shared_stream(tr_for_pipelineruns)
+        .owns_stream(cr_events)
+        .graceful_shutdown_on(stopping(stop_rx.clone()))
+        .run(
+            pipelinerun::reconcile,
+            pipelinerun::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| futures::future::ready(()));
 
     // Ready once the caches have synced.
     {
@@ -387,8 +402,14 @@ async fn main() -> anyhow::Result<()> {
         );
     let grpc = tokio::spawn(grpc);
 
+    let unreadable = futures::future::join3(
+        mark_undecodable::<TaskRun>(ctx.clone(), tr_unreadable),
+        mark_undecodable::<PipelineRun>(ctx.clone(), pr_unreadable),
+        mark_undecodable::<CustomRun>(ctx.clone(), cr_unreadable),
+    );
     let controllers = tokio::spawn(async move {
-        futures::join!(taskruns, pipelineruns);
+        // The markers end with the watches that feed them.
+        futures::join!(taskruns, pipelineruns, unreadable);
     });
     let lost = async move {
         let _ = leading.wait_for(|l| !*l).await;

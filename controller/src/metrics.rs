@@ -99,6 +99,7 @@ pub struct Metrics {
     pub connected_agents: Gauge,
     pub extender_duration: Histograms<VerbLabel>,
     pub extender_errors: Family<VerbLabel, Counter>,
+    pub undecodable_objects: Family<KindLabel, Counter>,
     running_pr: Mutex<HashSet<String>>,
     running_tr: Mutex<HashSet<String>>,
     /// Status writes so far, by TaskRun UID.
@@ -136,6 +137,7 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.00001, 2.0, 20))
             }),
             extender_errors: Family::default(),
+            undecodable_objects: Family::default(),
             running_pr: Mutex::default(),
             running_tr: Mutex::default(),
             writes: Mutex::default(),
@@ -189,6 +191,11 @@ impl Metrics {
             "agent_events",
             "Step events from agents, by what became of them (applied, duplicate, unowned)",
             m.agent_events.clone(),
+        );
+        own.register(
+            "undecodable_objects",
+            "Objects watched that tektite could not decode, by kind (each is logged with the field)",
+            m.undecodable_objects.clone(),
         );
         own.register(
             "status_writes_per_taskrun",
