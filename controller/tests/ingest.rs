@@ -95,15 +95,16 @@ fn started(seq: u64, pod_uid: &str) -> pb::AgentMessage {
     }
 }
 
-/// Opens a Report stream with `token`, sends `messages`, returns the acks (or the error).
-async fn report(
+type Outbound = tokio::sync::mpsc::Sender<pb::AgentMessage>;
+
+/// Opens a Report stream with `token` and sends `messages`; the stream stays open while
+/// the returned sender lives, as an agent's does.
+async fn open(
     addr: &str,
     token: Option<&str>,
     messages: Vec<pb::AgentMessage>,
-    acks: usize,
-) -> Result<Vec<u64>, tonic::Status> {
+) -> Result<(Outbound, tonic::Streaming<pb::ControllerMessage>), tonic::Status> {
     let mut client = AgentClient::connect(addr.to_owned()).await.unwrap();
-    // The stream stays open until the acks are in; then it ends, as an agent's would.
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     for m in messages {
         tx.send(m).await.unwrap();
@@ -114,7 +115,18 @@ async fn report(
             .metadata_mut()
             .insert("authorization", format!("Bearer {t}").parse().unwrap());
     }
-    let mut stream = client.report(request).await?.into_inner();
+    Ok((tx, client.report(request).await?.into_inner()))
+}
+
+/// Opens a Report stream with `token`, sends `messages`, returns the acks (or the error).
+async fn report(
+    addr: &str,
+    token: Option<&str>,
+    messages: Vec<pb::AgentMessage>,
+    acks: usize,
+) -> Result<Vec<u64>, tonic::Status> {
+    // The stream stays open until the acks are in; then it ends, as an agent's would.
+    let (tx, mut stream) = open(addr, token, messages).await?;
     let mut out = Vec::new();
     while out.len() < acks {
         let next = tokio::time::timeout(Duration::from_secs(5), stream.next())
@@ -299,14 +311,9 @@ async fn stopping_ends_an_open_agent_stream_so_the_server_can_stop() {
         at("2026-11-22T10:00:00Z"),
     );
     let server = serve(&h).await;
-    let mut client = AgentClient::connect(server.addr.clone()).await.unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tx.send(hello("node-a")).await.unwrap();
-    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-    request
-        .metadata_mut()
-        .insert("authorization", "Bearer secret-token".parse().unwrap());
-    let mut stream = client.report(request).await.unwrap().into_inner();
+    let (tx, mut stream) = open(&server.addr, Some("secret-token"), vec![hello("node-a")])
+        .await
+        .unwrap();
     // Connected: the agent registry has it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !h.ctx.agents.view(h.ctx.now()).listening("node-a") {
