@@ -36,6 +36,17 @@ use tektite_controller::{pipelinerun, taskrun};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 
+/// How a Task's sidecars run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Sidecars {
+    /// Native where the API server is Kubernetes 1.29 or later, else containers.
+    Auto,
+    /// Init containers with restartPolicy: Always, stopped by the kubelet.
+    Native,
+    /// Containers beside the steps, stopped by swapping their image.
+    Containers,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {
     Plain,
@@ -65,6 +76,10 @@ struct Args {
     /// scheduler whose extender lists it in managedResources (ignoredByScheduler: true).
     #[arg(long)]
     extender_resource: Option<String>,
+    /// How sidecars run: native sidecars (init containers with restartPolicy: Always,
+    /// which the kubelet stops once the steps end) or containers beside the steps.
+    #[arg(long, value_enum, default_value_t = Sidecars::Auto)]
+    sidecars: Sidecars,
     /// Where the kube-scheduler extender is served (POST /scheduler/filter and
     /// /scheduler/prioritize).
     #[arg(long, default_value = "0.0.0.0:9444")]
@@ -163,6 +178,18 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("no Kubernetes configuration: run in a cluster or set KUBECONFIG")?;
+    let native_sidecars = match args.sidecars {
+        Sidecars::Native => true,
+        Sidecars::Containers => false,
+        Sidecars::Auto => match client.apiserver_version().await {
+            Ok(info) => tektite_controller::pod::has_native_sidecars(&info),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the API server's version: sidecars run as containers (--sidecars native to choose)");
+                false
+            }
+        },
+    };
+    tracing::info!(native_sidecars, "sidecars");
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
@@ -261,6 +288,7 @@ async fn main() -> anyhow::Result<()> {
                 results_limit: args.results_limit,
                 scheduler_name: args.scheduler_name.clone(),
                 extender_resource: args.extender_resource.clone(),
+                native_sidecars,
             },
         },
         pods: pods.clone(),

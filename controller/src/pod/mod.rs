@@ -45,6 +45,10 @@ pub struct PodSettings {
     /// extender lists it in `managedResources` consults tektite's extender for this Pod
     /// (and for no other).
     pub extender_resource: Option<String>,
+    /// Sidecars are native (init containers with `restartPolicy: Always`, Kubernetes 1.29
+    /// and later), stopped by the kubelet once the steps end; else containers beside the
+    /// steps, stopped by swapping their image for the entrypoint's.
+    pub native_sidecars: bool,
 }
 
 impl Default for PodSettings {
@@ -54,7 +58,22 @@ impl Default for PodSettings {
             results_limit: tektite_api::step::DEFAULT_RESULTS_LIMIT,
             scheduler_name: None,
             extender_resource: None,
+            native_sidecars: true,
         }
+    }
+}
+
+/// Whether an API server of this version runs native sidecars: the SidecarContainers
+/// feature is on by default from Kubernetes 1.29 (beta; GA in 1.33). Minor versions may
+/// carry a suffix (`29+`).
+pub fn has_native_sidecars(info: &k8s_openapi::apimachinery::pkg::version::Info) -> bool {
+    let number = |s: &str| -> Option<u32> {
+        let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    match (number(&info.major), number(&info.minor)) {
+        (Some(major), Some(minor)) => (major, minor) >= (1, 29),
+        _ => false,
     }
 }
 
@@ -181,7 +200,10 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
             .get_or_insert_with(Default::default)
             .extend(one);
     }
-    pod_spec.init_containers = Some(vec![prepare]);
+    pod_spec
+        .init_containers
+        .get_or_insert_with(Vec::new)
+        .insert(0, prepare);
     if let Some(t) = &tr.spec.pod_template {
         template::apply(pod_spec, t);
     }

@@ -1,5 +1,8 @@
 //! A container per step, each running the entrypoint with its typed arguments (wait for
-//! the step before, run, record, post), and a container per sidecar, as written.
+//! the step before, run, record, post), and a container per sidecar, as written: a native
+//! sidecar (an init container with `restartPolicy: Always`, which the kubelet starts
+//! before the steps and stops once they end) where the cluster has them, else a container
+//! beside the steps.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,7 +58,8 @@ pub fn containers(
     let has_sidecars = !spec.sidecars.is_empty();
     let task_results: Vec<String> = spec.results.iter().map(|r| r.name.clone()).collect();
     let mut scripts = Vec::new();
-    let mut containers = Vec::with_capacity(n + spec.sidecars.len());
+    let mut containers = Vec::with_capacity(n);
+    let mut sidecars = Vec::with_capacity(spec.sidecars.len());
     for (i, step) in spec.steps.iter().enumerate() {
         let mut command = match &step.script {
             Some(body) => {
@@ -136,8 +140,9 @@ pub fn containers(
         };
         implicit.extend(workspaces.values().cloned());
         let mounts = with_implicit(&s.volume_mounts, implicit);
-        containers.push(core::Container {
+        sidecars.push(core::Container {
             name: sidecar_container(&s.name),
+            restart_policy: settings.native_sidecars.then(|| "Always".into()),
             image: s.image.clone(),
             image_pull_policy: s.image_pull_policy.clone(),
             command,
@@ -160,6 +165,13 @@ pub fn containers(
             ..core::Container::default()
         });
     }
+    if settings.native_sidecars {
+        pod.init_containers
+            .get_or_insert_with(Vec::new)
+            .extend(sidecars);
+    } else {
+        containers.extend(sidecars);
+    }
     pod.containers = containers;
     scripts
 }
@@ -180,6 +192,7 @@ pub fn apply_compute_resources(pod: &mut core::PodSpec, tr: &TaskRun) {
         if let Some(c) = pod
             .containers
             .iter_mut()
+            .chain(pod.init_containers.iter_mut().flatten())
             .find(|c| c.name == sidecar_container(&o.name))
         {
             c.resources = Some(o.compute_resources.clone());

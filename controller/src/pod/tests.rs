@@ -236,6 +236,16 @@ spec:
         - {name: tekton-internal-run-0, mountPath: /tekton/run/0}
         - {name: tekton-internal-run-1, mountPath: /tekton/run/1}
         - {name: tekton-internal-workspace, mountPath: /workspace}
+    - name: sidecar-docker
+      image: docker:dind
+      restartPolicy: Always
+      readinessProbe:
+        tcpSocket: {port: 2375}
+      env:
+        - {name: CI, value: "true"}
+      volumeMounts:
+        - {name: ws-settings, mountPath: /etc/maven, subPath: conf, readOnly: true}
+        - {name: ws-source, mountPath: /workspace/source}
   containers:
     - name: step-compile
       image: maven
@@ -293,15 +303,6 @@ spec:
         - {name: tekton-internal-workspace, mountPath: /workspace}
         - {name: ws-settings, mountPath: /etc/maven, subPath: conf, readOnly: true}
         - {name: ws-source, mountPath: /workspace/source}
-    - name: sidecar-docker
-      image: docker:dind
-      readinessProbe:
-        tcpSocket: {port: 2375}
-      env:
-        - {name: CI, value: "true"}
-      volumeMounts:
-        - {name: ws-settings, mountPath: /etc/maven, subPath: conf, readOnly: true}
-        - {name: ws-source, mountPath: /workspace/source}
   volumes:
     - {name: tekton-internal-bin, emptyDir: {}}
     - {name: tekton-internal-run-0, emptyDir: {}}
@@ -324,6 +325,69 @@ spec:
       configMap: {name: maven-settings}
 "#,
     );
+}
+
+#[test]
+fn without_native_sidecars_a_sidecar_is_a_container_beside_the_steps() {
+    let tr = task_run(
+        r#"
+metadata: {name: db, namespace: ci, uid: u3}
+spec:
+  taskSpec:
+    sidecars:
+      - {name: postgres, image: postgres, script: "exec postgres"}
+    steps:
+      - {name: query, image: postgres, command: [psql]}
+"#,
+    );
+    let settings = PodSettings {
+        native_sidecars: false,
+        ..PodSettings::default()
+    };
+    let pod = build_pod(&tr, &settings).unwrap().pod.spec.unwrap();
+    let names = |cs: &[core::Container]| -> Vec<(String, Option<String>)> {
+        cs.iter()
+            .map(|c| (c.name.clone(), c.restart_policy.clone()))
+            .collect()
+    };
+    assert_eq!(
+        names(&pod.containers),
+        [
+            ("step-query".into(), None),
+            ("sidecar-postgres".into(), None)
+        ]
+    );
+    assert_eq!(
+        names(pod.init_containers.as_deref().unwrap()),
+        [("prepare".into(), None)]
+    );
+    let native = build_pod(&tr, &PodSettings::default())
+        .unwrap()
+        .pod
+        .spec
+        .unwrap();
+    assert_eq!(names(&native.containers), [("step-query".into(), None)]);
+    assert_eq!(
+        names(native.init_containers.as_deref().unwrap()),
+        [
+            ("prepare".into(), None),
+            ("sidecar-postgres".into(), Some("Always".into()))
+        ]
+    );
+}
+
+#[test]
+fn native_sidecars_are_used_from_kubernetes_1_29() {
+    let version = |major: &str, minor: &str| k8s_openapi::apimachinery::pkg::version::Info {
+        major: major.into(),
+        minor: minor.into(),
+        ..Default::default()
+    };
+    assert!(has_native_sidecars(&version("1", "36")));
+    assert!(has_native_sidecars(&version("1", "29+")));
+    assert!(!has_native_sidecars(&version("1", "28")));
+    assert!(!has_native_sidecars(&version("", "")));
+    assert!(has_native_sidecars(&version("2", "0")));
 }
 
 #[test]

@@ -162,14 +162,27 @@ impl PodInfo {
         let statuses: &[ContainerStatus] = status
             .and_then(|s| s.container_statuses.as_deref())
             .unwrap_or_default();
+        // Native sidecars are init containers with restartPolicy: Always.
+        let init_containers = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.init_containers.as_deref())
+            .unwrap_or_default();
+        let init_statuses: &[ContainerStatus] = status
+            .and_then(|s| s.init_container_statuses.as_deref())
+            .unwrap_or_default();
         let sidecars = spec_containers
             .iter()
+            .chain(init_containers)
             .filter_map(|c| match Container::parse(&c.name) {
                 Some(Container::Sidecar(name)) => Some((name, &c.name)),
                 _ => None,
             })
             .map(|(name, container)| {
-                let s = statuses.iter().find(|s| &s.name == container);
+                let s = statuses
+                    .iter()
+                    .chain(init_statuses)
+                    .find(|s| &s.name == container);
                 let state = s.and_then(|s| s.state.as_ref());
                 Sidecar {
                     name: name.to_owned(),
@@ -478,6 +491,28 @@ mod tests {
         assert_eq!(i.sidecars[0].name, "db");
         assert_eq!(i.sidecars[0].started, Some(t("2026-11-22T10:00:04Z")));
         assert_eq!(i.completed, None);
+    }
+
+    #[test]
+    fn a_native_sidecar_is_read_from_the_init_containers() {
+        let mut json = pod_json("u1", "Running");
+        let spec = json["spec"].as_object_mut().unwrap();
+        spec["containers"].as_array_mut().unwrap().remove(1);
+        spec.insert(
+            "initContainers".into(),
+            serde_json::json!([{"name": "prepare", "image": "e"},
+                               {"name": "sidecar-db", "image": "postgres", "restartPolicy": "Always"}]),
+        );
+        let status = json["status"].as_object_mut().unwrap();
+        let side = status.remove("containerStatuses").unwrap();
+        status.insert("initContainerStatuses".into(), side);
+        let pod: Pod = serde_json::from_value(json).unwrap();
+        let i = PodInfo::from_pod(&pod, t("2026-11-22T10:00:05Z")).unwrap();
+        assert_eq!(i.steps, ["fetch", "compile"]);
+        assert_eq!(i.sidecars.len(), 1);
+        assert_eq!(i.sidecars[0].name, "db");
+        assert!(i.sidecars[0].ready);
+        assert_eq!(i.sidecars[0].started, Some(t("2026-11-22T10:00:04Z")));
     }
 
     #[test]
