@@ -1,6 +1,6 @@
 //! The whole controller under load: the release `tektite-controller` binary, in its own
 //! process, pointed by a kubeconfig at an in-memory API server in this process
-//! (`fake_api`: answers at once, HTTP/1.1 on loopback). Everything the controller does on
+//! (`tektite_tests::api_server`: answers at once, HTTP/1.1 on loopback). Everything the controller does on
 //! a cluster happens here too: the leader Lease, list and watch of PipelineRuns, TaskRuns,
 //! Pods and claims, the reconciles, creates and status patches. What is not here: a real
 //! API server's latency, admission, etcd, and the network.
@@ -27,8 +27,8 @@ use http_body_util::Empty;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tektite_bench::fake_api::{FakeApi, Kubelet, Write};
 use tektite_bench::{Samples, build_kind, ms};
+use tektite_tests::api_server::{FakeApi, Kubelet, Write};
 
 const PIPELINE_RUNS: &str = "apis/tekton.dev/v1/pipelineruns";
 const TASK_RUNS: &str = "apis/tekton.dev/v1/taskruns";

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-pub mod fake_api;
 pub mod pipelines;
 
 /// Measured durations.

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+pub mod api_server;
+pub mod kubelet;
 pub mod structural;
 
 /// Checks `actual` against the committed snapshot at `path`, or rewrites the snapshot

@@ -1,13 +1,30 @@
-//! An in-memory Kubernetes API server for the controller benchmarks. It serves create, get,
-//! merge patch (strategic and apply patches are applied as JSON merge patches), replace,
-//! delete, list and watch of any resource as HTTP/1.1 on loopback, so the real
-//! `tektite-controller` binary can be pointed at it with a kubeconfig. It answers at once,
-//! keeps every object in memory, and checks names and existence only: no schema, no
-//! admission, no resourceVersion conflicts. A watch from a resourceVersion older than the
-//! kept history gets 410 Gone, as from a real API server, and the client lists again.
+//! An in-memory Kubernetes API server, for tests and the controller benchmarks. It serves
+//! create, get, patch, replace, delete, list and watch of any resource as HTTP/1.1 on
+//! loopback, so the real `tektite-controller` and `tektite-node-agent` binaries can be
+//! pointed at it with a kubeconfig. It answers at once and keeps every object in memory.
 //!
-//! With a [`Kubelet`] it also plays the nodes: every Pod it is given is scheduled and its
-//! containers started at once, in the same write.
+//! What it does as a real API server does:
+//! - names (`generateName`), uid, creationTimestamp, resourceVersion on every write;
+//!   AlreadyExists and NotFound;
+//! - the `status` subresource of Pods, PVCs and tekton.dev runs: a create drops the status,
+//!   a write to the object keeps the stored status, a write to `/status` changes nothing
+//!   else;
+//! - JSON merge patches; strategic merge patches merge lists of objects by their `name`
+//!   (`type` for conditions) instead of replacing them; apply patches are merged as JSON
+//!   merge patches;
+//! - label selectors (equality terms) and field selectors (`a.b=c`, `a.b!=c`) on lists and
+//!   watches; paged lists; a watch from a resourceVersion older than the kept history gets
+//!   410 Gone, and the client lists again;
+//! - `pods/<name>/binding` sets the node and the PodScheduled condition;
+//! - TokenReviews, answered from the tokens given to [`FakeApi::accept_token`];
+//! - `/version`, as Kubernetes 1.33.
+//!
+//! What it does not: schemas, admission, defaulting, resourceVersion conflicts, graceful
+//! deletion (a delete removes the object at once), garbage collection.
+//!
+//! With a [`Kubelet`] it can also play the nodes itself: every Pod it is given is
+//! scheduled and its containers started at once, in the same write (`Kubelet::Off` leaves
+//! Pods to a real kubelet stand-in such as [`crate::kubelet`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
@@ -62,6 +79,8 @@ struct State {
     version: u64,
     resources: HashMap<String, Resource>,
     writes: Vec<Write>,
+    /// TokenReviews' answers: token → (username, node).
+    tokens: HashMap<String, (String, Option<String>)>,
 }
 
 #[derive(Debug, Default)]
@@ -75,14 +94,14 @@ struct Resource {
 struct Change {
     version: u64,
     namespace: String,
-    labels: BTreeMap<String, String>,
+    object: Value,
     line: Bytes,
 }
 
 #[derive(Debug)]
 struct Watcher {
     namespace: Option<String>,
-    selector: Vec<(String, String)>,
+    selector: Selector,
     tx: mpsc::UnboundedSender<Bytes>,
 }
 
@@ -91,20 +110,93 @@ impl Watcher {
         self.namespace
             .as_ref()
             .is_none_or(|n| *n == change.namespace)
-            && self
-                .selector
-                .iter()
-                .all(|(k, v)| change.labels.get(k) == Some(v))
+            && self.selector.matches(&change.object)
     }
 }
 
-/// Where a request points (a subresource such as `/status` is the object itself).
+/// A list's or watch's label and field selectors.
+#[derive(Debug, Default)]
+struct Selector {
+    /// Equality terms of `labelSelector` (`a=b`, `c==d`); a set-based term matches nothing.
+    labels: Vec<(String, String)>,
+    /// Terms of `fieldSelector`: (dotted path, value, equal).
+    fields: Vec<(String, String, bool)>,
+}
+
+impl Selector {
+    fn from_query(query: &[(String, String)]) -> Self {
+        let terms = |key: &str| -> Vec<String> {
+            query
+                .iter()
+                .filter(|(k, _)| k == key)
+                .flat_map(|(_, v)| v.split(','))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let labels = terms("labelSelector")
+            .iter()
+            .map(|t| {
+                let (k, v) = t
+                    .split_once("==")
+                    .or(t.split_once('='))
+                    .unwrap_or((t, "\0"));
+                (k.trim().to_string(), v.trim().to_string())
+            })
+            .collect();
+        let fields = terms("fieldSelector")
+            .iter()
+            .map(|t| match t.split_once("!=") {
+                Some((k, v)) => (k.trim().to_string(), v.trim().to_string(), false),
+                None => {
+                    let (k, v) = t
+                        .split_once("==")
+                        .or(t.split_once('='))
+                        .unwrap_or((t, "\0"));
+                    (k.trim().to_string(), v.trim().to_string(), true)
+                }
+            })
+            .collect();
+        Selector { labels, fields }
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        let labels = &object["metadata"]["labels"];
+        self.labels
+            .iter()
+            .all(|(k, v)| labels[k].as_str() == Some(v.as_str()))
+            && self.fields.iter().all(|(path, v, equal)| {
+                let found = path
+                    .split('.')
+                    .fold(object, |o, key| &o[key])
+                    .as_str()
+                    .unwrap_or_default();
+                (found == v) == *equal
+            })
+    }
+}
+
+/// Where a request points.
 #[derive(Debug, PartialEq)]
 struct Target {
     resource: String,
     namespace: Option<String>,
     name: Option<String>,
+    /// `status`, `binding`...
+    subresource: Option<String>,
 }
+
+/// Resources whose status is a subresource: written only through `/status`.
+const WITH_STATUS: &[&str] = &[
+    "api/v1/pods",
+    "api/v1/persistentvolumeclaims",
+    "apis/tekton.dev/v1/taskruns",
+    "apis/tekton.dev/v1/pipelineruns",
+    "apis/tekton.dev/v1beta1/customruns",
+];
+
+const TOKEN_REVIEWS: &str = "apis/authentication.k8s.io/v1/tokenreviews";
 
 fn target(path: &str) -> Option<Target> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -126,6 +218,7 @@ fn target(path: &str) -> Option<Target> {
         resource: format!("{base}/{}", rest[0]),
         namespace,
         name: rest.get(1).map(|s| s.to_string()),
+        subresource: rest.get(2).map(|s| s.to_string()),
     })
 }
 
@@ -143,34 +236,6 @@ fn respond(code: StatusCode, body: &Value) -> Response<Body> {
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_string())).boxed())
         .expect("a valid response")
-}
-
-fn labels_of(object: &Value) -> BTreeMap<String, String> {
-    object["metadata"]["labels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Equality terms of a label selector (`a=b,c==d`); set-based terms match nothing.
-fn selector(query: &[(String, String)]) -> Vec<(String, String)> {
-    query
-        .iter()
-        .filter(|(k, _)| k == "labelSelector")
-        .flat_map(|(_, v)| v.split(','))
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            let (k, v) = t
-                .split_once("==")
-                .or(t.split_once('='))
-                .unwrap_or((t, "\0"));
-            (k.trim().to_string(), v.trim().to_string())
-        })
-        .collect()
 }
 
 impl FakeApi {
@@ -207,6 +272,15 @@ impl FakeApi {
         Ok(addr)
     }
 
+    /// A TokenReview of `token` answers authenticated as `username`, with the node its Pod
+    /// runs on where given (as a bound ServiceAccount token says).
+    pub fn accept_token(&self, token: &str, username: &str, node: Option<&str>) {
+        self.lock().tokens.insert(
+            token.to_string(),
+            (username.to_string(), node.map(str::to_string)),
+        );
+    }
+
     /// Adds objects as if they had been created, all in one step; returns when.
     pub fn insert(&self, resource: &str, objects: Vec<Value>) -> Instant {
         let mut state = self.lock();
@@ -235,6 +309,14 @@ impl FakeApi {
             .unwrap_or(0)
     }
 
+    /// The object `namespace/name` of `resource`, as stored.
+    pub fn object(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.lock()
+            .get(resource, namespace, name)
+            .ok()
+            .map(|(_, o)| o)
+    }
+
     /// The size of `resource`'s objects as compact JSON, in bytes.
     pub fn json_bytes(&self, resource: &str) -> usize {
         self.lock()
@@ -245,6 +327,13 @@ impl FakeApi {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        if req.uri().path() == "/version" {
+            return respond(
+                StatusCode::OK,
+                &json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-tektite-test",
+                        "platform": "linux/amd64"}),
+            );
+        }
         let Some(target) = target(req.uri().path()) else {
             return respond(
                 StatusCode::NOT_FOUND,
@@ -256,10 +345,12 @@ impl FakeApi {
                 .into_owned()
                 .collect();
         let method = req.method().clone();
-        let apply = req
+        let content_type = req
             .headers()
             .get("content-type")
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/apply-patch"));
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let body = match req.into_body().collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
@@ -269,40 +360,61 @@ impl FakeApi {
                 );
             }
         };
-        let parsed = || serde_json::from_slice::<Value>(&body);
+        let parsed = || serde_json::from_slice::<Value>(&body).map_err(bad_request);
         let namespace = target.namespace.clone().unwrap_or_default();
         let mut state = self.lock();
-        let result = match (&method, &target.name) {
-            (&Method::GET, None) if query.iter().any(|(k, v)| k == "watch" && v != "false") => {
+        let sub = target.subresource.as_deref();
+        let result = match (&method, &target.name, sub) {
+            (&Method::GET, None, _) if query.iter().any(|(k, v)| k == "watch" && v != "false") => {
                 let from = query
                     .iter()
                     .find(|(k, _)| k == "resourceVersion")
                     .and_then(|(_, v)| v.parse().ok())
                     .unwrap_or(0);
-                return state.watch(&target, from, selector(&query));
+                return state.watch(&target, from, Selector::from_query(&query));
             }
-            (&Method::GET, None) => Ok(state.list(&target, &query)),
-            (&Method::GET, Some(name)) => state.get(&target.resource, &namespace, name),
-            (&Method::POST, None) => match parsed() {
-                Ok(object) => state.create(&target.resource, &namespace, object, self.kubelet),
-                Err(e) => Err(bad_request(e)),
-            },
-            (&Method::PATCH, Some(name)) => match parsed() {
-                Ok(patch) => state.patch(&target.resource, &namespace, name, &patch, apply),
-                Err(e) => Err(bad_request(e)),
-            },
-            (&Method::PUT, Some(name)) => match parsed() {
-                Ok(object) => state.replace(&target.resource, &namespace, name, object),
-                Err(e) => Err(bad_request(e)),
-            },
-            (&Method::DELETE, Some(name)) => state.delete(&target.resource, &namespace, name),
+            (&Method::GET, None, _) => Ok(state.list(&target, &query)),
+            (&Method::GET, Some(name), _) => state.get(&target.resource, &namespace, name),
+            (&Method::POST, None, _) if target.resource == TOKEN_REVIEWS => {
+                parsed().map(|review| state.review(review))
+            }
+            (&Method::POST, None, _) => parsed().and_then(|object| {
+                state.create(&target.resource, &namespace, object, self.kubelet)
+            }),
+            (&Method::POST, Some(name), Some("binding")) if target.resource == PODS => {
+                parsed().and_then(|binding| state.bind(&namespace, name, &binding))
+            }
+            (&Method::PATCH, Some(name), None | Some("status")) => {
+                let kind = if content_type.starts_with("application/strategic-merge-patch") {
+                    PatchKind::Strategic
+                } else if content_type.starts_with("application/apply-patch") {
+                    PatchKind::Apply
+                } else if content_type.starts_with("application/merge-patch") {
+                    PatchKind::Merge
+                } else {
+                    return respond(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        &status(
+                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            "UnsupportedMediaType",
+                            format!("the body of a patch is not {content_type:?}"),
+                        ),
+                    );
+                };
+                parsed().and_then(|patch| {
+                    state.patch(&target.resource, &namespace, name, sub, &patch, kind)
+                })
+            }
+            (&Method::PUT, Some(name), None | Some("status")) => parsed()
+                .and_then(|object| state.replace(&target.resource, &namespace, name, sub, object)),
+            (&Method::DELETE, Some(name), None) => state.delete(&target.resource, &namespace, name),
             _ => Err(status(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
-                format!("{method} {}", target.resource),
+                format!("{method} {} {}", target.resource, sub.unwrap_or_default()),
             )),
         };
-        if method != Method::GET && result.is_ok() {
+        if method != Method::GET && result.is_ok() && target.resource != TOKEN_REVIEWS {
             let name = target
                 .name
                 .clone()
@@ -331,6 +443,15 @@ impl FakeApi {
     }
 }
 
+const PODS: &str = "api/v1/pods";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PatchKind {
+    Merge,
+    Strategic,
+    Apply,
+}
+
 fn bad_request(e: serde_json::Error) -> Value {
     status(StatusCode::BAD_REQUEST, "BadRequest", e.to_string())
 }
@@ -341,6 +462,45 @@ fn not_found(resource: &str, name: &str) -> Value {
         "NotFound",
         format!("{resource} \"{name}\" not found"),
     )
+}
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A strategic merge patch as the API server applies it to the lists tektite patches:
+/// a list of objects that all carry `name` (or, for conditions, `type`) is merged item by
+/// item on that key; any other value is merged as in a JSON merge patch.
+fn strategic_merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    strategic_merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(p)) if merge_key(p).is_some() => {
+            let key = merge_key(p).expect("checked");
+            for item in p {
+                match t.iter_mut().find(|have| have[key] == item[key]) {
+                    Some(have) => strategic_merge(have, item),
+                    None => t.push(item.clone()),
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+fn merge_key(items: &[Value]) -> Option<&'static str> {
+    ["name", "type"]
+        .into_iter()
+        .find(|key| !items.is_empty() && items.iter().all(|i| i[*key].is_string()))
 }
 
 type Answer = Result<(StatusCode, Value), Value>;
@@ -368,8 +528,8 @@ impl State {
         line.push(b'\n');
         let change = Arc::new(Change {
             version,
-            labels: labels_of(&object),
             namespace: namespace.clone(),
+            object: object.clone(),
             line: Bytes::from(line),
         });
         let r = self.resources.entry(resource.to_string()).or_default();
@@ -394,6 +554,11 @@ impl State {
         mut object: Value,
         kubelet: Kubelet,
     ) -> Answer {
+        if WITH_STATUS.contains(&resource)
+            && let Some(o) = object.as_object_mut()
+        {
+            o.remove("status");
+        }
         let meta = &mut object["metadata"];
         if meta["name"].as_str().unwrap_or_default().is_empty() {
             let prefix = meta["generateName"]
@@ -418,13 +583,13 @@ impl State {
             ));
         }
         meta["uid"] = format!("uid-{:08}", self.version + 1).into();
-        meta["creationTimestamp"] = jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string()
-            .into();
+        meta["creationTimestamp"] = now_rfc3339().into();
         meta["generation"] = 1.into();
+        if resource == PODS {
+            object["status"] = json!({"phase": "Pending"});
+        }
         let mut created = self.put(resource, "ADDED", object);
-        if let (Kubelet::Run { nodes }, "api/v1/pods") = (kubelet, resource) {
+        if let (Kubelet::Run { nodes }, PODS) = (kubelet, resource) {
             created = self.put(resource, "MODIFIED", started(created, nodes, self.version));
         }
         Ok((StatusCode::CREATED, created))
@@ -438,17 +603,53 @@ impl State {
             .ok_or_else(|| not_found(resource, name))
     }
 
+    /// Stores `object`, the new version of `current`, as a write to `subresource` takes it:
+    /// the status alone through `/status`, everything but the status otherwise.
+    fn update(
+        &mut self,
+        resource: &str,
+        current: &Value,
+        subresource: Option<&str>,
+        mut object: Value,
+    ) -> Value {
+        for keep in ["uid", "creationTimestamp", "namespace", "name"] {
+            object["metadata"][keep] = current["metadata"][keep].clone();
+        }
+        if WITH_STATUS.contains(&resource) {
+            if subresource == Some("status") {
+                let status = object["status"].take();
+                object = current.clone();
+                object["status"] = status;
+            } else {
+                object["status"] = current["status"].clone();
+            }
+        }
+        object["metadata"]["generation"] = current["metadata"]["generation"].clone();
+        if object["spec"] != current["spec"] {
+            let generation = current["metadata"]["generation"].as_u64().unwrap_or(1);
+            object["metadata"]["generation"] = (generation + 1).into();
+        }
+        if object.get("status").is_some_and(Value::is_null) {
+            object.as_object_mut().map(|o| o.remove("status"));
+        }
+        if object == *current {
+            return object;
+        }
+        self.put(resource, "MODIFIED", object)
+    }
+
     fn patch(
         &mut self,
         resource: &str,
         namespace: &str,
         name: &str,
+        subresource: Option<&str>,
         patch: &Value,
-        apply: bool,
+        kind: PatchKind,
     ) -> Answer {
         let current = match self.get(resource, namespace, name) {
             Ok((_, o)) => o,
-            Err(_) if apply => {
+            Err(_) if kind == PatchKind::Apply && subresource.is_none() => {
                 let mut object = patch.clone();
                 object["metadata"]["name"] = name.into();
                 return self.create(resource, namespace, object, Kubelet::Off);
@@ -456,11 +657,14 @@ impl State {
             Err(e) => return Err(e),
         };
         let mut object = current.clone();
-        json_patch::merge(&mut object, patch);
-        if object == current {
-            return Ok((StatusCode::OK, current));
+        match kind {
+            PatchKind::Strategic => strategic_merge(&mut object, patch),
+            PatchKind::Merge | PatchKind::Apply => json_patch::merge(&mut object, patch),
         }
-        Ok((StatusCode::OK, self.put(resource, "MODIFIED", object)))
+        Ok((
+            StatusCode::OK,
+            self.update(resource, &current, subresource, object),
+        ))
     }
 
     fn replace(
@@ -468,13 +672,69 @@ impl State {
         resource: &str,
         namespace: &str,
         name: &str,
-        mut object: Value,
+        subresource: Option<&str>,
+        object: Value,
     ) -> Answer {
         let (_, current) = self.get(resource, namespace, name)?;
-        for keep in ["uid", "creationTimestamp", "generation", "namespace"] {
-            object["metadata"][keep] = current["metadata"][keep].clone();
+        Ok((
+            StatusCode::OK,
+            self.update(resource, &current, subresource, object),
+        ))
+    }
+
+    /// `pods/<name>/binding`: the Pod is on the node the binding names.
+    fn bind(&mut self, namespace: &str, name: &str, binding: &Value) -> Answer {
+        let (_, current) = self.get(PODS, namespace, name)?;
+        let Some(node) = binding["target"]["name"].as_str().filter(|n| !n.is_empty()) else {
+            return Err(status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "a binding needs target.name".into(),
+            ));
+        };
+        if current["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty())
+        {
+            return Err(status(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!(
+                    "pod {name} is already assigned to node {}",
+                    current["spec"]["nodeName"]
+                ),
+            ));
         }
-        Ok((StatusCode::OK, self.put(resource, "MODIFIED", object)))
+        let mut object = current;
+        object["spec"]["nodeName"] = node.into();
+        let scheduled = json!({"type": "PodScheduled", "status": "True",
+                               "lastTransitionTime": now_rfc3339()});
+        strategic_merge(&mut object["status"], &json!({"conditions": [scheduled]}));
+        self.put(PODS, "MODIFIED", object);
+        Ok((
+            StatusCode::CREATED,
+            status(
+                StatusCode::CREATED,
+                "",
+                format!("pod {name} bound to {node}"),
+            ),
+        ))
+    }
+
+    fn review(&self, mut review: Value) -> (StatusCode, Value) {
+        let token = review["spec"]["token"].as_str().unwrap_or_default();
+        review["status"] = match self.tokens.get(token) {
+            Some((username, node)) => {
+                let mut user = json!({"username": username});
+                if let Some(node) = node {
+                    user["extra"] = json!({"authentication.kubernetes.io/node-name": [node]});
+                }
+                json!({"authenticated": true, "user": user,
+                       "audiences": review["spec"]["audiences"].clone()})
+            }
+            None => json!({"authenticated": false, "error": "invalid bearer token"}),
+        };
+        (StatusCode::CREATED, review)
     }
 
     fn delete(&mut self, resource: &str, namespace: &str, name: &str) -> Answer {
@@ -507,7 +767,7 @@ impl State {
         let version = token
             .as_ref()
             .map_or(self.version.to_string(), |(v, _)| v.clone());
-        let selector = selector(query);
+        let selector = Selector::from_query(query);
         let start = token.map_or(Bound::Unbounded, |(_, key)| Bound::Excluded(key));
         let mut page: Vec<(&(String, String), &Value)> = self
             .resources
@@ -515,10 +775,7 @@ impl State {
             .into_iter()
             .flat_map(|r| r.objects.range((start.clone(), Bound::Unbounded)))
             .filter(|((ns, _), _)| target.namespace.as_ref().is_none_or(|n| n == ns))
-            .filter(|(_, o)| {
-                let labels = labels_of(o);
-                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-            })
+            .filter(|(_, o)| selector.matches(o))
             .take(limit.saturating_add(1))
             .collect();
         let more = page.len() > limit;
@@ -535,12 +792,7 @@ impl State {
         )
     }
 
-    fn watch(
-        &mut self,
-        target: &Target,
-        from: u64,
-        selector: Vec<(String, String)>,
-    ) -> Response<Body> {
+    fn watch(&mut self, target: &Target, from: u64, selector: Selector) -> Response<Body> {
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = Watcher {
             namespace: target.namespace.clone(),
@@ -575,9 +827,7 @@ impl State {
 
 /// A Pod as a kubelet leaves it once every container has started.
 fn started(mut pod: Value, nodes: u32, seed: u64) -> Value {
-    let now = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
+    let now = now_rfc3339();
     pod["spec"]["nodeName"] = format!("node-{}", seed % u64::from(nodes.max(1))).into();
     let image = |c: &Value| c["image"].clone();
     let inits: Vec<Value> = pod["spec"]["initContainers"]
@@ -606,6 +856,7 @@ fn started(mut pod: Value, nodes: u32, seed: u64) -> Value {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    use kube::ResourceExt;
     use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
     use kube::runtime::{WatchStreamExt, watcher};
 
@@ -712,6 +963,141 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn status_is_a_subresource_and_strategic_patches_merge_lists_by_name() {
+        let api = FakeApi::new(Kubelet::Off);
+        let pods: Api<Pod> = Api::namespaced(client(&api).await, "ci");
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "step-a", "image": "a", "command": ["true"]},
+                                    {"name": "sidecar-b", "image": "b", "command": ["sleep"]}]},
+            "status": {"phase": "Succeeded"}}))
+        .unwrap();
+        let created = pods.create(&PostParams::default(), &pod).await.unwrap();
+        assert_eq!(created.status.unwrap().phase.as_deref(), Some("Pending"));
+
+        // A write to the object leaves the status; one to /status leaves the rest.
+        let pp = PatchParams::default();
+        pods.patch(
+            "p",
+            &pp,
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"a": "1"}}, "status": {"phase": "Failed"}}),
+            ),
+        )
+        .await
+        .unwrap();
+        pods.patch_status(
+            "p",
+            &pp,
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"a": "2"}}, "status": {"phase": "Running"}}),
+            ),
+        )
+        .await
+        .unwrap();
+        let now = pods.get("p").await.unwrap();
+        assert_eq!(now.labels()["a"], "1");
+        assert_eq!(now.status.unwrap().phase.as_deref(), Some("Running"));
+
+        // A strategic patch of one container's image keeps the other and the command.
+        pods.patch(
+            "p",
+            &pp,
+            &Patch::Strategic(
+                json!({"spec": {"containers": [{"name": "sidecar-b", "image": "nop"}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+        let spec = pods.get("p").await.unwrap().spec.unwrap();
+        let images: Vec<_> = spec
+            .containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.image.as_deref(), c.command.clone()))
+            .collect();
+        assert_eq!(
+            images,
+            [
+                ("step-a", Some("a"), Some(vec!["true".into()])),
+                ("sidecar-b", Some("nop"), Some(vec!["sleep".into()]))
+            ]
+        );
+
+        // A binding places the Pod; a field selector then finds it, and a second binding is refused.
+        let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "node-a"}});
+        let request = http::Request::post("/api/v1/namespaces/ci/pods/p/binding")
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&binding).unwrap())
+            .unwrap();
+        let bound: Value = client(&api).await.request(request.clone()).await.unwrap();
+        assert_eq!(bound["status"], "Success");
+        assert!(client(&api).await.request::<Value>(request).await.is_err());
+        let on_a = pods
+            .list(&ListParams::default().fields("spec.nodeName=node-a"))
+            .await
+            .unwrap();
+        assert_eq!(on_a.items.len(), 1);
+        let on_b = pods
+            .list(&ListParams::default().fields("spec.nodeName=node-b"))
+            .await
+            .unwrap();
+        assert!(on_b.items.is_empty());
+        let pod = pods.get("p").await.unwrap();
+        let conditions = pod.status.unwrap().conditions.unwrap();
+        assert_eq!(conditions[0].type_, "PodScheduled");
+
+        // A patch of a type it does not take is refused, as a real server does.
+        let raw = http::Request::patch("/api/v1/namespaces/ci/pods/p")
+            .header("content-type", "application/json")
+            .body(b"{}".to_vec())
+            .unwrap();
+        let refused = client(&api).await.request::<Value>(raw).await;
+        assert!(
+            matches!(&refused, Err(kube::Error::Api(s)) if s.code == 415),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn token_reviews_answer_from_the_accepted_tokens() {
+        use k8s_openapi::api::authentication::v1::TokenReview;
+        let api = FakeApi::new(Kubelet::Off);
+        api.accept_token(
+            "t0k",
+            "system:serviceaccount:tektite-system:agent",
+            Some("node-a"),
+        );
+        let reviews: Api<TokenReview> = Api::all(client(&api).await);
+        let ask = |token: &str| -> TokenReview {
+            serde_json::from_value(json!({"spec": {"token": token, "audiences": ["tektite"]}}))
+                .unwrap()
+        };
+        let yes = reviews
+            .create(&PostParams::default(), &ask("t0k"))
+            .await
+            .unwrap()
+            .status
+            .unwrap();
+        assert_eq!(yes.authenticated, Some(true));
+        let user = yes.user.unwrap();
+        assert_eq!(
+            user.username.as_deref(),
+            Some("system:serviceaccount:tektite-system:agent")
+        );
+        assert_eq!(
+            user.extra.unwrap()["authentication.kubernetes.io/node-name"],
+            ["node-a"]
+        );
+        let no = reviews
+            .create(&PostParams::default(), &ask("other"))
+            .await
+            .unwrap()
+            .status
+            .unwrap();
+        assert_eq!(no.authenticated, Some(false));
+        assert_eq!(api.writes().len(), 0);
+    }
+
     #[test]
     fn paths_name_a_resource() {
         assert_eq!(
@@ -720,6 +1106,7 @@ mod tests {
                 resource: "apis/tekton.dev/v1/taskruns".into(),
                 namespace: Some("ci".into()),
                 name: Some("tr".into()),
+                subresource: Some("status".into()),
             })
         );
         assert_eq!(
@@ -728,6 +1115,7 @@ mod tests {
                 resource: "api/v1/pods".into(),
                 namespace: None,
                 name: None,
+                subresource: None,
             })
         );
         assert_eq!(target("/version"), None);
