@@ -5,6 +5,7 @@ use std::path::Path;
 
 pub mod api_server;
 pub mod kubelet;
+pub mod node;
 pub mod structural;
 
 /// Checks `actual` against the committed snapshot at `path`, or rewrites the snapshot
