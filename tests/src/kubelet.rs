@@ -293,7 +293,11 @@ impl State {
         let time = |t: &Timestamp| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         match self {
             State::Waiting { reason, message } => {
-                json!({"waiting": {"reason": reason, "message": message}})
+                let mut w = json!({"reason": reason});
+                if let Some(m) = message {
+                    w["message"] = m.clone().into();
+                }
+                json!({ "waiting": w })
             }
             State::Running { started } => json!({"running": {"startedAt": time(started)}}),
             State::Terminated {
@@ -302,8 +306,14 @@ impl State {
                 message,
                 started,
                 finished,
-            } => json!({"terminated": {"exitCode": code, "reason": reason, "message": message,
-                                       "startedAt": time(started), "finishedAt": time(finished)}}),
+            } => {
+                let mut t = json!({"exitCode": code, "reason": reason,
+                                   "startedAt": time(started), "finishedAt": time(finished)});
+                if let Some(m) = message {
+                    t["message"] = m.clone().into();
+                }
+                json!({ "terminated": t })
+            }
         }
     }
 

@@ -117,7 +117,8 @@ impl Node {
         let config = kube::Config::new(format!("http://{addr}").parse().expect("a URI"));
         let client = kube::Client::try_from(config).expect("a client");
         let root = dir.join("kubelet");
-        std::fs::create_dir_all(&root).expect("creating the kubelet root");
+        // A kubelet makes its pods directory when it starts; the agent watches it.
+        std::fs::create_dir_all(root.join("pods")).expect("creating the kubelet root");
         let token = dir.join("token");
         std::fs::write(&token, AGENT_TOKEN).expect("writing the agent's token");
         for namespace in ["default", "tektite-system"] {

@@ -224,7 +224,7 @@ fn mount_point(root: &Path, path: &str, dir: bool) -> Result<PathBuf, String> {
             .strip_prefix(root)
             .ok()
             .and_then(|rel| rel.components().next())
-            .is_some_and(|top| Path::new("/").join(top).exists());
+            .is_some_and(|top| top.as_os_str() != "dev" && Path::new("/").join(top).exists());
     if host_dir {
         return Err(format!(
             "mount point {path} would be made in this machine's {} (the stand-in has no image filesystem)",

@@ -1,0 +1,316 @@
+//! The real controller, node agent and entrypoint, on one node with no cluster: the
+//! in-test API server and the kubelet stand-in, which runs each Pod's containers as
+//! processes with the mounts a kubelet gives them (the termination file bound at
+//! terminationMessagePath among them) and a kubelet's 1 s relist. Every example under
+//! examples/ with a run in it runs here to Succeeded.
+//!
+//! Needs the workspace's binaries built (`cargo test --workspace` builds them) and a
+//! machine that lets a process make a mount namespace (as root, or in a user namespace).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::discovery::ApiResource;
+use serde_json::{Value, json};
+use tektite_api::document::{Object, Source, load};
+use tektite_tests::node::Node;
+
+const RELIST: Duration = Duration::from_secs(1);
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn resource(kind: &str) -> ApiResource {
+    let (group, version, plural) = match kind {
+        "Task" => ("tekton.dev", "v1", "tasks"),
+        "Pipeline" => ("tekton.dev", "v1", "pipelines"),
+        "TaskRun" => ("tekton.dev", "v1", "taskruns"),
+        "PipelineRun" => ("tekton.dev", "v1", "pipelineruns"),
+        "ConfigMap" => ("", "v1", "configmaps"),
+        "Secret" => ("", "v1", "secrets"),
+        other => panic!("no resource for {other}"),
+    };
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: if group.is_empty() {
+            version.into()
+        } else {
+            format!("{group}/{version}")
+        },
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+async fn create(node: &Node, kind: &str, mut object: Value) -> String {
+    let r = resource(kind);
+    object["apiVersion"] = r.api_version.clone().into();
+    object["kind"] = kind.into();
+    let api: Api<DynamicObject> = Api::namespaced_with(node.client.clone(), "default", &r);
+    let object: DynamicObject = serde_json::from_value(object).expect("a Kubernetes object");
+    let created = api
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap_or_else(|e| node.fail(&format!("creating a {kind}: {e}")));
+    created.metadata.name.unwrap_or_default()
+}
+
+/// Creates every document of the example (converted to tekton.dev/v1, as the conversion
+/// webhook will; `params` override the run's), and returns the run's kind and name.
+async fn create_example(node: &Node, file: &str, params: &[(&str, &str)]) -> (String, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let docs = load(&[Source {
+        name: file,
+        text: &text,
+    }]);
+    let mut run = None;
+    for doc in docs {
+        assert!(doc.problems.is_empty(), "{file}: {:?}", doc.problems);
+        let (kind, mut value) = match doc.object {
+            Some(Object::Task(t)) => ("Task", serde_json::to_value(t).unwrap()),
+            Some(Object::Pipeline(p)) => ("Pipeline", serde_json::to_value(p).unwrap()),
+            Some(Object::TaskRun(t)) => ("TaskRun", serde_json::to_value(t).unwrap()),
+            Some(Object::PipelineRun(p)) => ("PipelineRun", serde_json::to_value(p).unwrap()),
+            Some(Object::ConfigMap(c)) => ("ConfigMap", serde_json::to_value(c).unwrap()),
+            Some(Object::Secret(s)) => ("Secret", serde_json::to_value(s).unwrap()),
+            _ => continue,
+        };
+        if kind.ends_with("Run") {
+            let list = value["spec"]["params"].as_array_mut();
+            let list = match list {
+                Some(l) => l,
+                None => {
+                    value["spec"]["params"] = json!([]);
+                    value["spec"]["params"].as_array_mut().unwrap()
+                }
+            };
+            for (name, v) in params {
+                list.retain(|p| p["name"] != *name);
+                list.push(json!({"name": name, "value": v}));
+            }
+            run = Some((kind.to_string(), value));
+        } else {
+            create(node, kind, value).await;
+        }
+    }
+    let (kind, value) = run.unwrap_or_else(|| panic!("{file} has no run"));
+    let name = create(node, &kind, value).await;
+    (kind, name)
+}
+
+/// Waits for the run's Succeeded condition to be decided; the run as it then is.
+async fn finished(node: &mut Node, kind: &str, name: &str) -> Value {
+    let r = resource(kind);
+    let began = Instant::now();
+    loop {
+        let plural = &r.plural;
+        if let Some(run) = node
+            .api
+            .object(&format!("apis/tekton.dev/v1/{plural}"), "default", name)
+        {
+            let decided = run["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Succeeded" && c["status"] != "Unknown");
+            if decided {
+                return run;
+            }
+        }
+        if began.elapsed() > LIMIT {
+            let run = node
+                .api
+                .object(&format!("apis/tekton.dev/v1/{plural}"), "default", name);
+            node.fail(&format!(
+                "{kind} {name} was not done within {LIMIT:?}: {:#}",
+                run.unwrap_or_default()["status"]
+            ));
+        }
+        node.check_alive();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn succeeded(node: &Node, run: &Value) {
+    let condition = run["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Succeeded"))
+        .cloned()
+        .unwrap_or_default();
+    if condition["status"] != "True" {
+        let pods: Vec<String> = std::fs::read_dir(node.dir.join("kubelet/logs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+            .map(|f| {
+                format!(
+                    "--- {}:\n{}",
+                    f.path().display(),
+                    std::fs::read_to_string(f.path()).unwrap_or_default()
+                )
+            })
+            .collect();
+        node.fail(&format!(
+            "{} did not succeed: {condition}\nstatus: {:#}\n{}",
+            run["metadata"]["name"],
+            run["status"],
+            pods.join("\n")
+        ));
+    }
+}
+
+async fn run_example(file: &str, params: &[(&str, &str)]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), RELIST).await;
+    let (kind, name) = create_example(&node, file, params).await;
+    let run = finished(&mut node, &kind, &name).await;
+    succeeded(&node, &run);
+    node.stop().await;
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_step_task_run_succeeds_with_its_result_through_the_kubelets_mounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), RELIST).await;
+    let name = create(
+        &node,
+        "TaskRun",
+        json!({"metadata": {"name": "echo"}, "spec": {"taskSpec": {
+            "results": [{"name": "word"}],
+            "steps": [
+                {"name": "say", "image": "alpine", "script": "#!/bin/sh\nprintf hello > $(results.word.path)"},
+                {"name": "again", "image": "alpine", "command": ["sh", "-c", "test -s /tekton/results/word"]}
+            ]}}}),
+    )
+    .await;
+    let run = finished(&mut node, "TaskRun", &name).await;
+    succeeded(&node, &run);
+    let status = &run["status"];
+    assert_eq!(status["results"][0]["value"], "hello", "{status:#}");
+    let steps = status["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    for s in steps {
+        assert_eq!(s["terminated"]["exitCode"], 0, "{s}");
+    }
+    // The Pod ran through the kubelet's mounts: its containers' termination messages
+    // reached the Pod status (written in place, into the bound file).
+    // The agent told the controller before the kubelet's relist saw the exits: the Pod
+    // completes after the TaskRun did.
+    let pod_name = status["podName"].as_str().unwrap();
+    let began = Instant::now();
+    let pod = loop {
+        let pod = node.api.object("api/v1/pods", "default", pod_name).unwrap();
+        if pod["status"]["phase"] == "Succeeded" {
+            break pod;
+        }
+        if began.elapsed() > LIMIT {
+            node.fail(&format!("the Pod did not complete: {:#}", pod["status"]));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let say = pod["status"]["containerStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "step-say")
+        .unwrap();
+    assert!(
+        say["state"]["terminated"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("word")),
+        "{say:#}"
+    );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_step_fails_the_task_run_and_skips_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), RELIST).await;
+    let name = create(
+        &node,
+        "TaskRun",
+        json!({"metadata": {"name": "fails"}, "spec": {"taskSpec": {"steps": [
+            {"name": "boom", "image": "alpine", "command": ["sh", "-c", "exit 3"]},
+            {"name": "never", "image": "alpine", "command": ["true"]}
+        ]}}}),
+    )
+    .await;
+    let run = finished(&mut node, "TaskRun", &name).await;
+    let status = &run["status"];
+    assert_eq!(status["conditions"][0]["status"], "False", "{status:#}");
+    assert_eq!(
+        status["steps"][0]["terminated"]["exitCode"], 3,
+        "{status:#}"
+    );
+    assert_eq!(
+        status["steps"][1]["terminationReason"], "Skipped",
+        "{status:#}"
+    );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hello_pipeline_example_succeeds() {
+    run_example("hello-pipeline.yaml", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_then_build_example_succeeds_with_its_defaults() {
+    let run = run_example("test-then-build.yaml", &[]).await;
+    let image = run["status"]["results"][0]["value"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        image.starts_with("harbor.k8s.local/course/devops-demo:v0.4.0-"),
+        "{:#}",
+        run["status"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_example_succeeds_with_a_native_sidecar() {
+    let run = run_example("sidecar-service.yaml", &[]).await;
+    assert_eq!(
+        run["status"]["results"][0]["value"], "hello from the sidecar",
+        "{:#}",
+        run["status"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_build_id_example_succeeds() {
+    run_example("build-id.yaml", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_git_resource_example_clones_a_local_repository() {
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(repo.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repo.path().join("a.txt"), "a").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "one"]);
+    let url = repo.path().display().to_string();
+    run_example(
+        "v1alpha1-git-resource.yaml",
+        &[("resource-source-url", &url)],
+    )
+    .await;
+}
