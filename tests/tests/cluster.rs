@@ -1,6 +1,19 @@
-//! Against the cluster in KUBECONFIG, with tektite installed (`kubectl apply -k deploy/`):
-//! a TaskRun and a PipelineRun from examples/ run to Succeeded. Run with
+//! Against the cluster in KUBECONFIG, with tektite installed (`kubectl apply --server-side
+//! -k deploy/`): runs from examples/ go to Succeeded, Pods sharing a claim land on one
+//! node, and tektite's runs stay tektite's beside a Tekton. Run with
 //! `cargo test -p tektite-tests --test cluster -- --ignored`.
+//!
+//! With no cluster, the same level runs in CI as `on_a_node.rs` (the in-test API server
+//! and the project's kubelet stand-in). To run these against a real kube-apiserver on a
+//! machine with no kubelet, use `../shared/harness/process_kubelet.py` as the node: it
+//! binds and runs every Pod as host processes with a kubelet's mounts and relist. Give it
+//! an image map whose `ghcr.io/tektite-dev/tektite-entrypoint` entry binds the binary
+//! `entrypoint/build-static` prints at `/tektite/entrypoint`, create the `default`
+//! ServiceAccount and the `kube-root-ca.crt` ConfigMap in `default` (nothing else makes
+//! them there), start it with `--pleg-period 1.0`, then run the controller and a node
+//! agent (`--kubelet-root` = the harness's `--root`) as processes with the same
+//! KUBECONFIG. The harness runs no native sidecars: start the controller with
+//! `--sidecars containers` for the sidecar example.
 
 use std::time::Duration;
 
@@ -179,4 +192,53 @@ async fn the_pods_sharing_a_workspace_claim_land_on_one_node() {
     };
     assert_eq!(node_of("fetch"), node_of("build"));
     node_of("notify");
+}
+
+/// Needs Tekton's own controller running too (its release.yaml), and tektite started with
+/// `--claim-only-own`: a run with `spec.managedBy: tektite.dev/controller` is tektite's
+/// alone. Tekton would add `status.provenance` and a Pod of its own.
+#[tokio::test]
+#[ignore = "needs cluster"]
+async fn a_run_managed_by_tektite_is_left_alone_by_tekton() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::ListParams;
+
+    let client = client().await;
+    let api: Api<TaskRun> = Api::namespaced(client.clone(), NAMESPACE);
+    let name = "tektite-cluster-test-beside-tekton";
+    let tr: TaskRun = serde_json::from_value(serde_json::json!({
+        "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+        "metadata": {"name": name},
+        "spec": {"managedBy": "tektite.dev/controller", "taskSpec": {"steps": [
+            {"name": "say", "image": "busybox", "command": ["echo", "hi"]}]}}
+    }))
+    .unwrap();
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    api.create(&PostParams::default(), &tr).await.unwrap();
+    let mut status = None;
+    for _ in 0..180 {
+        let now = api.get(name).await.unwrap().status.unwrap_or_default();
+        if finished(&now.conditions).is_some() {
+            status = Some(now);
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let status = status.expect("the TaskRun finished");
+    assert_eq!(finished(&status.conditions).as_deref(), Some("True"));
+    let raw: serde_json::Value = serde_json::to_value(api.get(name).await.unwrap()).unwrap();
+    assert!(
+        raw["status"].get("provenance").is_none(),
+        "Tekton wrote this status: {:#}",
+        raw["status"]
+    );
+    let pods: Api<Pod> = Api::namespaced(client, NAMESPACE);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("tekton.dev/taskRun={name}")))
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 1, "one Pod, tektite's");
+    let labels = list.items[0].metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("tektite.dev/managed-by").map(String::as_str), Some("tektite"));
 }
