@@ -504,11 +504,7 @@ impl Worker {
             spec: c.clone(),
             init,
             sidecar: init && c.restart_policy.as_deref() == Some("Always"),
-            raw: State::waiting(if init {
-                "PodInitializing"
-            } else {
-                "PodInitializing"
-            }),
+            raw: State::waiting("PodInitializing"),
             seen: State::waiting("PodInitializing"),
             launched: false,
             image: c.image.clone().unwrap_or_default(),
