@@ -68,6 +68,9 @@ pub struct ContainerSpec {
     pub cwd: String,
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Whether the image is this machine's userland (else: its binds, the C library, and
+    /// the `/proc`, `/sys` and `/dev` a runtime mounts).
+    pub userland: bool,
 }
 
 /// What an image stands for: the binds it brings and its entrypoint. The longest matching
@@ -78,6 +81,9 @@ pub struct Image {
     pub binds: Vec<Bind>,
     /// The image's ENTRYPOINT, for containers that give no command.
     pub command: Vec<String>,
+    /// The image holds nothing but its binds (and the C library they link), as the
+    /// entrypoint's image holds nothing but the entrypoint: no shell, no `/bin`.
+    pub bare: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -988,6 +994,7 @@ impl Worker {
         };
         let spec = self.slots[slot].spec.clone();
         let image = spec.image.clone().unwrap_or_default();
+        let userland = self.image_for(&image).is_none_or(|i| !i.bare);
         let mut argv = spec.command.clone().unwrap_or_default();
         if argv.is_empty() {
             let Some(entry) = self.image_for(&image).filter(|i| !i.command.is_empty()) else {
@@ -1036,6 +1043,7 @@ impl Worker {
                     cwd: spec.working_dir.clone().unwrap_or_else(|| "/".into()),
                     argv,
                     env,
+                    userland,
                 };
                 std::fs::write(
                     dir.join("spec.json"),
@@ -1345,6 +1353,7 @@ impl Worker {
                 return false;
             };
             let root = dir.join("probe-rootfs");
+            let image = self.slots[slot].spec.image.clone().unwrap_or_default();
             let spec = ContainerSpec {
                 root: root.clone(),
                 binds,
@@ -1355,6 +1364,7 @@ impl Worker {
                     .unwrap_or_else(|| "/".into()),
                 argv: exec.command.clone().unwrap_or_default(),
                 env,
+                userland: self.image_for(&image).is_none_or(|i| !i.bare),
             };
             let file = dir.join("probe.json");
             if std::fs::create_dir_all(&root).is_err()

@@ -111,6 +111,11 @@ impl Node {
     /// Starts everything under `dir` (an empty temp dir), with the kubelet's relist every
     /// `relist`, and waits until the controller leads and the agent streams to it.
     pub async fn start(dir: &Path, relist: Duration) -> Node {
+        Node::start_with(dir, relist, &[]).await
+    }
+
+    /// [`Node::start`] with more arguments for the controller.
+    pub async fn start_with(dir: &Path, relist: Duration, controller_args: &[&str]) -> Node {
         let api = FakeApi::new(Nodes::Off);
         let addr: SocketAddr = api.serve().await.expect("serving the in-test API server");
         api.accept_token(AGENT_TOKEN, AGENT_ACCOUNT, Some(NODE));
@@ -163,6 +168,7 @@ impl Node {
             "--identity=test",
             "--log-level=info",
         ]);
+        controller.args(controller_args);
         let mut agent = Command::new(binary("tektite-node-agent", "tektite-node-agent"));
         agent.args([
             &format!("--controller=http://127.0.0.1:{grpc}"),
@@ -191,6 +197,7 @@ impl Node {
                         read_only: true,
                     }],
                     command: vec!["/tektite/entrypoint".into()],
+                    bare: true,
                 }],
                 container_binary: binary("tektite-container", "tektite-tests"),
             },

@@ -240,5 +240,8 @@ async fn a_run_managed_by_tektite_is_left_alone_by_tekton() {
         .unwrap();
     assert_eq!(list.items.len(), 1, "one Pod, tektite's");
     let labels = list.items[0].metadata.labels.clone().unwrap_or_default();
-    assert_eq!(labels.get("tektite.dev/managed-by").map(String::as_str), Some("tektite"));
+    assert_eq!(
+        labels.get("tektite.dev/managed-by").map(String::as_str),
+        Some("tektite")
+    );
 }

@@ -173,6 +173,26 @@ async fn run_example(file: &str, params: &[(&str, &str)]) -> Value {
     run
 }
 
+/// Waits until `test` holds of the Pod; the Pod.
+async fn pod_until(node: &Node, name: &str, test: impl Fn(&Value) -> bool) -> Value {
+    let began = Instant::now();
+    loop {
+        if let Some(pod) = node.api.object("api/v1/pods", "default", name)
+            && test(&pod)
+        {
+            return pod;
+        }
+        if began.elapsed() > LIMIT {
+            let pod = node.api.object("api/v1/pods", "default", name);
+            node.fail(&format!(
+                "the Pod {name} never got there: {:#}",
+                pod.unwrap_or_default()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_step_task_run_succeeds_with_its_result_through_the_kubelets_mounts() {
     let dir = tempfile::tempdir().unwrap();
@@ -202,17 +222,7 @@ async fn a_two_step_task_run_succeeds_with_its_result_through_the_kubelets_mount
     // The agent told the controller before the kubelet's relist saw the exits: the Pod
     // completes after the TaskRun did.
     let pod_name = status["podName"].as_str().unwrap();
-    let began = Instant::now();
-    let pod = loop {
-        let pod = node.api.object("api/v1/pods", "default", pod_name).unwrap();
-        if pod["status"]["phase"] == "Succeeded" {
-            break pod;
-        }
-        if began.elapsed() > LIMIT {
-            node.fail(&format!("the Pod did not complete: {:#}", pod["status"]));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let pod = pod_until(&node, pod_name, |p| p["status"]["phase"] == "Succeeded").await;
     let say = pod["status"]["containerStatuses"]
         .as_array()
         .unwrap()
@@ -313,4 +323,35 @@ async fn the_git_resource_example_clones_a_local_repository() {
         &[("resource-source-url", &url)],
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_native_sidecars_a_sidecar_is_stopped_by_swapping_its_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start_with(dir.path(), RELIST, &["--sidecars=containers"]).await;
+    let (kind, name) = create_example(&node, "sidecar-service.yaml", &[]).await;
+    let run = finished(&mut node, &kind, &name).await;
+    succeeded(&node, &run);
+    assert_eq!(
+        run["status"]["results"][0]["value"],
+        "hello from the sidecar"
+    );
+    // The sidecar was restarted with the entrypoint's image, which has no shell for its
+    // script: it ends, and with it the Pod.
+    let pod_name = run["status"]["podName"].as_str().unwrap();
+    let pod = pod_until(&node, pod_name, |p| {
+        matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+    })
+    .await;
+    let sidecar = pod["status"]["containerStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "sidecar-web")
+        .cloned()
+        .unwrap();
+    assert_eq!(sidecar["restartCount"], 1, "{sidecar:#}");
+    assert_eq!(sidecar["image"], tektite_tests::node::ENTRYPOINT_IMAGE);
+    assert!(sidecar["state"]["terminated"].is_object(), "{sidecar:#}");
+    node.stop().await;
 }

@@ -20,6 +20,10 @@ use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{Gid, Uid, chdir, chroot, execve};
 use tektite_tests::kubelet::ContainerSpec;
 
+/// What a bare image's container sees of this machine: the C library a dynamically linked
+/// binary needs, and the file systems a runtime mounts (`/usr` only for its libraries).
+const BARE: [&str; 7] = ["lib", "lib64", "lib32", "libx32", "usr", "proc", "sys"];
+
 /// The devices a container runtime gives every container.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -140,18 +144,33 @@ fn enter(spec: &ContainerSpec) -> Result<(), String> {
         Some("mode=0755"),
     )
     .map_err(sys(format!("tmpfs at {}", root.display())))?;
-    // This machine's top-level directories, but /dev, which is the container's own.
+    // This machine's top-level directories, but /dev, which is the container's own; of a
+    // bare image, only the C library and what a runtime mounts.
     for entry in fs::read_dir("/").map_err(io("listing /"))? {
         let entry = entry.map_err(io("listing /"))?;
         let name = entry.file_name();
+        let wanted = spec.userland || BARE.iter().any(|b| name == *b);
         let target = root.join(&name);
         let kind = entry.file_type().map_err(io(entry.path().display()))?;
+        if !wanted || name == "dev" {
+            continue;
+        }
         if kind.is_symlink() {
             let to = fs::read_link(entry.path()).map_err(io(entry.path().display()))?;
             std::os::unix::fs::symlink(to, &target).map_err(io(target.display()))?;
-        } else if kind.is_dir() && name != "dev" {
+        } else if kind.is_dir() && (spec.userland || name != "usr") {
             fs::create_dir(&target).map_err(io(target.display()))?;
             bind(&entry.path(), &target, false)?;
+        }
+    }
+    if !spec.userland {
+        for lib in ["usr/lib", "usr/lib64", "usr/lib32"] {
+            let host = Path::new("/").join(lib);
+            if host.is_dir() {
+                let target = root.join(lib);
+                fs::create_dir_all(&target).map_err(io(target.display()))?;
+                bind(&host, &target, false)?;
+            }
         }
     }
     let dev = root.join("dev");
