@@ -20,7 +20,8 @@
 //! - readiness probes (exec, tcpSocket, httpGet on 127.0.0.1);
 //! - the PLEG: a container's start or exit becomes visible to the stand-in, and so to
 //!   its status writes and its own decisions (the next init container, the sidecars'
-//!   stop), only at the next relist, every [`Config::relist`] (zero: at once);
+//!   stop), only at the next relist, which comes every [`Config::relist`] on one clock
+//!   for every Pod (zero: at once);
 //! - status written with a merge patch of `pods/<name>/status`; logs appended under
 //!   `<root>/logs/<namespace>_<pod>_<uid>/<container>.log`.
 //!
@@ -118,14 +119,25 @@ pub enum What {
     StatusWritten,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
+    /// When the stand-in started: its relists fall on multiples of the period from here,
+    /// for every Pod alike, as one PLEG's do.
+    epoch: tokio::time::Instant,
     /// Process groups alive, by leader PID.
     groups: Mutex<HashSet<i32>>,
     timeline: Mutex<Vec<Record>>,
 }
 
 impl Shared {
+    /// The first relist after now.
+    fn next_relist(&self, period: Duration) -> tokio::time::Instant {
+        let since = self.epoch.elapsed().as_nanos();
+        let period_ns = period.as_nanos().max(1);
+        let ticks = since / period_ns + 1;
+        self.epoch + Duration::from_nanos((ticks * period_ns) as u64)
+    }
+
     fn record(&self, pod: &str, container: &str, what: What) {
         self.timeline
             .lock()
@@ -155,7 +167,11 @@ pub struct Kubelet {
 impl Kubelet {
     /// Starts watching the API server's Pods.
     pub fn start(client: kube::Client, config: Config) -> Kubelet {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            epoch: tokio::time::Instant::now(),
+            groups: Mutex::default(),
+            timeline: Mutex::default(),
+        });
         let task = tokio::spawn(run(client, Arc::new(config), shared.clone()));
         Kubelet { task, shared }
     }
@@ -551,7 +567,7 @@ impl Worker {
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Message>) {
         let relist = self.config.relist;
-        let mut next_relist = tokio::time::Instant::now() + relist;
+        let mut next_relist = self.shared.next_relist(relist);
         let mut next_retry = tokio::time::Instant::now();
         loop {
             if self.blocked.is_some() && tokio::time::Instant::now() >= next_retry {
@@ -586,7 +602,7 @@ impl Worker {
                     Some(Message::Exited { slot, code }) => self.exited(slot, code),
                 },
                 _ = tokio::time::sleep_until(next_relist), if !relist.is_zero() => {
-                    next_relist = tokio::time::Instant::now() + relist;
+                    next_relist = self.shared.next_relist(relist);
                     self.observe();
                 }
                 _ = probe_tick => {}
