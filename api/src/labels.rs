@@ -21,6 +21,14 @@ pub const TASK_RUN: &str = "tekton.dev/taskRun";
 pub const PIPELINE: &str = "tekton.dev/pipeline";
 pub const PIPELINE_RUN: &str = "tekton.dev/pipelineRun";
 pub const PIPELINE_TASK: &str = "tekton.dev/pipelineTask";
+/// `tekton.dev/memberOf`: whether a PipelineRun's child is one of the tasks or of finally.
+pub const MEMBER_OF: &str = "tekton.dev/memberOf";
+/// `tekton.dev/pipelineRunUID`: the UID of a child's PipelineRun.
+pub const PIPELINE_RUN_UID: &str = "tekton.dev/pipelineRunUID";
+/// `tekton.dev/taskRunUID`: the UID of a Pod's TaskRun.
+pub const TASK_RUN_UID: &str = "tekton.dev/taskRunUID";
+/// Annotations kubectl writes that are not copied onto children.
+pub const NOT_COPIED: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
 
 const STEP_PREFIX: &str = "step-";
 const SIDECAR_PREFIX: &str = "sidecar-";

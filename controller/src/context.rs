@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 use crate::agents::Agents;
 use crate::metrics::Metrics;
 use crate::owned::Owned;
-use crate::pod::PodSettings;
 use crate::pod_index::PodIndex;
 use crate::steps::StepStore;
+use tektite_engine::pod::PodSettings;
 
 /// The `spec.managedBy` value naming tektite.
 pub const MANAGED_BY: &str = "tektite.dev/controller";

@@ -2,7 +2,7 @@
 //! engine's decisions, the pod builder, and the gRPC ingest of step events from the node
 //! agents.
 
-pub mod pod;
+pub mod pod_cache;
 
 pub mod agents;
 pub mod auth;

@@ -28,11 +28,11 @@ use tektite_controller::ingest::Ingest;
 use tektite_controller::lenient::{Lenient, mark_undecodable, sort_out};
 use tektite_controller::metrics::Metrics;
 use tektite_controller::owned::Owned;
-use tektite_controller::pod::PodSettings;
 use tektite_controller::pod_index::PodIndex;
 use tektite_controller::serving;
 use tektite_controller::steps::StepStore;
 use tektite_controller::{pipelinerun, taskrun};
+use tektite_engine::pod::PodSettings;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 
@@ -182,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
         Sidecars::Native => true,
         Sidecars::Containers => false,
         Sidecars::Auto => match client.apiserver_version().await {
-            Ok(info) => tektite_controller::pod::has_native_sidecars(&info),
+            Ok(info) => tektite_engine::pod::has_native_sidecars(&info),
             Err(error) => {
                 tracing::warn!(%error, "cannot read the API server's version: sidecars run as containers (--sidecars native to choose)");
                 false
@@ -234,7 +234,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .default_backoff()
     .inspect_ok(move |event| indexer.apply(event))
-    .modify(tektite_controller::pod::cached::slim)
+    .modify(tektite_controller::pod_cache::slim)
     .reflect(pod_writer)
     .touched_objects();
     // One TaskRun cache, shared by both controllers, and its index by PipelineRun.
@@ -349,9 +349,18 @@ async fn main() -> anyhow::Result<()> {
             health.clone(),
         );
         tokio::spawn(async move {
+            let synced = |cache: &'static str| {
+                tracing::debug!(cache, "synced");
+            };
             if pods.wait_until_ready().await.is_ok()
-                && task_runs.wait_until_ready().await.is_ok()
-                && custom_runs.wait_until_ready().await.is_ok()
+                && {
+                    synced("pods");
+                    task_runs.wait_until_ready().await.is_ok()
+                }
+                && {
+                    synced("taskruns");
+                    custom_runs.wait_until_ready().await.is_ok()
+                }
             {
                 tracing::info!("caches synced: ready");
                 health.set_synced(true);

@@ -22,14 +22,6 @@ pub fn write_params() -> PatchParams {
     }
 }
 
-/// The owner reference every child of `obj` carries: controller, and (as Tekton's) it
-/// blocks the owner's foreground deletion until the child is gone.
-pub fn controller_ref<K: kube::Resource<DynamicType = ()>>(obj: &K) -> Option<OwnerReference> {
-    let mut r = obj.controller_owner_ref(&())?;
-    r.block_owner_deletion = Some(true);
-    Some(r)
-}
-
 /// Patches the status of `name` from `old` to `new`; whether anything was written.
 pub async fn write_status<K, S>(
     api: &Api<K>,

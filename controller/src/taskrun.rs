@@ -28,8 +28,8 @@ use crate::conditions::{condition, is_done, transition};
 use crate::context::Context;
 use crate::metrics::{Kind, StatusLabel, TaskLabels, TaskRunLabels, status_of};
 use crate::patch::{self, write_params};
-use crate::pod::{self, BuildError, PodRequest, READY_ANNOTATION, READY_VALUE, status};
 use tektite_api::step::creds::{self, Credential};
+use tektite_engine::pod::{self, BuildError, PodRequest, READY_ANNOTATION, READY_VALUE, status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -484,7 +484,7 @@ async fn start_pod(
     patch::create_claims(
         &ctx.client,
         &ns,
-        crate::patch::controller_ref(tr),
+        tektite_engine::pod::controller_ref(tr),
         &tr.spec.workspaces,
     )
     .await

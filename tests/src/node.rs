@@ -148,12 +148,13 @@ impl Node {
         let controller_metrics = free_port();
         let spawn = |name: &'static str, mut command: Command| {
             let log = dir.join(format!("{name}.log"));
+            let file = std::fs::File::create(&log).expect("creating a log");
             let child = command
                 .env("KUBECONFIG", &kubeconfig)
                 .env_remove("RUST_LOG")
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("creating a log"))
+                .stdout(file.try_clone().expect("a log file's handle"))
+                .stderr(file)
                 .spawn()
                 .unwrap_or_else(|e| panic!("starting {name}: {e}"));
             Process { name, child, log }
@@ -166,7 +167,8 @@ impl Node {
             "--extender-addr=127.0.0.1:0",
             &format!("--metrics-addr=127.0.0.1:{controller_metrics}"),
             "--identity=test",
-            "--log-level=info",
+            // The Lease's own steps too: a start that never becomes ready shows where.
+            "--log-level=info,kube_lease_manager=debug,tektite_controller=debug,kube_runtime=debug",
         ]);
         controller.args(controller_args);
         let mut agent = Command::new(binary("tektite-node-agent", "tektite-node-agent"));

@@ -1,25 +1,14 @@
-//! Creating a PipelineRun's children: a TaskRun for a pipeline task, a CustomRun for a
-//! custom task, with Tekton's names, labels, annotations and owner, and the run's
-//! workspaces, service account and per-task settings. Names are deterministic, so after
-//! a restart AlreadyExists is success.
+//! Creating a PipelineRun's children (built by `tektite_engine::child`). Names are
+//! deterministic, so after a restart AlreadyExists is success.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
-use tektite_api::labels;
-use tektite_api::v1::{
-    self, API_VERSION, PipelineRun, PipelineTaskRunSpec, TaskRef, TaskRun, TaskRunSpec,
-    WorkspaceBinding,
-};
-use tektite_api::v1beta1::{self, CustomRun, CustomRunSpec, EmbeddedCustomRunSpec};
-use tektite_engine::names::claim_name;
+use tektite_api::v1::{PipelineRun, TaskRun};
+use tektite_api::v1beta1::CustomRun;
 use tektite_engine::pipeline::{ChildRun, Start};
 
+use super::Error;
 use super::children::ChildKind;
-use super::{Error, MEMBER_OF, PIPELINE_RUN_UID};
 use crate::context::Context;
 
 /// Creates the child `child` of `start`: a CustomRun for a custom task, else a TaskRun.
@@ -30,40 +19,21 @@ pub async fn child(
     start: &Start,
     child: &ChildRun,
 ) -> Result<ChildKind, Error> {
-    let kind = if start.task.is_custom() {
-        ChildKind::CustomRun
-    } else {
-        ChildKind::TaskRun
-    };
     let ns = pr.namespace().unwrap_or_default();
-    let metadata = metadata(pr, pipeline_name, start, child, kind);
-    let created = match kind {
-        ChildKind::TaskRun => {
-            let tr = TaskRun {
-                api_version: Some(API_VERSION.into()),
-                kind: Some(kind.as_str().into()),
-                metadata,
-                spec: task_run_spec(pr, start, child),
-                status: None,
-            };
-            Api::<TaskRun>::namespaced(ctx.client.clone(), &ns)
-                .create(&PostParams::default(), &tr)
-                .await
-                .map(drop)
-        }
-        ChildKind::CustomRun => {
-            let cr = CustomRun {
-                api_version: Some(v1beta1::API_VERSION.into()),
-                kind: Some(kind.as_str().into()),
-                metadata,
-                spec: custom_run_spec(pr, start, child),
-                status: None,
-            };
-            Api::<CustomRun>::namespaced(ctx.client.clone(), &ns)
-                .create(&PostParams::default(), &cr)
-                .await
-                .map(drop)
-        }
+    let (kind, created) = if start.task.is_custom() {
+        let cr = tektite_engine::child::custom_run(pr, pipeline_name, start, child);
+        let created = Api::<CustomRun>::namespaced(ctx.client.clone(), &ns)
+            .create(&PostParams::default(), &cr)
+            .await
+            .map(drop);
+        (ChildKind::CustomRun, created)
+    } else {
+        let tr = tektite_engine::child::task_run(pr, pipeline_name, start, child);
+        let created = Api::<TaskRun>::namespaced(ctx.client.clone(), &ns)
+            .create(&PostParams::default(), &tr)
+            .await
+            .map(drop);
+        (ChildKind::TaskRun, created)
     };
     match created {
         Ok(()) => {
@@ -77,164 +47,4 @@ pub async fn child(
             source,
         }),
     }
-}
-
-/// Tekton's labels (the run's own, then pipeline, run, task and membership), the run's
-/// annotations, and the run as controlling owner.
-fn metadata(
-    pr: &PipelineRun,
-    pipeline_name: &str,
-    start: &Start,
-    child: &ChildRun,
-    kind: ChildKind,
-) -> ObjectMeta {
-    let task = &start.task;
-    let mut labels_map = pr.labels().clone();
-    if !pipeline_name.is_empty() {
-        labels_map.insert(labels::PIPELINE.into(), pipeline_name.into());
-    }
-    labels_map.insert(labels::PIPELINE_RUN.into(), pr.name_any());
-    labels_map.insert(PIPELINE_RUN_UID.into(), pr.uid().unwrap_or_default());
-    labels_map.insert(labels::PIPELINE_TASK.into(), task.name.clone());
-    labels_map.insert(
-        MEMBER_OF.into(),
-        if start.finally { "finally" } else { "tasks" }.into(),
-    );
-    if kind == ChildKind::TaskRun
-        && let Some(n) = task.task_ref.as_ref().and_then(|r| r.name.clone())
-    {
-        labels_map.insert(labels::TASK.into(), n);
-    }
-    let annotations: BTreeMap<String, String> = pr
-        .annotations()
-        .iter()
-        .filter(|(k, _)| k.as_str() != "kubectl.kubernetes.io/last-applied-configuration")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    ObjectMeta {
-        name: Some(child.name.clone()),
-        namespace: pr.namespace(),
-        labels: Some(labels_map),
-        annotations: (!annotations.is_empty()).then_some(annotations),
-        owner_references: crate::patch::controller_ref(pr).map(|o| vec![o]),
-        ..ObjectMeta::default()
-    }
-}
-
-fn per_task<'p>(pr: &'p PipelineRun, start: &Start) -> Option<&'p PipelineTaskRunSpec> {
-    pr.spec
-        .task_run_specs
-        .iter()
-        .find(|s| s.pipeline_task_name == start.task.name)
-}
-
-fn service_account(pr: &PipelineRun, start: &Start) -> Option<String> {
-    per_task(pr, start)
-        .and_then(|s| s.service_account_name.clone())
-        .or_else(|| {
-            pr.spec
-                .task_run_template
-                .as_ref()
-                .and_then(|t| t.service_account_name.clone())
-        })
-}
-
-fn workspaces(pr: &PipelineRun, start: &Start) -> Vec<WorkspaceBinding> {
-    start
-        .task
-        .workspaces
-        .iter()
-        .filter_map(|w| {
-            binding(
-                pr,
-                &w.name,
-                w.workspace.as_deref().unwrap_or(&w.name),
-                w.sub_path.as_deref(),
-            )
-        })
-        .collect()
-}
-
-fn timeout(start: &Start) -> Option<v1::Duration> {
-    start.timeout.map(|t| v1::Duration::from(t.unsigned_abs()))
-}
-
-fn task_run_spec(pr: &PipelineRun, start: &Start, child: &ChildRun) -> TaskRunSpec {
-    let task = &start.task;
-    let per_task = per_task(pr, start);
-    TaskRunSpec {
-        params: child.params.clone(),
-        service_account_name: service_account(pr, start),
-        task_ref: task.task_ref.clone().map(|r| TaskRef {
-            kind: r.kind.clone().or(Some("Task".into())),
-            ..r
-        }),
-        task_spec: task.task_spec.as_ref().map(|e| e.task.clone()),
-        retries: task.retries,
-        timeout: timeout(start),
-        pod_template: per_task.and_then(|s| s.pod_template.clone()).or_else(|| {
-            pr.spec
-                .task_run_template
-                .as_ref()
-                .and_then(|t| t.pod_template.clone())
-        }),
-        workspaces: workspaces(pr, start),
-        step_specs: per_task.map(|s| s.step_specs.clone()).unwrap_or_default(),
-        sidecar_specs: per_task
-            .map(|s| s.sidecar_specs.clone())
-            .unwrap_or_default(),
-        compute_resources: per_task.and_then(|s| s.compute_resources.clone()),
-        managed_by: pr.spec.managed_by.clone(),
-        ..TaskRunSpec::default()
-    }
-}
-
-/// As Tekton builds it: the reference (or the embedded spec, passed on as written), the
-/// params, retries, timeout, service account and workspaces; the custom task's
-/// controller does the rest.
-fn custom_run_spec(pr: &PipelineRun, start: &Start, child: &ChildRun) -> CustomRunSpec {
-    let task = &start.task;
-    CustomRunSpec {
-        custom_ref: task.task_ref.clone(),
-        custom_spec: task.task_spec.as_ref().map(|e| EmbeddedCustomRunSpec {
-            api_version: e.api_version.clone(),
-            kind: e.kind.clone(),
-            metadata: e.metadata.clone(),
-            spec: e.spec.clone(),
-        }),
-        params: child.params.clone(),
-        retries: task.retries,
-        service_account_name: service_account(pr, start),
-        timeout: timeout(start),
-        workspaces: workspaces(pr, start),
-        ..CustomRunSpec::default()
-    }
-}
-
-/// The binding a child gets for pipeline workspace `from`, `sub_path` under it.
-fn binding(
-    pr: &PipelineRun,
-    name: &str,
-    from: &str,
-    sub_path: Option<&str>,
-) -> Option<WorkspaceBinding> {
-    let b = pr.spec.workspaces.iter().find(|b| b.name == from)?;
-    let mut out = b.clone();
-    out.name = name.to_owned();
-    if let Some(t) = &b.volume_claim_template {
-        out.volume_claim_template = None;
-        out.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource {
-            claim_name: claim_name(
-                t.metadata.name.as_deref(),
-                &b.name,
-                &pr.uid().unwrap_or_default(),
-            ),
-            read_only: None,
-        });
-    }
-    out.sub_path = match (b.sub_path.as_deref(), sub_path) {
-        (Some(a), Some(c)) => Some(format!("{a}/{c}")),
-        (a, c) => a.or(c).map(str::to_owned),
-    };
-    Some(out)
 }

@@ -36,10 +36,6 @@ pub const TIMED_OUT_MESSAGE: &str =
 /// `spec.statusMessage` of a TaskRun stopped because its PipelineRun was cancelled.
 pub const CANCELLED_MESSAGE: &str =
     "TaskRun cancelled as the PipelineRun it belongs to has been cancelled.";
-/// `tekton.dev/memberOf`: whether a child is one of the tasks or of finally.
-pub const MEMBER_OF: &str = "tekton.dev/memberOf";
-/// `tekton.dev/pipelineRunUID`: the UID of a child's PipelineRun.
-pub const PIPELINE_RUN_UID: &str = "tekton.dev/pipelineRunUID";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -229,7 +225,7 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
         patch::create_claims(
             &ctx.client,
             &ns,
-            crate::patch::controller_ref(pr),
+            tektite_engine::pod::controller_ref(pr),
             &pr.spec.workspaces,
         )
         .await

@@ -183,7 +183,7 @@ fn build(
     let mut pod_writer: Writer<Pod> = Writer::default();
     // Cached as the controller caches them: slimmed after the index has read them.
     for mut p in pods {
-        tektite_controller::pod::cached::slim(&mut p);
+        tektite_controller::pod_cache::slim(&mut p);
         pod_writer.apply_watcher_event(&watcher::Event::Apply(p));
     }
     let mut tr_writer: Writer<TaskRun> = Writer::default();

@@ -5,20 +5,34 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use crate::names::pod_name;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use tektite_api::labels;
 use tektite_api::v1::TaskRun;
-use tektite_engine::names::pod_name;
 
 /// Set to [`READY_VALUE`] once the sidecars are ready: the first step waits for it.
 pub const READY_ANNOTATION: &str = "tekton.dev/ready";
 pub const READY_VALUE: &str = "READY";
 /// Set (non-empty) to tell the entrypoints to stop.
 pub const CANCEL_ANNOTATION: &str = "tekton.dev/cancel";
-/// `tekton.dev/taskRunUID`: the TaskRun's UID, as Tekton labels it.
-pub const TASK_RUN_UID: &str = "tekton.dev/taskRunUID";
-/// Annotations kubectl writes that must not be copied onto children.
-const NOT_COPIED: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
+
+/// The owner reference every child of `obj` carries: controller, and (as Tekton's) it
+/// blocks the owner's foreground deletion until the child is gone. None without a name
+/// and UID.
+pub fn controller_ref<K>(obj: &K) -> Option<OwnerReference>
+where
+    K: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMeta>,
+{
+    let meta = obj.metadata();
+    Some(OwnerReference {
+        api_version: K::API_VERSION.into(),
+        kind: K::KIND.into(),
+        name: meta.name.clone()?,
+        uid: meta.uid.clone()?,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    })
+}
 
 pub fn metadata(
     tr: &TaskRun,
@@ -30,7 +44,7 @@ pub fn metadata(
     let mut labels_map = tr.metadata.labels.clone().unwrap_or_default();
     labels_map.insert(labels::TASK_RUN.into(), name.clone());
     if let Some(uid) = &tr.metadata.uid {
-        labels_map.insert(TASK_RUN_UID.into(), uid.clone());
+        labels_map.insert(labels::TASK_RUN_UID.into(), uid.clone());
     }
     if let Some(task) = task_name {
         labels_map.insert(labels::TASK.into(), task.into());
@@ -43,7 +57,7 @@ pub fn metadata(
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .filter(|(k, _)| !NOT_COPIED.contains(&k.as_str()))
+        .filter(|(k, _)| !labels::NOT_COPIED.contains(&k.as_str()))
         .collect();
     if !has_sidecars {
         // Nothing to wait for: the first step starts at once.
@@ -54,7 +68,7 @@ pub fn metadata(
         namespace: tr.metadata.namespace.clone(),
         labels: Some(labels_map),
         annotations: (!annotations.is_empty()).then_some(annotations),
-        owner_references: crate::patch::controller_ref(tr).map(|o| vec![o]),
+        owner_references: controller_ref(tr).map(|o| vec![o]),
         ..ObjectMeta::default()
     }
 }

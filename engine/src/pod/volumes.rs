@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::names;
+use crate::task::BoundWorkspace;
 use k8s_openapi::api::core::v1 as core;
 use tektite_api::step::layout::{CANCEL_FILE, READY_FILE, Volume};
 use tektite_api::v1::{TaskSpec, WorkspaceBinding};
-use tektite_engine::names;
-use tektite_engine::task::BoundWorkspace;
 
 use super::BuildError;
 use super::meta::{CANCEL_ANNOTATION, READY_ANNOTATION};

@@ -2,12 +2,12 @@
 //! module per concern: [`meta`] (name, labels, owner), [`volumes`] (tektite's volumes and
 //! the workspace bindings), [`creds`] (the ServiceAccount's credentials), [`steps`] (a container per step and sidecar, wrapped by the
 //! entrypoint), [`init`] (the one init container), [`template`] (the run's podTemplate).
-//! [`status`] reads back what the kubelet reports; [`cached`] is what is kept of a
-//! watched Pod.
+//! [`status`] reads back what the kubelet reports.
 //!
-//! Pure: the reconciler fetches everything the build needs first.
+//! Pure: the shell fetches everything the build needs first (a ServiceAccount's
+//! credentials, the Task). Both shells build their Pods here: the controller creates them,
+//! `tkt run` runs them.
 
-pub mod cached;
 mod creds;
 mod init;
 mod meta;
@@ -17,13 +17,13 @@ mod steps;
 mod template;
 mod volumes;
 
+use crate::task::{self, ResolveError, TaskContext, TaskPaths};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use tektite_api::step::creds::Credential;
 use tektite_api::v1::{TaskRun, TaskSpec};
-use tektite_engine::task::{self, ResolveError, TaskContext, TaskPaths};
 
-pub use meta::{CANCEL_ANNOTATION, READY_ANNOTATION, READY_VALUE};
+pub use meta::{CANCEL_ANNOTATION, READY_ANNOTATION, READY_VALUE, controller_ref};
 
 /// Where the entrypoint binary lives in its image; the init container copies it from
 /// there into `/tekton/bin`.
@@ -31,7 +31,7 @@ pub const ENTRYPOINT_IN_IMAGE: &str = "/tektite/entrypoint";
 /// The init container's name.
 pub const INIT_CONTAINER: &str = "prepare";
 
-/// How this controller builds Pods (from its flags).
+/// How Pods are built (the controller's flags).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PodSettings {
     /// The image holding the entrypoint at [`ENTRYPOINT_IN_IMAGE`].
