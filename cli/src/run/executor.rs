@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use tektite_api::labels;
 use tektite_api::step::{StepReason, StepState};
 use tektite_api::v1::{
@@ -88,7 +88,6 @@ struct Run {
     pipeline_task: Option<String>,
     /// One of the TaskRuns a matrix fans out into.
     matrixed: bool,
-    finally: bool,
     task_ref: Option<TaskRef>,
     spec: TaskSpec,
     params: Vec<Param>,
@@ -102,6 +101,9 @@ struct Run {
     stop: Option<Stop>,
     done: bool,
     when: Vec<v1::WhenExpression>,
+    /// A pipeline task's TaskRun as the engine makes a PipelineRun's children (the
+    /// controller creates the same object); none for a TaskRun run alone.
+    object: Option<TaskRun>,
 }
 
 impl Run {
@@ -294,7 +296,6 @@ impl Executor {
                     uid: ex.uid.clone(),
                     pipeline_task: None,
                     matrixed: false,
-                    finally: false,
                     task_ref,
                     spec: *spec,
                     params: run.spec.params.clone(),
@@ -308,6 +309,7 @@ impl Executor {
                     stop: None,
                     done: false,
                     when: Vec::new(),
+                    object: None,
                 };
                 if cancelled {
                     r.stop = Some(Stop::Cancelled);
@@ -765,8 +767,13 @@ impl Executor {
             .timeout
             .or_else(|| task.timeout.as_ref().and_then(v1::Duration::signed));
         let matrixed = !start.combinations.is_empty();
-        let finally = start.finally;
+        let pipeline_name = p.pipeline_name.clone();
+        let mut owner = (*p.run).clone();
+        owner.metadata.name = Some(self.name.clone());
+        owner.metadata.uid = Some(self.uid.clone());
+        owner.metadata.namespace = Some(NAMESPACE.into());
         for child in start.child_runs(&self.name) {
+            let object = tektite_engine::child::task_run(&owner, &pipeline_name, &start, &child);
             let label = match child.index {
                 Some(i) => format!("{}-{i}", task.name),
                 None => task.name.clone(),
@@ -778,7 +785,6 @@ impl Executor {
                 uid: names::uid(),
                 pipeline_task: Some(task.name.clone()),
                 matrixed,
-                finally,
                 task_ref: task_ref.clone(),
                 spec: spec.clone(),
                 params,
@@ -792,6 +798,7 @@ impl Executor {
                 stop: None,
                 done: false,
                 when: task.when.clone(),
+                object: Some(object),
             };
             self.runs.push(run);
             self.start_attempt(self.runs.len() - 1);
@@ -801,79 +808,62 @@ impl Executor {
     fn finish(self) -> Finished {
         let now = Timestamp::now();
         let mut task_runs = Vec::new();
-        let pipeline_meta = self
-            .pipeline
-            .as_ref()
-            .map(|p| (p.pipeline_name.clone(), p.run.metadata.labels.clone()));
         for r in &self.runs {
-            let mut labels_map = BTreeMap::new();
-            let mut owner = Vec::new();
-            if let Some((pipeline_name, run_labels)) = &pipeline_meta {
-                labels_map.extend(run_labels.clone().unwrap_or_default());
-                if !pipeline_name.is_empty() {
-                    labels_map.insert(labels::PIPELINE.into(), pipeline_name.clone());
+            // A pipeline task's TaskRun is the one the controller would create; a TaskRun
+            // run alone is the one given.
+            let mut tr = r.object.clone().unwrap_or_else(|| {
+                let mut labels_map = BTreeMap::new();
+                if let Some(name) = r.task_ref.as_ref().and_then(|t| t.name.clone()) {
+                    labels_map.insert(labels::TASK.into(), name);
                 }
-                labels_map.insert(labels::PIPELINE_RUN.into(), self.name.clone());
-                if let Some(t) = &r.pipeline_task {
-                    labels_map.insert(labels::PIPELINE_TASK.into(), t.clone());
+                TaskRun {
+                    api_version: Some("tekton.dev/v1".into()),
+                    kind: Some("TaskRun".into()),
+                    metadata: ObjectMeta {
+                        name: Some(r.name.clone()),
+                        namespace: Some(NAMESPACE.into()),
+                        labels: Some(labels_map),
+                        ..ObjectMeta::default()
+                    },
+                    spec: TaskRunSpec {
+                        params: r.params.clone(),
+                        task_ref: r.task_ref.clone(),
+                        task_spec: r.task_ref.is_none().then(|| r.spec.clone()),
+                        retries: (r.retries > 0).then_some(r.retries as i32),
+                        timeout: r.timeout.map(|t| v1::Duration::from(t.unsigned_abs())),
+                        workspaces: r
+                            .workspaces
+                            .iter()
+                            .map(|(name, (b, sub))| WorkspaceBinding {
+                                name: name.clone(),
+                                sub_path: match (&b.sub_path, sub) {
+                                    (Some(a), Some(b)) => Some(format!("{a}/{b}")),
+                                    (a, b) => a.clone().or(b.clone()),
+                                },
+                                ..b.clone()
+                            })
+                            .collect(),
+                        ..TaskRunSpec::default()
+                    },
+                    status: None,
                 }
-                labels_map.insert(
-                    "tekton.dev/memberOf".into(),
-                    if r.finally { "finally" } else { "tasks" }.into(),
-                );
-                owner.push(OwnerReference {
-                    api_version: "tekton.dev/v1".into(),
-                    kind: "PipelineRun".into(),
-                    name: self.name.clone(),
-                    uid: self.uid.clone(),
-                    controller: Some(true),
-                    block_owner_deletion: Some(true),
-                });
-            }
-            if let Some(name) = r.task_ref.as_ref().and_then(|t| t.name.clone()) {
-                labels_map.insert(labels::TASK.into(), name);
-            }
+            });
+            // What a cluster adds: the API server's uid and creation time, the default
+            // service account and managed-by label Tekton's defaulting gives every
+            // TaskRun, and the taskRun label its Pod carries.
+            tr.metadata.uid = Some(r.uid.clone());
+            tr.metadata.creation_timestamp = Some(time(r.created_at));
+            let labels_map = tr.metadata.labels.get_or_insert_with(BTreeMap::new);
             labels_map.insert(labels::TASK_RUN.into(), r.name.clone());
             labels_map.insert(labels::MANAGED_BY.into(), labels::MANAGED_BY_TEKTITE.into());
-            let spec = TaskRunSpec {
-                params: r.params.clone(),
-                service_account_name: Some("default".into()),
-                task_ref: r.task_ref.clone(),
-                task_spec: r.task_ref.is_none().then(|| r.spec.clone()),
-                retries: (r.retries > 0).then_some(r.retries as i32),
-                timeout: r.timeout.map(|t| v1::Duration::from(t.unsigned_abs())),
-                workspaces: r
-                    .workspaces
-                    .iter()
-                    .map(|(name, (b, sub))| WorkspaceBinding {
-                        name: name.clone(),
-                        sub_path: match (&b.sub_path, sub) {
-                            (Some(a), Some(b)) => Some(format!("{a}/{b}")),
-                            (a, b) => a.clone().or(b.clone()),
-                        },
-                        ..b.clone()
-                    })
-                    .collect(),
-                ..TaskRunSpec::default()
-            };
-            task_runs.push(TaskRun {
-                api_version: Some("tekton.dev/v1".into()),
-                kind: Some("TaskRun".into()),
-                metadata: ObjectMeta {
-                    name: Some(r.name.clone()),
-                    namespace: Some(NAMESPACE.into()),
-                    uid: Some(r.uid.clone()),
-                    creation_timestamp: Some(time(r.created_at)),
-                    labels: Some(labels_map),
-                    owner_references: (!owner.is_empty()).then_some(owner),
-                    ..ObjectMeta::default()
-                },
-                spec,
-                status: Some(TaskRunStatus {
-                    retries_status: r.retries_status.clone(),
-                    ..r.status.clone()
-                }),
+            tr.spec
+                .service_account_name
+                .get_or_insert_with(|| "default".into());
+            tr.status = Some(TaskRunStatus {
+                retries_status: r.retries_status.clone(),
+                ..r.status.clone()
             });
+            task_runs.push(tr);
         }
         let Some(p) = self.pipeline else {
             let succeeded = self.runs.iter().all(|r| r.outcome() == Outcome::Succeeded);
