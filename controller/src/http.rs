@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -18,20 +18,38 @@ use crate::metrics::Metrics;
 #[derive(Debug, Default)]
 pub struct Health {
     leading: AtomicBool,
-    synced: AtomicBool,
+    /// One bit per [`Cache`] whose watch has listed everything once.
+    synced: AtomicU8,
 }
+
+/// The caches a replica must have filled before it is ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cache {
+    Pods = 1,
+    TaskRuns = 2,
+    CustomRuns = 4,
+}
+
+const ALL_CACHES: u8 = Cache::Pods as u8 | Cache::TaskRuns as u8 | Cache::CustomRuns as u8;
 
 impl Health {
     pub fn set_leading(&self, on: bool) {
         self.leading.store(on, Ordering::Relaxed);
     }
 
-    pub fn set_synced(&self, on: bool) {
-        self.synced.store(on, Ordering::Relaxed);
+    /// `cache`'s watch has listed everything once (its `InitDone`). Read from the watch
+    /// rather than by `Store::wait_until_ready`: kube-runtime's store wakes only the last
+    /// of several tasks waiting on it at once, and a Controller already waits on its own,
+    /// so a second waiter leaves one of the two waiting for ever.
+    pub fn cache_synced(&self, cache: Cache) {
+        let before = self.synced.fetch_or(cache as u8, Ordering::Relaxed);
+        if before != ALL_CACHES && before | cache as u8 == ALL_CACHES {
+            tracing::info!("caches synced: ready");
+        }
     }
 
     fn ready(&self) -> bool {
-        self.leading.load(Ordering::Relaxed) && self.synced.load(Ordering::Relaxed)
+        self.leading.load(Ordering::Relaxed) && self.synced.load(Ordering::Relaxed) == ALL_CACHES
     }
 }
 
@@ -126,9 +144,12 @@ mod tests {
         let health = Health::default();
         assert_eq!(get("/healthz", &health), StatusCode::OK);
         assert_eq!(get("/readyz", &health), StatusCode::SERVICE_UNAVAILABLE);
-        health.set_synced(true);
-        assert_eq!(get("/readyz", &health), StatusCode::SERVICE_UNAVAILABLE);
+        health.cache_synced(Cache::Pods);
+        health.cache_synced(Cache::TaskRuns);
         health.set_leading(true);
+        assert_eq!(get("/readyz", &health), StatusCode::SERVICE_UNAVAILABLE);
+        health.cache_synced(Cache::CustomRuns);
+        health.cache_synced(Cache::Pods);
         assert_eq!(get("/readyz", &health), StatusCode::OK);
         assert_eq!(get("/metrics", &health), StatusCode::OK);
         assert_eq!(get("/nope", &health), StatusCode::NOT_FOUND);

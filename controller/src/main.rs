@@ -23,7 +23,7 @@ use tektite_controller::agents::Agents;
 use tektite_controller::auth::Reviewer;
 use tektite_controller::context::{Claim, Clock, Context, Settings};
 use tektite_controller::extender::{self, Coschedule, Extender};
-use tektite_controller::http::{self, Health};
+use tektite_controller::http::{self, Cache, Health};
 use tektite_controller::ingest::Ingest;
 use tektite_controller::lenient::{Lenient, mark_undecodable, sort_out};
 use tektite_controller::metrics::Metrics;
@@ -228,12 +228,18 @@ async fn main() -> anyhow::Result<()> {
     let (pods, pod_writer) = reflector::store::<Pod>();
     let pod_index = Arc::new(PodIndex::default());
     let indexer = pod_index.clone();
+    let synced = health.clone();
     let pod_events = watcher(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().labels(TEKTITE_POD_SELECTOR),
     )
     .default_backoff()
-    .inspect_ok(move |event| indexer.apply(event))
+    .inspect_ok(move |event| {
+        indexer.apply(event);
+        if matches!(event, watcher::Event::InitDone) {
+            synced.cache_synced(Cache::Pods);
+        }
+    })
     .modify(tektite_controller::pod_cache::slim)
     .reflect(pod_writer)
     .touched_objects();
@@ -243,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
     let tr_for_pipelineruns = tr_writer.subscribe().context("a shared store subscribes")?;
     let task_run_owners = Arc::new(Owned::default());
     let owners = task_run_owners.clone();
+    let synced = health.clone();
     // Runs tektite cannot decode are set aside one by one (see `lenient`), never failing
     // the watch of every other run.
     let (tr_aside, tr_unreadable) = mpsc::channel(256);
@@ -255,7 +262,12 @@ async fn main() -> anyhow::Result<()> {
     .default_backoff()
     .try_filter_map(move |e| futures::future::ok(sort_out(e, &tr_aside)))
     .modify(|t| t.managed_fields_mut().clear())
-    .inspect_ok(move |event| owners.apply(event))
+    .inspect_ok(move |event| {
+        owners.apply(event);
+        if matches!(event, watcher::Event::InitDone) {
+            synced.cache_synced(Cache::TaskRuns);
+        }
+    })
     .reflect_shared(tr_writer)
     .for_each(|_| futures::future::ready(()));
     tokio::spawn(tr_events);
@@ -264,6 +276,7 @@ async fn main() -> anyhow::Result<()> {
     let (custom_runs, cr_writer) = reflector::store::<CustomRun>();
     let custom_run_owners = Arc::new(Owned::default());
     let owners = custom_run_owners.clone();
+    let synced = health.clone();
     let cr_events = watcher(
         Api::<Lenient<CustomRun>>::all(client.clone()),
         watcher::Config::default(),
@@ -271,7 +284,12 @@ async fn main() -> anyhow::Result<()> {
     .default_backoff()
     .try_filter_map(move |e| futures::future::ok(sort_out(e, &cr_aside)))
     .modify(|c| c.managed_fields_mut().clear())
-    .inspect_ok(move |event| owners.apply(event))
+    .inspect_ok(move |event| {
+        owners.apply(event);
+        if matches!(event, watcher::Event::InitDone) {
+            synced.cache_synced(Cache::CustomRuns);
+        }
+    })
     .reflect(cr_writer)
     .touched_objects();
 
@@ -339,34 +357,6 @@ async fn main() -> anyhow::Result<()> {
             ctx.clone(),
         )
         .for_each(|_| futures::future::ready(()));
-
-    // Ready once the caches have synced.
-    {
-        let (pods, task_runs, custom_runs, health) = (
-            pods.clone(),
-            task_runs.clone(),
-            custom_runs.clone(),
-            health.clone(),
-        );
-        tokio::spawn(async move {
-            let synced = |cache: &'static str| {
-                tracing::debug!(cache, "synced");
-            };
-            if pods.wait_until_ready().await.is_ok()
-                && {
-                    synced("pods");
-                    task_runs.wait_until_ready().await.is_ok()
-                }
-                && {
-                    synced("taskruns");
-                    custom_runs.wait_until_ready().await.is_ok()
-                }
-            {
-                tracing::info!("caches synced: ready");
-                health.set_synced(true);
-            }
-        });
-    }
 
     // The scheduler extender reads the same caches and the agents' registry. Claims are
     // watched only where their access modes matter.

@@ -168,7 +168,7 @@ impl Node {
             &format!("--metrics-addr=127.0.0.1:{controller_metrics}"),
             "--identity=test",
             // The Lease's own steps too: a start that never becomes ready shows where.
-            "--log-level=info,kube_lease_manager=debug,tektite_controller=debug,kube_runtime=debug",
+            "--log-level=info,kube_lease_manager=debug",
         ]);
         controller.args(controller_args);
         let mut agent = Command::new(binary("tektite-node-agent", "tektite-node-agent"));
