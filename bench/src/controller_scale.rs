@@ -96,8 +96,9 @@ impl Controller {
                 "--extender-addr=127.0.0.1:0",
                 &format!("--metrics-addr=127.0.0.1:{metrics}"),
                 "--identity=bench",
-                // The Lease's own steps too: a start that never became ready (seen
-                // twice in dozens of runs, cause unknown) then shows where it waited.
+                // The Lease's own steps too, so that a start that never becomes ready
+                // shows where it waited (one was: two waiters on one kube-runtime store,
+                // see `http::Health::cache_synced`).
                 "--log-level=warn,kube_lease_manager=debug",
             ])
             .env("KUBECONFIG", &kubeconfig)
