@@ -332,6 +332,8 @@ pub enum SubstituteError {
         "{raw} is an array; it can only stand alone as a whole element of a list (args, command, array values)"
     )]
     ArrayInString { raw: String },
+    #[error("{field}: after substitution the value is no longer valid: {message}")]
+    Misfit { field: String, message: String },
 }
 
 /// Replaces every variable `lookup` resolves; unresolved ones stay as written, so

@@ -4,16 +4,6 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tektite_api::v1::{self, Condition};
 
-pub fn condition(status: &str, reason: &str, message: impl Into<String>) -> Condition {
-    Condition {
-        type_: v1::SUCCEEDED.into(),
-        status: status.into(),
-        reason: Some(reason.into()),
-        message: Some(message.into()),
-        ..Condition::default()
-    }
-}
-
 /// Whether the run has ended (its `Succeeded` condition is True or False).
 pub fn is_done(conditions: &[Condition]) -> bool {
     conditions

@@ -24,7 +24,7 @@ use tektite_engine::names::{DEFAULT_TIMEOUT, pod_name};
 use tektite_engine::pipeline::Stop;
 use tektite_engine::taskrun::{self, TaskRunFacts};
 
-use crate::conditions::{condition, is_done, transition};
+use crate::conditions::{is_done, transition};
 use crate::context::Context;
 use crate::metrics::{Kind, StatusLabel, TaskLabels, TaskRunLabels, status_of};
 use crate::patch::{self, write_params};
@@ -162,14 +162,14 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
                 source,
             })?;
         if found.is_none() {
-            let c = condition(
+            let c = Condition::succeeded(
                 "False",
                 taskrun_reason::FAILED,
                 format!(
                     "the Pod {wanted_pod:?} of TaskRun {name:?} was deleted before it finished"
                 ),
             );
-            return finish(tr, ctx, &old, c, None, now).await;
+            return finish(tr, ctx, &old, c, now).await;
         }
     }
     let Some(pod) = found else {
@@ -182,7 +182,7 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
         };
         if let Some(why) = stop {
             let c = taskrun::stopped(&name, why, Some(timeout));
-            return finish(tr, ctx, &old, c, None, now).await;
+            return finish(tr, ctx, &old, c, now).await;
         }
         return start_pod(tr, ctx, &old, retry, now, started_at, timeout).await;
     };
@@ -197,7 +197,7 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
                     Err(e) => return fail_build(tr, ctx, &old, e, now).await,
                 }
             }
-            Err(c) => return finish(tr, ctx, &old, c, None, now).await,
+            Err(c) => return finish(tr, ctx, &old, c, now).await,
         },
     };
     let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -275,7 +275,7 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
         new = TaskRunStatus {
             conditions: transition(
                 &old.conditions,
-                condition(
+                Condition::succeeded(
                     "Unknown",
                     taskrun_reason::TO_BE_RETRIED,
                     d.condition.message.clone().unwrap_or_default(),
@@ -361,14 +361,14 @@ async fn fetch_spec(
         return Ok(Ok((spec.clone(), None)));
     }
     let Some(r) = &tr.spec.task_ref else {
-        return Ok(Err(condition(
+        return Ok(Err(Condition::succeeded(
             "False",
             taskrun_reason::VALIDATION_FAILED,
             "the TaskRun has neither taskRef nor taskSpec (spec.taskRef)",
         )));
     };
     if r.resolver.is_some() || r.kind.as_deref().is_some_and(|k| k != "Task") {
-        return Ok(Err(condition(
+        return Ok(Err(Condition::succeeded(
             "False",
             taskrun_reason::RESOLUTION_FAILED,
             format!(
@@ -384,7 +384,7 @@ async fn fetch_spec(
     let tasks: Api<Task> = Api::namespaced(ctx.client.clone(), &tr.namespace().unwrap_or_default());
     match tasks.get_opt(&task_name).await {
         Ok(Some(t)) => Ok(Ok((t.spec, Some(task_name)))),
-        Ok(None) => Ok(Err(condition(
+        Ok(None) => Ok(Err(Condition::succeeded(
             "False",
             taskrun_reason::RESOLUTION_FAILED,
             format!(
@@ -473,7 +473,7 @@ async fn start_pod(
 ) -> Result<Action, Error> {
     let (spec, task_name) = match fetch_spec(tr, ctx).await? {
         Ok(found) => found,
-        Err(c) => return finish(tr, ctx, old, c, None, now).await,
+        Err(c) => return finish(tr, ctx, old, c, now).await,
     };
     let credentials = credentials(tr, ctx).await?;
     let built = match build(tr, ctx, &spec, task_name.as_deref(), retry, &credentials) {
@@ -517,7 +517,7 @@ async fn start_pod(
     let new = TaskRunStatus {
         conditions: transition(
             &old.conditions,
-            condition("Unknown", taskrun_reason::PENDING, "Pending"),
+            Condition::succeeded("Unknown", taskrun_reason::PENDING, "Pending"),
             now,
         ),
         pod_name,
@@ -537,8 +537,8 @@ async fn fail_build(
     e: BuildError,
     now: Timestamp,
 ) -> Result<Action, Error> {
-    let c = condition("False", e.reason(), e.to_string());
-    finish(tr, ctx, old, c, None, now).await
+    let c = Condition::succeeded("False", e.reason(), e.to_string());
+    finish(tr, ctx, old, c, now).await
 }
 
 /// Ends the TaskRun with `c` before (or without) its Pod.
@@ -547,7 +547,6 @@ async fn finish(
     ctx: &Context,
     old: &TaskRunStatus,
     c: Condition,
-    spec: Option<TaskSpec>,
     now: Timestamp,
 ) -> Result<Action, Error> {
     let started_at = old.start_time.as_ref().map(|t| t.0).unwrap_or(now);
@@ -555,7 +554,6 @@ async fn finish(
         conditions: transition(&old.conditions, c, now),
         start_time: Some(Time(started_at)),
         completion_time: Some(Time(now)),
-        task_spec: spec.or_else(|| old.task_spec.clone()),
         ..old.clone()
     };
     write_status(tr, ctx, old, &new).await?;

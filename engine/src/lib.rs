@@ -14,7 +14,4 @@ pub mod task;
 pub mod taskrun;
 mod when;
 
-pub use params::{ParamError, effective_params};
-pub use pipeline::{
-    Cancel, Child, ChildRun, Decision, Outcome, PipelineRunFacts, Start, Stop, Timeouts, decide,
-};
+pub use params::ParamError;

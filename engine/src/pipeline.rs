@@ -221,13 +221,11 @@ pub fn decide(f: &PipelineRunFacts<'_>) -> Decision {
             start: Vec::new(),
             stop: Vec::new(),
             skipped: Vec::new(),
-            condition: Condition {
-                type_: v1::SUCCEEDED.into(),
-                status: "Unknown".into(),
-                reason: Some(reason::PENDING.into()),
-                message: Some(format!("PipelineRun {:?} is pending", f.name)),
-                ..Condition::default()
-            },
+            condition: Condition::succeeded(
+                "Unknown",
+                reason::PENDING,
+                format!("PipelineRun {:?} is pending", f.name),
+            ),
             results: Vec::new(),
             finally_starts: false,
             done: false,
@@ -536,7 +534,7 @@ pub fn decide(f: &PipelineRunFacts<'_>) -> Decision {
             false,
         )
     };
-    d.condition = condition(status, reason, message);
+    d.condition = Condition::succeeded(status, reason, message);
     d.done = done;
     if done {
         d.results = ctx.pipeline_results();
@@ -561,16 +559,6 @@ impl Counts {
     }
 }
 
-fn condition(status: &str, reason: &str, message: String) -> Condition {
-    Condition {
-        type_: v1::SUCCEEDED.into(),
-        status: status.into(),
-        reason: Some(reason.into()),
-        message: Some(message),
-        ..Condition::default()
-    }
-}
-
 /// The run fails before any task can start.
 fn failed(f: &PipelineRunFacts<'_>, reason: &str, message: String) -> Decision {
     let message = format!("PipelineRun {}/{}: {message}", f.namespace, f.name);
@@ -583,7 +571,7 @@ fn failed(f: &PipelineRunFacts<'_>, reason: &str, message: String) -> Decision {
             .map(|(name, _)| (name.clone(), Stop::Cancelled))
             .collect(),
         skipped: Vec::new(),
-        condition: condition("False", reason, message),
+        condition: Condition::succeeded("False", reason, message),
         results: Vec::new(),
         finally_starts: false,
         done: true,
@@ -956,13 +944,14 @@ fn substitute_embedded(
         Reference::Param { name, .. } if !declared.contains(name) => lookup(r),
         _ => None,
     };
-    let Ok(mut tree) = serde_json::to_value(&*spec) else {
-        return Ok(());
+    let misfit = |field: String, e: &dyn std::fmt::Display| SubstituteError::Misfit {
+        field,
+        message: e.to_string(),
     };
+    let mut tree = serde_json::to_value(&*spec).map_err(|e| misfit("taskSpec".into(), &e))?;
     walk(&mut tree, &mut outer)?;
-    if let Ok(done) = serde_json::from_value(tree) {
-        *spec = done;
-    }
+    *spec = serde_path_to_error::deserialize(tree)
+        .map_err(|e| misfit(format!("taskSpec.{}", e.path()), e.inner()))?;
     Ok(())
 }
 

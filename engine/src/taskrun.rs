@@ -60,13 +60,7 @@ pub fn stopped(name: &str, why: Stop, timeout: Option<SignedDuration>) -> Condit
             ),
         ),
     };
-    Condition {
-        type_: v1::SUCCEEDED.into(),
-        status: "False".into(),
-        reason: Some(reason.into()),
-        message: Some(message),
-        ..Condition::default()
-    }
+    Condition::succeeded("False", reason, message)
 }
 
 /// Ends every step not finished at `now` for `reason`: what a stopped TaskRun's steps
@@ -181,13 +175,7 @@ pub fn decide(f: &TaskRunFacts<'_>) -> TaskRunDecision {
     let done = all_finished;
     let retry = done && status == "False" && !f.cancelled && f.retries_used < f.retries;
     TaskRunDecision {
-        condition: Condition {
-            type_: v1::SUCCEEDED.into(),
-            status: status.into(),
-            reason: Some(reason),
-            message: Some(message),
-            ..Condition::default()
-        },
+        condition: Condition::succeeded(status, &reason, message),
         steps: f
             .spec
             .steps

@@ -28,6 +28,19 @@ pub struct Condition {
     pub message: Option<String>,
 }
 
+impl Condition {
+    /// The `Succeeded` condition every run carries: `status` True, False or Unknown.
+    pub fn succeeded(status: &str, reason: &str, message: impl Into<String>) -> Condition {
+        Condition {
+            type_: super::SUCCEEDED.into(),
+            status: status.into(),
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            ..Condition::default()
+        }
+    }
+}
+
 /// Where a resolved Task or Pipeline came from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

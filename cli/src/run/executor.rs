@@ -551,12 +551,8 @@ impl Executor {
             Err(e) => {
                 r.status = TaskRunStatus {
                     conditions: vec![Condition {
-                        type_: v1::SUCCEEDED.into(),
-                        status: "False".into(),
                         last_transition_time: Some(time(now)),
-                        reason: Some(e.reason().into()),
-                        message: Some(e.to_string()),
-                        ..Condition::default()
+                        ..Condition::succeeded("False", e.reason(), e.to_string())
                     }],
                     pod_name: String::new(),
                     start_time: Some(time(now)),

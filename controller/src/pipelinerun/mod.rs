@@ -25,7 +25,7 @@ use tektite_api::v1::{
 use tektite_engine::names::DEFAULT_TIMEOUT;
 use tektite_engine::pipeline::{self, Cancel, Outcome, PipelineRunFacts, Stop, Timeouts};
 
-use crate::conditions::{condition, is_done, transition};
+use crate::conditions::{is_done, transition};
 use crate::context::Context;
 use crate::metrics::{Kind, PipelineRunLabels, StatusLabel, status_of};
 use crate::patch;
@@ -246,7 +246,7 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
     let mut c: Condition = d.condition.clone();
     if (d.done && waiting) || (!d.done && c.status != "Unknown") {
         // Not done until the TaskRuns it stopped have stopped.
-        c = condition(
+        c = Condition::succeeded(
             "Unknown",
             pipelinerun_reason::STOPPING,
             "the PipelineRun is stopping: waiting for its TaskRuns to stop",
@@ -300,14 +300,14 @@ async fn pipeline_spec(
         return Ok(Ok((spec.clone(), String::new())));
     }
     let Some(r) = &pr.spec.pipeline_ref else {
-        return Ok(Err(condition(
+        return Ok(Err(Condition::succeeded(
             "False",
             pipelinerun_reason::VALIDATION_FAILED,
             "the PipelineRun has neither pipelineRef nor pipelineSpec (spec.pipelineRef)",
         )));
     };
     if r.resolver.is_some() {
-        return Ok(Err(condition(
+        return Ok(Err(Condition::succeeded(
             "False",
             pipelinerun_reason::COULD_NOT_GET_PIPELINE,
             "tektite runs Pipelines of the PipelineRun's namespace; resolvers are not supported yet (spec.pipelineRef.resolver)",
@@ -318,7 +318,7 @@ async fn pipeline_spec(
     let api: Api<Pipeline> = Api::namespaced(ctx.client.clone(), &ns);
     match api.get_opt(&name).await {
         Ok(Some(p)) => Ok(Ok((p.spec, name))),
-        Ok(None) => Ok(Err(condition(
+        Ok(None) => Ok(Err(Condition::succeeded(
             "False",
             pipelinerun_reason::COULD_NOT_GET_PIPELINE,
             format!("Pipeline {name:?} was not found in namespace {ns:?} (spec.pipelineRef.name)"),
