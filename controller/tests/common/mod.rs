@@ -25,23 +25,33 @@ use tower_test::mock::Handle;
 
 type Check = Box<dyn Fn(&Value) + Send>;
 
-/// One request the reconcile must send, and the answer.
+/// One request the reconcile must send, and the answer. Every write is checked as an
+/// API server reads it too: a patch is a JSON merge patch (the only kind the reconcilers
+/// send these paths) whose query names the controller's field manager; a create sends
+/// JSON.
 pub struct Expect {
     method: http::Method,
     path: String,
     check: Check,
     status: u16,
     reply: Value,
+    /// The Content-Type the request must carry (none for reads).
+    content_type: &'static str,
 }
 
 impl Expect {
     fn new(method: http::Method, path: &str) -> Self {
         Self {
-            method,
+            method: method.clone(),
             path: path.into(),
             check: Box::new(|_| {}),
             status: 200,
             reply: json!({}),
+            content_type: match method {
+                http::Method::PATCH => "application/merge-patch+json",
+                http::Method::POST | http::Method::PUT => "application/json",
+                _ => "",
+            },
         }
     }
     pub fn get(path: &str) -> Self {
@@ -89,6 +99,31 @@ pub async fn serve(mut handle: Handle<Request<Body>, Response<Body>>, expects: V
             request.method(),
             request.uri()
         );
+        let content_type = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if !e.content_type.is_empty() {
+            assert_eq!(
+                content_type,
+                e.content_type,
+                "request {i}: {} {}: Content-Type",
+                request.method(),
+                request.uri()
+            );
+        }
+        if e.method == http::Method::PATCH {
+            let query = request.uri().query().unwrap_or_default();
+            assert!(
+                query
+                    .split('&')
+                    .any(|kv| kv == "fieldManager=tektite-controller"),
+                "request {i}: {}: a write without the controller's field manager",
+                request.uri()
+            );
+        }
         let bytes = http_body_util::BodyExt::collect(request.into_body())
             .await
             .unwrap()
