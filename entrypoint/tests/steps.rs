@@ -229,6 +229,25 @@ fn a_step_past_its_timeout_is_killed_with_its_children() {
     assert!(gone(grandchild), "the step's background sleep outlived it");
 }
 
+/// Waits up to 10 s for `test` to hold.
+fn wait_until(what: &str, test: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !test() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        sleep(Duration::from_millis(2));
+    }
+}
+
+/// Whether process `pid` holds an inotify instance with a watch: the entrypoint is then
+/// blocked waiting on a file (its signal handlers are set before it waits).
+fn waiting_on_a_file(pid: Pid) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| fs::read_to_string(fd.path()).is_ok_and(|info| info.contains("inotify wd:")))
+}
+
 /// Whether a process has ended (a zombie not yet reaped by whoever inherited it counts).
 fn gone(pid: i32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -258,21 +277,21 @@ fn orphans_of_the_step_are_reaped() {
         pidfile.display()
     );
     let running = Running::start(&pod.step(0, &script));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while fs::read_to_string(&pidfile).map_or(true, |s| !s.ends_with('\n')) {
-        assert!(Instant::now() < deadline);
-        sleep(Duration::from_millis(5));
-    }
+    wait_until("the orphan's pid is written", || {
+        fs::read_to_string(&pidfile).is_ok_and(|s| s.ends_with('\n'))
+    });
     let orphan: i32 = fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    sleep(Duration::from_millis(400));
-    let stat = fs::read_to_string(format!("/proc/{orphan}/stat"));
+    // Reaped: gone from /proc (a zombie keeps its entry), while the step still runs.
+    wait_until("the orphan is reaped", || {
+        fs::metadata(format!("/proc/{orphan}")).is_err()
+    });
     assert!(
-        stat.is_err(),
-        "the orphan is still there, unreaped: {stat:?}"
+        kill(running.pid(), None).is_ok(),
+        "the step ended before the orphan"
     );
     assert!(running.wait().success());
 }
@@ -286,7 +305,10 @@ fn a_cancel_file_that_fills_kills_the_step() {
     let mut a = pod.step(0, "sleep 30");
     a.cancel_file = Some(cancel.clone());
     let running = Running::start(&a);
-    sleep(Duration::from_millis(200));
+    // The command runs (its start is recorded) before the cancel comes.
+    wait_until("the step started", || {
+        Marker::State.path(&pod.paths.post_file(0)).exists()
+    });
     fs::write(&cancel, "true").unwrap();
     assert_eq!(running.wait().code(), Some(137));
     assert_eq!(pod.state(0).reason, Some(StepReason::Cancelled));
@@ -447,9 +469,11 @@ fn the_ready_file_is_waited_for_through_a_symlink_swap() {
     a.wait_files = vec![pod.paths.ready_file()];
     a.wait_file_content = true;
     let running = Running::start(&a);
-    sleep(Duration::from_millis(300));
+    wait_until("the entrypoint waits on the ready file", || {
+        waiting_on_a_file(running.pid())
+    });
     assert!(
-        !pod.posted(0),
+        !pod.posted(0) && !Marker::State.path(&pod.paths.post_file(0)).exists(),
         "started before the ready annotation was set"
     );
 
@@ -497,11 +521,7 @@ fn sigterm_is_passed_on_to_the_step() {
         ready.display()
     );
     let running = Running::start(&pod.step(0, &script));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ready.exists() {
-        assert!(Instant::now() < deadline);
-        sleep(Duration::from_millis(5));
-    }
+    wait_until("the step's trap is set", || ready.exists());
     kill(running.pid(), Signal::SIGTERM).unwrap();
     assert_eq!(running.wait().code(), Some(7));
     assert_eq!(fs::read_to_string(&marker).unwrap(), "term\n");
@@ -512,7 +532,9 @@ fn sigterm_is_passed_on_to_the_step() {
 fn sigterm_while_waiting_stops_the_step_and_releases_the_next() {
     let pod = Pod::new();
     let running = Running::start(&pod.step(1, "true"));
-    sleep(Duration::from_millis(200));
+    wait_until("the entrypoint waits for the step before", || {
+        waiting_on_a_file(running.pid())
+    });
     kill(running.pid(), Signal::SIGTERM).unwrap();
     assert_eq!(running.wait().code(), Some(128 + 15));
     assert!(pod.failed(1));
