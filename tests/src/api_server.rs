@@ -309,6 +309,15 @@ impl FakeApi {
             .unwrap_or(0)
     }
 
+    /// Every object of `resource`, as stored, in namespace and name order.
+    pub fn objects(&self, resource: &str) -> Vec<Value> {
+        self.lock()
+            .resources
+            .get(resource)
+            .map(|r| r.objects.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The object `namespace/name` of `resource`, as stored.
     pub fn object(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
         self.lock()

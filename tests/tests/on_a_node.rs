@@ -355,3 +355,99 @@ async fn without_native_sidecars_a_sidecar_is_stopped_by_swapping_its_image() {
     assert!(sidecar["state"]["terminated"].is_object(), "{sidecar:#}");
     node.stop().await;
 }
+
+/// A child TaskRun as both shells must make it: its labels, annotations, owner and spec,
+/// with what differs by run alone made constant (the PipelineRun's generated name and
+/// UID, the claim named after that UID, and the time left of the run's `timeouts.tasks`
+/// when the child was made, which must be within it).
+fn comparable(child: &Value, run_name: &str, run_uid: &str) -> Value {
+    let mut c = json!({
+        "labels": child["metadata"]["labels"],
+        "annotations": child["metadata"]["annotations"],
+        "ownerReferences": child["metadata"]["ownerReferences"],
+        "spec": child["spec"],
+    });
+    if let Some(t) = c["spec"]["timeout"].as_str() {
+        let left = tektite_api::v1::parse_go_duration(t).unwrap();
+        assert!(left <= std::time::Duration::from_secs(8 * 60), "{t}");
+        c["spec"]["timeout"] = "WITHIN".into();
+    }
+    for w in c["spec"]["workspaces"].as_array_mut().into_iter().flatten() {
+        if w["persistentVolumeClaim"].is_object() {
+            w["persistentVolumeClaim"]["claimName"] = "CLAIM".into();
+        }
+    }
+    let text = c
+        .to_string()
+        .replace(run_uid, "UID")
+        .replace(run_name, "RUN");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_runs_children_are_the_same_from_the_controller_and_from_tkt_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), RELIST).await;
+    let (_, name) = create_example(&node, "hello-pipeline.yaml", &[]).await;
+    let on_cluster = finished(&mut node, "PipelineRun", &name).await;
+    succeeded(&node, &on_cluster);
+    let uid = on_cluster["metadata"]["uid"].as_str().unwrap().to_string();
+    let mut controllers: Vec<Value> = node
+        .api
+        .objects("apis/tekton.dev/v1/taskruns")
+        .iter()
+        .map(|t| comparable(t, &name, &uid))
+        .collect();
+    node.stop().await;
+
+    let state = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello-pipeline.yaml");
+    let out = std::process::Command::new(tektite_tests::node::binary("tkt", "tektite-cli"))
+        .args(["run", "-o", "json"])
+        .arg(&file)
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("TKT_NO_SANDBOX")
+        .output()
+        .expect("tkt runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = list["items"].as_array().unwrap();
+    let pr = items.iter().find(|i| i["kind"] == "PipelineRun").unwrap();
+    let (local_name, local_uid) = (
+        pr["metadata"]["name"].as_str().unwrap(),
+        pr["metadata"]["uid"].as_str().unwrap(),
+    );
+    let mut locals: Vec<Value> = items
+        .iter()
+        .filter(|i| i["kind"] == "TaskRun")
+        .map(|t| {
+            let mut t = t.clone();
+            // What a cluster's defaulting adds, which tkt run adds itself (and the Pod's
+            // taskRun label): the in-test API server has no defaulting.
+            let labels = t["metadata"]["labels"].as_object_mut().unwrap();
+            labels.remove("tekton.dev/taskRun");
+            labels.remove("app.kubernetes.io/managed-by");
+            if t["spec"]["serviceAccountName"] == "default" {
+                t["spec"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("serviceAccountName");
+            }
+            comparable(&t, local_name, local_uid)
+        })
+        .collect();
+    let key = |v: &Value| {
+        v["labels"]["tekton.dev/pipelineTask"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    controllers.sort_by_key(key);
+    locals.sort_by_key(key);
+    assert_eq!(controllers.len(), 3);
+    pretty_assertions::assert_eq!(controllers, locals);
+}
