@@ -17,10 +17,8 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tektite_api::labels::step_container;
 use tektite_api::step::{StepReason, StepState};
-use tektite_api::v1::{
-    self, Condition, Task, TaskRun, TaskRunSpecStatus, TaskRunStatus, TaskSpec, taskrun_reason,
-};
-use tektite_engine::names::{DEFAULT_TIMEOUT, pod_name};
+use tektite_api::v1::{Condition, Task, TaskRun, TaskRunStatus, TaskSpec, taskrun_reason};
+use tektite_engine::names::pod_name;
 use tektite_engine::pipeline::Stop;
 use tektite_engine::taskrun::{self, TaskRunFacts};
 
@@ -135,13 +133,8 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
     }
     let now = ctx.now();
     let started_at = old.start_time.as_ref().map(|t| t.0).unwrap_or(now);
-    let timeout = tr
-        .spec
-        .timeout
-        .as_ref()
-        .and_then(v1::Duration::signed)
-        .unwrap_or(DEFAULT_TIMEOUT);
-    let cancelled = tr.spec.status == Some(TaskRunSpecStatus::TaskRunCancelled);
+    let timeout = taskrun::timeout_of(&tr.spec);
+    let cancelled = taskrun::cancelled(&tr.spec);
     let timed_out = !timeout.is_zero() && now.duration_since(started_at) > timeout;
     let retry = old.retries_status.len() as u32;
     let wanted_pod = pod_name(&name, retry);

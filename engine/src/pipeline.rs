@@ -32,6 +32,20 @@ pub enum Cancel {
     StoppedRunFinally,
 }
 
+impl Cancel {
+    /// What a PipelineRun's `spec.status` asks (`PipelineRunPending` is not a cancel).
+    pub fn of(spec: &v1::PipelineRunSpec) -> Option<Cancel> {
+        match spec.status {
+            Some(v1::PipelineRunSpecStatus::Cancelled) => Some(Cancel::Cancelled),
+            Some(v1::PipelineRunSpecStatus::CancelledRunFinally) => {
+                Some(Cancel::CancelledRunFinally)
+            }
+            Some(v1::PipelineRunSpecStatus::StoppedRunFinally) => Some(Cancel::StoppedRunFinally),
+            Some(v1::PipelineRunSpecStatus::PipelineRunPending) | None => None,
+        }
+    }
+}
+
 /// What became of a pipeline task's TaskRun.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -93,6 +107,23 @@ pub struct Timeouts {
     pub pipeline: Option<SignedDuration>,
     pub tasks: Option<SignedDuration>,
     pub finally: Option<SignedDuration>,
+}
+
+impl Timeouts {
+    /// A PipelineRun's `spec.timeouts`; the whole run's is Tekton's default (an hour)
+    /// when not given (zero: no timeout).
+    pub fn of(spec: &v1::PipelineRunSpec) -> Timeouts {
+        let t = spec.timeouts.clone().unwrap_or_default();
+        Timeouts {
+            pipeline: t
+                .pipeline
+                .as_ref()
+                .and_then(v1::Duration::signed)
+                .or(Some(crate::names::DEFAULT_TIMEOUT)),
+            tasks: t.tasks.as_ref().and_then(v1::Duration::signed),
+            finally: t.finally.as_ref().and_then(v1::Duration::signed),
+        }
+    }
 }
 
 /// Everything a decision depends on.

@@ -703,3 +703,32 @@ fn a_finished_task_runs_condition_becomes_its_outcome() {
         }
     );
 }
+
+#[test]
+fn cancel_and_timeouts_are_read_from_a_pipeline_runs_spec() {
+    let run = |v: serde_json::Value| -> v1::PipelineRunSpec { serde_json::from_value(v).unwrap() };
+    let plain = run(json!({}));
+    assert_eq!(Cancel::of(&plain), None);
+    let t = Timeouts::of(&plain);
+    assert_eq!(t.pipeline, Some(crate::names::DEFAULT_TIMEOUT));
+    assert_eq!((t.tasks, t.finally), (None, None));
+    let given = run(json!({"status": "CancelledRunFinally",
+                           "timeouts": {"pipeline": "0s", "tasks": "8m", "finally": "2m"}}));
+    assert_eq!(Cancel::of(&given), Some(Cancel::CancelledRunFinally));
+    let t = Timeouts::of(&given);
+    assert_eq!(t.pipeline, Some(SignedDuration::ZERO));
+    assert_eq!(t.tasks, Some(SignedDuration::from_mins(8)));
+    assert_eq!(t.finally, Some(SignedDuration::from_mins(2)));
+    assert_eq!(
+        Cancel::of(&run(json!({"status": "PipelineRunPending"}))),
+        None
+    );
+    assert_eq!(
+        Cancel::of(&run(json!({"status": "Cancelled"}))),
+        Some(Cancel::Cancelled)
+    );
+    assert_eq!(
+        Cancel::of(&run(json!({"status": "StoppedRunFinally"}))),
+        Some(Cancel::StoppedRunFinally)
+    );
+}

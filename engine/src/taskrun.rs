@@ -46,6 +46,19 @@ pub struct TaskRunDecision {
 const REASON_RESULTS_TOO_LARGE: &str = "TaskRunResultLargerThanAllowedLimit";
 
 /// The condition of TaskRun `name` stopped for `why` (with its `timeout`).
+/// A TaskRun's `spec.timeout`, Tekton's default (an hour) when not given; zero is none.
+pub fn timeout_of(spec: &v1::TaskRunSpec) -> SignedDuration {
+    spec.timeout
+        .as_ref()
+        .and_then(v1::Duration::signed)
+        .unwrap_or(crate::names::DEFAULT_TIMEOUT)
+}
+
+/// Whether a TaskRun's `spec.status` cancels it.
+pub fn cancelled(spec: &v1::TaskRunSpec) -> bool {
+    spec.status == Some(v1::TaskRunSpecStatus::TaskRunCancelled)
+}
+
 pub fn stopped(name: &str, why: Stop, timeout: Option<SignedDuration>) -> Condition {
     let (reason, message) = match why {
         Stop::Cancelled => (
@@ -334,6 +347,24 @@ mod tests {
             retries_used: 0,
             now: t("2026-11-22T10:00:05Z"),
         }
+    }
+
+    #[test]
+    fn a_task_runs_timeout_defaults_to_an_hour_and_its_status_cancels() {
+        let spec = |v: serde_json::Value| -> v1::TaskRunSpec { serde_json::from_value(v).unwrap() };
+        assert_eq!(
+            timeout_of(&spec(serde_json::json!({}))),
+            crate::names::DEFAULT_TIMEOUT
+        );
+        assert_eq!(
+            timeout_of(&spec(serde_json::json!({"timeout": "90s"}))),
+            SignedDuration::from_secs(90)
+        );
+        assert!(timeout_of(&spec(serde_json::json!({"timeout": "0s"}))).is_zero());
+        assert!(!cancelled(&spec(serde_json::json!({}))));
+        assert!(cancelled(&spec(
+            serde_json::json!({"status": "TaskRunCancelled"})
+        )));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tektite_api::v1::{
     PipelineRunStatus, PipelineSpec, SkippedTask, TaskRef, TaskRun, TaskRunSpec, TaskRunStatus,
     TaskSpec, WorkspaceBinding, pipelinerun_reason,
 };
-use tektite_engine::names::{DEFAULT_TIMEOUT, pod_name};
+use tektite_engine::names::pod_name;
 use tektite_engine::pipeline::{
     self, Cancel, Child, Outcome, PipelineRunFacts, Start, Stop, Timeouts,
 };
@@ -229,39 +229,23 @@ impl Executor {
                 pipeline_name,
                 tasks,
             } => {
-                let t = run.spec.timeouts.clone().unwrap_or_default();
-                let pipeline = ex
-                    .settings
-                    .timeout
-                    .or_else(|| t.pipeline.as_ref().and_then(v1::Duration::signed))
-                    .or(Some(DEFAULT_TIMEOUT));
-                let cancel = match run.spec.status {
-                    Some(v1::PipelineRunSpecStatus::Cancelled) => Some(Cancel::Cancelled),
-                    Some(v1::PipelineRunSpecStatus::CancelledRunFinally) => {
-                        Some(Cancel::CancelledRunFinally)
-                    }
-                    Some(v1::PipelineRunSpecStatus::StoppedRunFinally) => {
-                        Some(Cancel::StoppedRunFinally)
-                    }
-                    Some(v1::PipelineRunSpecStatus::PipelineRunPending) => {
-                        ex.settings.view.note(
-                            "spec.status is PipelineRunPending: tkt run starts it anyway (on a cluster it waits until spec.status is cleared)",
-                        );
-                        None
-                    }
-                    None => None,
-                };
+                let mut timeouts = Timeouts::of(&run.spec);
+                if let Some(t) = ex.settings.timeout {
+                    timeouts.pipeline = Some(t);
+                }
+                let cancel = Cancel::of(&run.spec);
+                if run.spec.status == Some(v1::PipelineRunSpecStatus::PipelineRunPending) {
+                    ex.settings.view.note(
+                        "spec.status is PipelineRunPending: tkt run starts it anyway (on a cluster it waits until spec.status is cleared)",
+                    );
+                }
                 ex.pipeline = Some(PipelineState {
                     run,
                     spec,
                     pipeline_name,
                     tasks,
                     cancel,
-                    timeouts: Timeouts {
-                        pipeline,
-                        tasks: t.tasks.as_ref().and_then(v1::Duration::signed),
-                        finally: t.finally.as_ref().and_then(v1::Duration::signed),
-                    },
+                    timeouts,
                     finally_started_at: None,
                     skipped: Vec::new(),
                     reported_skips: Vec::new(),
@@ -273,11 +257,11 @@ impl Executor {
                 spec,
                 task_name,
             } => {
-                let timeout = ex
-                    .settings
-                    .timeout
-                    .or_else(|| run.spec.timeout.as_ref().and_then(v1::Duration::signed))
-                    .or(Some(DEFAULT_TIMEOUT));
+                let timeout = Some(
+                    ex.settings
+                        .timeout
+                        .unwrap_or_else(|| tektite_engine::taskrun::timeout_of(&run.spec)),
+                );
                 let task_ref = task_name.map(|n| TaskRef {
                     name: Some(n),
                     kind: Some("Task".into()),
@@ -289,7 +273,7 @@ impl Executor {
                     .iter()
                     .map(|b| (b.name.clone(), (b.clone(), None)))
                     .collect();
-                let cancelled = run.spec.status == Some(v1::TaskRunSpecStatus::TaskRunCancelled);
+                let cancelled = tektite_engine::taskrun::cancelled(&run.spec);
                 let mut r = Run {
                     label: ex.name.clone(),
                     name: ex.name.clone(),

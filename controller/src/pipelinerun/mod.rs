@@ -19,10 +19,9 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use tektite_api::v1::{
-    self, ChildStatusReference, Condition, Pipeline, PipelineRun, PipelineRunSpecStatus,
+    ChildStatusReference, Condition, Pipeline, PipelineRun, PipelineRunSpecStatus,
     PipelineRunStatus, PipelineSpec, pipelinerun_reason,
 };
-use tektite_engine::names::DEFAULT_TIMEOUT;
 use tektite_engine::pipeline::{self, Cancel, Outcome, PipelineRunFacts, Stop, Timeouts};
 
 use crate::conditions::{is_done, transition};
@@ -160,22 +159,8 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
             (task, child)
         })
         .collect();
-    let cancel = match pr.spec.status {
-        Some(PipelineRunSpecStatus::Cancelled) => Some(Cancel::Cancelled),
-        Some(PipelineRunSpecStatus::CancelledRunFinally) => Some(Cancel::CancelledRunFinally),
-        Some(PipelineRunSpecStatus::StoppedRunFinally) => Some(Cancel::StoppedRunFinally),
-        _ => None,
-    };
-    let t = pr.spec.timeouts.clone().unwrap_or_default();
-    let timeouts = Timeouts {
-        pipeline: t
-            .pipeline
-            .as_ref()
-            .and_then(v1::Duration::signed)
-            .or(Some(DEFAULT_TIMEOUT)),
-        tasks: t.tasks.as_ref().and_then(v1::Duration::signed),
-        finally: t.finally.as_ref().and_then(v1::Duration::signed),
-    };
+    let cancel = Cancel::of(&pr.spec);
+    let timeouts = Timeouts::of(&pr.spec);
     let finally_started_at = old.finally_start_time.as_ref().map(|t| t.0);
     let d = pipeline::decide(&PipelineRunFacts {
         name: &name,
