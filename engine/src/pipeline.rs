@@ -925,6 +925,35 @@ pub fn fan_out(m: &Matrix) -> Vec<Vec<v1::Param>> {
         .collect()
 }
 
+/// The children of a PipelineRun, each named by its pipeline task, as [`decide`] takes
+/// them: one per pipeline task, a matrixed task's children (in child order) gathered.
+pub fn by_task(
+    spec: &PipelineSpec,
+    children: impl IntoIterator<Item = (String, Child)>,
+) -> BTreeMap<String, Child> {
+    let mut grouped: BTreeMap<String, Vec<Child>> = BTreeMap::new();
+    for (task, child) in children {
+        grouped.entry(task).or_default().push(child);
+    }
+    let matrixed = |task: &str| {
+        spec.tasks
+            .iter()
+            .chain(&spec.finally)
+            .any(|t| t.name == task && t.matrix.is_some())
+    };
+    grouped
+        .into_iter()
+        .map(|(task, mut children)| {
+            let child = if matrixed(&task) {
+                gather(&children)
+            } else {
+                children.remove(0)
+            };
+            (task, child)
+        })
+        .collect()
+}
+
 /// What a matrixed pipeline task's children add up to, as the other tasks see it: running
 /// while any runs; succeeded when all did; else cancelled or failed as the first that
 /// was; each string result gathered into an array in child order.

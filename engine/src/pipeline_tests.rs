@@ -732,3 +732,34 @@ fn cancel_and_timeouts_are_read_from_a_pipeline_runs_spec() {
         Some(Cancel::StoppedRunFinally)
     );
 }
+
+#[test]
+fn children_are_grouped_by_task_and_a_matrixed_tasks_gathered() {
+    let s = spec(json!({"tasks": [
+        {"name": "build", "taskRef": {"name": "b"},
+         "matrix": {"params": [{"name": "os", "value": ["linux", "mac"]}]}},
+        {"name": "test", "taskRef": {"name": "t"}}
+    ]}));
+    let child = |outcome: Outcome, v: &str| Child {
+        outcome,
+        results: [("out".to_string(), ParamValue::String(v.into()))].into(),
+    };
+    let grouped = by_task(
+        &s,
+        [
+            ("build".to_string(), child(Outcome::Succeeded, "l")),
+            ("test".to_string(), child(Outcome::Running, "t")),
+            ("build".to_string(), child(Outcome::Running, "m")),
+        ],
+    );
+    assert_eq!(grouped.len(), 2);
+    assert_eq!(grouped["build"].outcome, Outcome::Running);
+    assert_eq!(
+        grouped["build"].results["out"],
+        ParamValue::Array(vec!["l".into(), "m".into()])
+    );
+    assert_eq!(
+        grouped["test"].results["out"],
+        ParamValue::String("t".into())
+    );
+}

@@ -86,8 +86,6 @@ struct Run {
     label: String,
     uid: String,
     pipeline_task: Option<String>,
-    /// One of the TaskRuns a matrix fans out into.
-    matrixed: bool,
     task_ref: Option<TaskRef>,
     spec: TaskSpec,
     params: Vec<Param>,
@@ -279,7 +277,6 @@ impl Executor {
                     name: ex.name.clone(),
                     uid: ex.uid.clone(),
                     pipeline_task: None,
-                    matrixed: false,
                     task_ref,
                     spec: *spec,
                     params: run.spec.params.clone(),
@@ -630,28 +627,16 @@ impl Executor {
         if p.status.is_some() {
             return;
         }
-        let mut by_task: BTreeMap<String, (bool, Vec<Child>)> = BTreeMap::new();
-        for r in &self.runs {
-            if let Some(t) = &r.pipeline_task {
-                let entry = by_task.entry(t.clone()).or_default();
-                entry.0 |= r.matrixed;
-                entry.1.push(Child {
+        let children = pipeline::by_task(
+            &p.spec,
+            self.runs.iter().filter_map(|r| {
+                let child = Child {
                     outcome: r.outcome(),
                     results: r.results(),
-                });
-            }
-        }
-        let children: BTreeMap<String, Child> = by_task
-            .into_iter()
-            .map(|(task, (matrixed, mut children))| {
-                let child = if matrixed {
-                    pipeline::gather(&children)
-                } else {
-                    children.remove(0)
                 };
-                (task, child)
-            })
-            .collect();
+                Some((r.pipeline_task.clone()?, child))
+            }),
+        );
         let d = pipeline::decide(&PipelineRunFacts {
             name: &self.name,
             namespace: NAMESPACE,
@@ -746,7 +731,6 @@ impl Executor {
         let timeout = start
             .timeout
             .or_else(|| task.timeout.as_ref().and_then(v1::Duration::signed));
-        let matrixed = !start.combinations.is_empty();
         let pipeline_name = p.pipeline_name.clone();
         let mut owner = (*p.run).clone();
         owner.metadata.name = Some(self.name.clone());
@@ -764,7 +748,6 @@ impl Executor {
                 label,
                 uid: names::uid(),
                 pipeline_task: Some(task.name.clone()),
-                matrixed,
                 task_ref: task_ref.clone(),
                 spec: spec.clone(),
                 params,

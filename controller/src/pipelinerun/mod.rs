@@ -9,7 +9,6 @@ mod create;
 
 pub use children::ChildKind;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -135,30 +134,16 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
     };
 
     let kids = children::of(pr, ctx);
-    let mut by_task: BTreeMap<String, (bool, Vec<pipeline::Child>)> = BTreeMap::new();
-    for k in &kids {
-        let Some(task) = k.pipeline_task() else {
-            continue;
-        };
-        let entry = by_task.entry(task.to_owned()).or_default();
-        // A matrixed task's children are named `<run>-<task>-<i>`.
-        entry.0 |= k.name() != tektite_engine::names::task_run_name(&name, task, None);
-        entry.1.push(pipeline::Child {
-            outcome: k.outcome(),
-            results: k.results(),
-        });
-    }
-    let gathered: BTreeMap<String, pipeline::Child> = by_task
-        .into_iter()
-        .map(|(task, (matrixed, mut c))| {
-            let child = if matrixed {
-                pipeline::gather(&c)
-            } else {
-                c.remove(0)
+    let gathered = pipeline::by_task(
+        &spec,
+        kids.iter().filter_map(|k| {
+            let child = pipeline::Child {
+                outcome: k.outcome(),
+                results: k.results(),
             };
-            (task, child)
-        })
-        .collect();
+            Some((k.pipeline_task()?.to_owned(), child))
+        }),
+    );
     let cancel = Cancel::of(&pr.spec);
     let timeouts = Timeouts::of(&pr.spec);
     let finally_started_at = old.finally_start_time.as_ref().map(|t| t.0);
