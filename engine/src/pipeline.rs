@@ -245,8 +245,40 @@ const TIMEOUT_SKIPS: [&str; 3] = [
     skip_reason::FINALLY_TIMED_OUT,
 ];
 
-/// Decides what happens next in a PipelineRun.
+/// Decides what happens next in a PipelineRun. A run is done only once nothing it
+/// started still runs: a verdict reached while children run stops them (as cancelled,
+/// unless a stop with another reason is already asked) and waits for them as
+/// `PipelineRunStopping`, with no new starts and no results yet.
 pub fn decide(f: &PipelineRunFacts<'_>) -> Decision {
+    let mut d = verdict(f);
+    let running: Vec<&String> = f
+        .children
+        .iter()
+        .filter(|(_, c)| c.outcome == Outcome::Running)
+        .map(|(name, _)| name)
+        .collect();
+    if d.done && !running.is_empty() {
+        for name in running {
+            if !d.stop.iter().any(|(n, _)| n == name) {
+                d.stop.push((name.clone(), Stop::Cancelled));
+            }
+        }
+        d.done = false;
+        d.start.clear();
+        d.results.clear();
+    }
+    if !d.done && d.condition.status != "Unknown" {
+        d.condition = Condition::succeeded(
+            "Unknown",
+            reason::STOPPING,
+            "the PipelineRun is stopping: waiting for its TaskRuns to stop",
+        );
+    }
+    d
+}
+
+/// What the run's state adds up to, before waiting for what still runs.
+fn verdict(f: &PipelineRunFacts<'_>) -> Decision {
     if f.pending && f.children.is_empty() {
         return Decision {
             start: Vec::new(),

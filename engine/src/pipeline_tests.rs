@@ -763,3 +763,40 @@ fn children_are_grouped_by_task_and_a_matrixed_tasks_gathered() {
         ParamValue::String("t".into())
     );
 }
+
+#[test]
+fn a_run_is_done_only_once_nothing_it_started_still_runs() {
+    // a fails while b, independent of it, still runs: b may finish (Tekton's graceful
+    // stop), nothing new starts, and the run is Stopping until b has ended.
+    let mut run = Run::new(json!({"tasks": [
+        {"name": "a", "taskRef": {"name": "t"}},
+        {"name": "b", "taskRef": {"name": "t"}},
+        {"name": "c", "taskRef": {"name": "t"}, "runAfter": ["b"]}
+    ]}));
+    run.child("a", failed_outcome(), &[]);
+    run.child("b", Outcome::Running, &[]);
+    let d = run.decide();
+    assert!(!d.done);
+    assert!(d.start.is_empty() && d.stop.is_empty());
+    assert_eq!(d.condition.status, "Unknown");
+    assert_eq!(d.condition.reason.as_deref(), Some(reason::STOPPING));
+    run.succeeded("b");
+    let d = run.decide();
+    assert!(d.done);
+    assert_eq!(d.condition.status, "False");
+
+    // The pipeline's timeout passes while b runs: b is stopped, and the run waits for it.
+    let mut run = Run::new(json!({"tasks": [{"name": "b", "taskRef": {"name": "t"}}]}));
+    run.child("b", Outcome::Running, &[]);
+    run.timeouts.pipeline = Some(SignedDuration::from_mins(1));
+    run.now = t("2026-11-22T10:02:00Z");
+    let d = run.decide();
+    assert!(!d.done, "{d:?}");
+    assert_eq!(d.stop, [("b".to_string(), Stop::TimedOut)]);
+    assert_eq!(d.condition.status, "Unknown");
+    assert!(d.results.is_empty());
+    run.child("b", Outcome::Cancelled { timed_out: true }, &[]);
+    let d = run.decide();
+    assert!(d.done);
+    assert_eq!(d.condition.status, "False");
+}

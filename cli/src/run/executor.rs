@@ -678,18 +678,7 @@ impl Executor {
             }
         }
         if d.done {
-            // Anything still running (a failure decided early) is stopped first.
-            let mut waiting = false;
-            for r in self.runs.iter_mut().filter(|r| !r.done) {
-                r.stop.get_or_insert(Stop::Cancelled);
-                if let Some(a) = &mut r.attempt {
-                    a.pod.cancel();
-                }
-                waiting = true;
-            }
-            if !waiting {
-                p.status = Some((d.condition, d.results));
-            }
+            p.status = Some((d.condition, d.results));
             return;
         }
         let mut starts = d.start;

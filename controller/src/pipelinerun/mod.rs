@@ -21,7 +21,7 @@ use tektite_api::v1::{
     ChildStatusReference, Condition, Pipeline, PipelineRun, PipelineRunSpecStatus,
     PipelineRunStatus, PipelineSpec, pipelinerun_reason,
 };
-use tektite_engine::pipeline::{self, Cancel, Outcome, PipelineRunFacts, Stop, Timeouts};
+use tektite_engine::pipeline::{self, Cancel, PipelineRunFacts, Timeouts};
 
 use crate::conditions::{is_done, transition};
 use crate::context::Context;
@@ -163,19 +163,12 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
         now,
     });
 
-    // Stop what the decision stops, and (when it is done) anything still running.
-    let mut stops: Vec<(&children::Child, Stop)> = Vec::new();
+    // Stop what the decision stops (when it is done, nothing runs any more).
     for k in &kids {
         let task = k.pipeline_task().unwrap_or_default();
         if let Some((_, why)) = d.stop.iter().find(|(n, _)| *n == task) {
-            stops.push((k, *why));
-        } else if d.done && k.outcome() == Outcome::Running {
-            stops.push((k, Stop::Cancelled));
+            k.cancel(ctx, *why).await?;
         }
-    }
-    let waiting = !stops.is_empty() && d.done;
-    for (k, why) in stops {
-        k.cancel(ctx, why).await?;
     }
 
     let mut refs: Vec<ChildStatusReference> = kids
@@ -212,18 +205,9 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
         }
     }
     let finally_started = finally_started_at.or((d.finally_starts).then_some(now));
-    let finished = d.done && !waiting;
-    let mut c: Condition = d.condition.clone();
-    if (d.done && waiting) || (!d.done && c.status != "Unknown") {
-        // Not done until the TaskRuns it stopped have stopped.
-        c = Condition::succeeded(
-            "Unknown",
-            pipelinerun_reason::STOPPING,
-            "the PipelineRun is stopping: waiting for its TaskRuns to stop",
-        );
-    }
+    let finished = d.done;
     let new = PipelineRunStatus {
-        conditions: transition(&old.conditions, c, now),
+        conditions: transition(&old.conditions, d.condition.clone(), now),
         start_time: Some(Time(started_at)),
         completion_time: finished.then_some(Time(now)),
         results: if finished {
