@@ -1143,14 +1143,14 @@ impl Worker {
             } else if let Some(cm) = &v.config_map {
                 let dir = kind_dir("configmap");
                 let files = self
-                    .config_map_files(&cm.name, cm.optional, &cm.items)
+                    .data_files(false, &cm.name, cm.optional, &cm.items)
                     .await?;
                 write_atomic(&dir, &files).map_err(|e| e.to_string())?;
                 dir
             } else if let Some(s) = &v.secret {
                 let dir = kind_dir("secret");
                 let name = s.secret_name.clone().unwrap_or_default();
-                let files = self.secret_files(&name, s.optional, &s.items).await?;
+                let files = self.data_files(true, &name, s.optional, &s.items).await?;
                 write_atomic(&dir, &files).map_err(|e| e.to_string())?;
                 dir
             } else if let Some(d) = &v.downward_api {
@@ -1167,12 +1167,12 @@ impl Worker {
                 for source in p.sources.iter().flatten() {
                     if let Some(cm) = &source.config_map {
                         files.extend(
-                            self.config_map_files(&cm.name, cm.optional, &cm.items)
+                            self.data_files(false, &cm.name, cm.optional, &cm.items)
                                 .await?,
                         );
                     }
                     if let Some(s) = &source.secret {
-                        files.extend(self.secret_files(&s.name, s.optional, &s.items).await?);
+                        files.extend(self.data_files(true, &s.name, s.optional, &s.items).await?);
                     }
                     if let Some(d) = &source.downward_api {
                         files.extend(self.downward_files(d.items.as_deref().unwrap_or_default()));
@@ -1196,59 +1196,39 @@ impl Worker {
         Ok(())
     }
 
-    async fn config_map_files(
+    /// The files a ConfigMap (`secret` false) or Secret volume or projection holds.
+    async fn data_files(
         &self,
+        secret: bool,
         name: &str,
         optional: Option<bool>,
         items: &Option<Vec<core::KeyToPath>>,
     ) -> Result<BTreeMap<String, Vec<u8>>, String> {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace());
-        match api.get_opt(name).await.map_err(|e| e.to_string())? {
-            Some(m) => {
-                let mut data: BTreeMap<String, Vec<u8>> = m
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect();
-                data.extend(
-                    m.binary_data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.0)),
-                );
-                Ok(key_to_path(items, data))
-            }
+        let ns = self.namespace();
+        let text = |m: Option<BTreeMap<String, String>>| {
+            m.unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.into_bytes()))
+        };
+        let bytes = |m: Option<BTreeMap<String, k8s_openapi::ByteString>>| {
+            m.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0))
+        };
+        let found: Option<BTreeMap<String, Vec<u8>>> = if secret {
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+            let s = api.get_opt(name).await.map_err(|e| e.to_string())?;
+            s.map(|s| bytes(s.data).chain(text(s.string_data)).collect())
+        } else {
+            let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &ns);
+            let m = api.get_opt(name).await.map_err(|e| e.to_string())?;
+            m.map(|m| text(m.data).chain(bytes(m.binary_data)).collect())
+        };
+        match found {
+            Some(data) => Ok(key_to_path(items, data)),
             None if optional == Some(true) => Ok(BTreeMap::new()),
-            None => Err(format!("configmap {name:?} not found")),
-        }
-    }
-
-    async fn secret_files(
-        &self,
-        name: &str,
-        optional: Option<bool>,
-        items: &Option<Vec<core::KeyToPath>>,
-    ) -> Result<BTreeMap<String, Vec<u8>>, String> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace());
-        match api.get_opt(name).await.map_err(|e| e.to_string())? {
-            Some(s) => {
-                let mut data: BTreeMap<String, Vec<u8>> = s
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect();
-                data.extend(
-                    s.string_data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into_bytes())),
-                );
-                Ok(key_to_path(items, data))
-            }
-            None if optional == Some(true) => Ok(BTreeMap::new()),
-            None => Err(format!("secret {name:?} not found")),
+            None => Err(format!(
+                "{} {name:?} not found",
+                if secret { "secret" } else { "configmap" }
+            )),
         }
     }
 

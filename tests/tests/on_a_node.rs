@@ -451,3 +451,38 @@ async fn a_pipeline_runs_children_are_the_same_from_the_controller_and_from_tkt_
     assert_eq!(controllers.len(), 3);
     pretty_assertions::assert_eq!(controllers, locals);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_map_and_secret_workspaces_reach_the_step_through_the_atomic_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), RELIST).await;
+    create(
+        &node,
+        "ConfigMap",
+        json!({"metadata": {"name": "settings"}, "data": {"mode": "fast"}}),
+    )
+    .await;
+    create(
+        &node,
+        "Secret",
+        json!({"metadata": {"name": "token"}, "stringData": {"token": "s3cret"}}),
+    )
+    .await;
+    let script = "#!/bin/sh\nset -eu\n\
+        test \"$(cat $(workspaces.settings.path)/mode)\" = fast\n\
+        test \"$(cat $(workspaces.token.path)/token)\" = s3cret\n\
+        test -L $(workspaces.settings.path)/..data";
+    let name = create(
+        &node,
+        "TaskRun",
+        json!({"metadata": {"name": "reads"}, "spec": {
+            "workspaces": [{"name": "settings", "configMap": {"name": "settings"}},
+                           {"name": "token", "secret": {"secretName": "token"}}],
+            "taskSpec": {"workspaces": [{"name": "settings"}, {"name": "token"}],
+                         "steps": [{"name": "check", "image": "alpine", "script": script}]}}}),
+    )
+    .await;
+    let run = finished(&mut node, "TaskRun", &name).await;
+    succeeded(&node, &run);
+    node.stop().await;
+}
