@@ -34,12 +34,52 @@ pub fn binary(name: &str, package: &str) -> PathBuf {
         dir = dir.parent().expect("deps has a parent");
     }
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p {package}` (`cargo test --workspace` builds it)",
-        path.display()
-    );
+    let built = std::fs::metadata(&path).and_then(|m| m.modified());
+    let Ok(built) = built else {
+        panic!(
+            "{} is missing: build it with `cargo build -p {package}` (`cargo test --workspace` builds it)",
+            path.display()
+        );
+    };
+    // A binary older than the sources it is built from would test yesterday's code.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let crates: &[&str] = match package {
+        "tektite-controller" => &["api", "engine", "proto", "controller"],
+        "tektite-node-agent" => &["api", "proto", "node-agent"],
+        "tektite-entrypoint" => &["api", "entrypoint"],
+        "tektite-cli" => &["api", "engine", "entrypoint", "node-agent", "cli"],
+        _ => &[],
+    };
+    if let Some(newer) = newest_source(&workspace, crates).filter(|(t, _)| *t > built) {
+        panic!(
+            "{} is older than {}: rebuild it with `cargo build -p {package}` (`cargo test --workspace` builds it)",
+            path.display(),
+            newer.1.display()
+        );
+    }
     path
+}
+
+/// The most recently changed Rust source of `crates` (directories of the workspace).
+fn newest_source(workspace: &Path, crates: &[&str]) -> Option<(std::time::SystemTime, PathBuf)> {
+    fn walk(dir: &Path, newest: &mut Option<(std::time::SystemTime, PathBuf)>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, newest);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && let Ok(t) = entry.metadata().and_then(|m| m.modified())
+                && newest.as_ref().is_none_or(|(n, _)| t > *n)
+            {
+                *newest = Some((t, path));
+            }
+        }
+    }
+    let mut newest = None;
+    for krate in crates {
+        walk(&workspace.join(krate).join("src"), &mut newest);
+    }
+    newest
 }
 
 /// A loopback port free now and never handed out before in this process, so that two

@@ -486,3 +486,35 @@ async fn config_map_and_secret_workspaces_reach_the_step_through_the_atomic_writ
     succeeded(&node, &run);
     node.stop().await;
 }
+
+/// Tekton's workspace-isolation example (taskruns/beta), with `sh` for `ash`: a workspace
+/// a step or sidecar lists is theirs alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_workspace_is_mounted_only_where_it_is_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), RELIST).await;
+    let name = create(
+        &node,
+        "TaskRun",
+        json!({"metadata": {"name": "isolated"}, "spec": {
+            "workspaces": [{"name": "signals", "emptyDir": {}}],
+            "taskSpec": {
+                "workspaces": [{"name": "signals"}],
+                "steps": [
+                    {"name": "await-sidecar-signal", "image": "alpine",
+                     "workspaces": [{"name": "signals"}],
+                     "script": "#!/bin/sh\necho hi > $(workspaces.signals.path)/start\nwhile [ ! -f $(workspaces.signals.path)/ready ]; do sleep 0.1; done"},
+                    {"name": "check-signals-access", "image": "alpine",
+                     "script": "#!/bin/sh\nif [ -f $(workspaces.signals.path)/start ]; then exit 255; fi"}
+                ],
+                "sidecars": [
+                    {"name": "await-step-signal", "image": "alpine",
+                     "workspaces": [{"name": "signals"}],
+                     "script": "#!/bin/sh\nwhile [ ! -f $(workspaces.signals.path)/start ]; do sleep 0.1; done\ntouch $(workspaces.signals.path)/ready\nsleep 30"}
+                ]}}}),
+    )
+    .await;
+    let run = finished(&mut node, "TaskRun", &name).await;
+    succeeded(&node, &run);
+    node.stop().await;
+}

@@ -12,7 +12,7 @@ use tektite_api::labels::{sidecar_container, step_container};
 use tektite_api::step::EntrypointArgs;
 use tektite_api::step::creds::Credential;
 use tektite_api::step::layout::{PodPaths, ScriptOwner, Volume, script_name, working_dir};
-use tektite_api::v1::{OnError, TaskRun, TaskSpec};
+use tektite_api::v1::{OnError, TaskRun, TaskSpec, WorkspaceUsage};
 
 use super::PodSettings;
 
@@ -41,6 +41,31 @@ fn with_implicit(
     out
 }
 
+/// The workspace mounts of a step or sidecar that lists `usage`: every workspace no step
+/// or sidecar lists (those are mounted everywhere), and the isolated ones it lists itself,
+/// at its own mountPath where it gives one.
+fn workspace_mounts(
+    workspaces: &BTreeMap<String, core::VolumeMount>,
+    isolated: &[&str],
+    usage: &[WorkspaceUsage],
+) -> Vec<core::VolumeMount> {
+    let mut out: Vec<core::VolumeMount> = workspaces
+        .iter()
+        .filter(|(name, _)| !isolated.contains(&name.as_str()))
+        .map(|(_, m)| m.clone())
+        .collect();
+    for u in usage {
+        if let Some(m) = workspaces.get(&u.name) {
+            let mut m = m.clone();
+            if !u.mount_path.is_empty() {
+                m.mount_path = u.mount_path.clone();
+            }
+            out.push(m);
+        }
+    }
+    out
+}
+
 fn non_empty<T: Clone>(v: &[T]) -> Option<Vec<T>> {
     (!v.is_empty()).then(|| v.to_vec())
 }
@@ -60,6 +85,14 @@ pub fn containers(
     let mut scripts = Vec::new();
     let mut containers = Vec::with_capacity(n);
     let mut sidecars = Vec::with_capacity(spec.sidecars.len());
+    // Workspaces a step or sidecar lists are isolated to those that list them.
+    let isolated: Vec<&str> = spec
+        .steps
+        .iter()
+        .flat_map(|s| &s.workspaces)
+        .chain(spec.sidecars.iter().flat_map(|s| &s.workspaces))
+        .map(|u| u.name.as_str())
+        .collect();
     for (i, step) in spec.steps.iter().enumerate() {
         let mut command = match &step.script {
             Some(body) => {
@@ -107,7 +140,7 @@ pub fn containers(
             mount(&Volume::Downward, true),
             mount(&Volume::Workspace, false),
         ]);
-        implicit.extend(workspaces.values().cloned());
+        implicit.extend(workspace_mounts(workspaces, &isolated, &step.workspaces));
         implicit.extend(super::creds::mounts(credentials, i));
         containers.push(core::Container {
             name: step_container(&step.name),
@@ -138,7 +171,7 @@ pub fn containers(
             }
             None => non_empty(&s.command),
         };
-        implicit.extend(workspaces.values().cloned());
+        implicit.extend(workspace_mounts(workspaces, &isolated, &s.workspaces));
         let mounts = with_implicit(&s.volume_mounts, implicit);
         sidecars.push(core::Container {
             name: sidecar_container(&s.name),

@@ -585,3 +585,72 @@ spec:
             .all(|m| !m.name.starts_with("tekton-creds"))
     );
 }
+
+#[test]
+fn an_isolated_workspace_is_mounted_only_in_the_steps_and_sidecars_that_list_it() {
+    let tr = task_run(
+        r#"
+metadata: {name: iso, namespace: ci, uid: u4}
+spec:
+  workspaces:
+    - {name: signals, emptyDir: {}}
+    - {name: shared, emptyDir: {}}
+  taskSpec:
+    workspaces:
+      - {name: signals}
+      - {name: shared}
+    steps:
+      - {name: writer, image: alpine, command: ["true"], workspaces: [{name: signals}]}
+      - {name: other, image: alpine, command: ["true"]}
+      - {name: elsewhere, image: alpine, command: ["true"], workspaces: [{name: signals, mountPath: /signals}]}
+    sidecars:
+      - {name: helper, image: alpine, command: ["true"], workspaces: [{name: signals}]}
+"#,
+    );
+    let pod = build_pod(&tr, &PodSettings::default())
+        .unwrap()
+        .pod
+        .spec
+        .unwrap();
+    let mounts = |c: &core::Container| -> Vec<(String, String)> {
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.name.starts_with("ws-"))
+            .map(|m| (m.name.clone(), m.mount_path.clone()))
+            .collect()
+    };
+    let by_name = |name: &str| {
+        pod.containers
+            .iter()
+            .chain(pod.init_containers.iter().flatten())
+            .find(|c| c.name == name)
+            .unwrap()
+    };
+    let pair = |v: &str, p: &str| (v.to_string(), p.to_string());
+    assert_eq!(
+        mounts(by_name("step-writer")),
+        [
+            pair("ws-shared", "/workspace/shared"),
+            pair("ws-signals", "/workspace/signals")
+        ]
+    );
+    assert_eq!(
+        mounts(by_name("step-other")),
+        [pair("ws-shared", "/workspace/shared")]
+    );
+    assert_eq!(
+        mounts(by_name("step-elsewhere")),
+        [
+            pair("ws-shared", "/workspace/shared"),
+            pair("ws-signals", "/signals")
+        ]
+    );
+    assert_eq!(
+        mounts(by_name("sidecar-helper")),
+        [
+            pair("ws-shared", "/workspace/shared"),
+            pair("ws-signals", "/workspace/signals")
+        ]
+    );
+}
