@@ -242,3 +242,28 @@ fn every_invalid_document_reports_exactly_the_expected_paths_and_messages() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Tekton names unnamed steps and sidecars `unnamed-<i>`; its examples rely on it.
+#[test]
+fn tektons_unnamed_sidecar_examples_are_valid() {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tekton-examples/v1/taskruns");
+    for file in [
+        "workspace-in-sidecar.yaml",
+        "beta/workspace-in-sidecar.yaml",
+    ] {
+        let path = dir.join(file);
+        let Ok(text) = fs::read_to_string(&path) else {
+            panic!("{} is missing (Tekton's example suite)", path.display());
+        };
+        let name = path.display().to_string();
+        let mut docs = load(&[Source {
+            name: &name,
+            text: &text,
+        }]);
+        validate(&mut docs);
+        for d in &docs {
+            assert!(d.problems.is_empty(), "{name}: {:?}", d.problems);
+        }
+    }
+}

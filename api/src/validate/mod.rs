@@ -139,7 +139,7 @@ pub(crate) fn duplicates<'n>(
     r: &mut Report,
 ) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    // Empty names are reported (or allowed, for steps) by the name checks, not here.
+    // Empty names are reported (or allowed, for steps and sidecars) by the name checks.
     for (i, name) in names.enumerate().filter(|(_, n)| !n.is_empty()) {
         if let Some(first) = seen.insert(name, i) {
             r.problem(

@@ -121,7 +121,10 @@ pub(crate) fn task_spec(
     );
     for (i, sidecar) in spec.sidecars.iter().enumerate() {
         let p = path.field("sidecars").index(i);
-        if let Err(e) = names::dns_label(&sidecar.name) {
+        // Optional, as a step's: an unnamed sidecar is named `unnamed-<i>`.
+        if !sidecar.name.is_empty()
+            && let Err(e) = names::dns_label(&sidecar.name)
+        {
             r.problem(
                 &p.field("name"),
                 format!("sidecar name {:?} {e}", sidecar.name),
