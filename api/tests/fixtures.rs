@@ -264,6 +264,7 @@ fn tektons_unnamed_sidecar_examples_are_valid() {
         validate(&mut docs);
         for d in &docs {
             assert!(d.problems.is_empty(), "{name}: {:?}", d.problems);
+            assert!(d.notes.is_empty(), "{name}: {:?}", d.notes);
         }
     }
 }

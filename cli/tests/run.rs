@@ -802,3 +802,24 @@ fn without_a_sandbox_pod_paths_are_rewritten_to_the_run_directories() {
         "hello, platform team"
     );
 }
+
+/// Tekton's implicit params: a TaskRun's and a PipelineRun's params reach embedded specs
+/// that do not declare them (Tekton's own examples, read from its suite).
+#[test]
+fn params_reach_embedded_specs_undeclared() {
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tekton-examples/v1");
+    let state = tempfile::tempdir().unwrap();
+    let tr = suite.join("taskruns/propagating_params_implicit.yaml");
+    let r = run(&[tr.to_str().unwrap()], state.path());
+    succeeded(&r);
+    assert!(r.stderr.contains(": default] hello world!"), "{}", r.stderr);
+    let pr = suite.join("pipelineruns/propagating_params_with_scope_precedence.yaml");
+    let r = run(&[pr.to_str().unwrap()], state.path());
+    succeeded(&r);
+    assert!(
+        r.stderr
+            .contains("[echo-hello-finally : echo] And finally.. Pipeline Hello World!"),
+        "{}",
+        r.stderr
+    );
+}

@@ -92,7 +92,7 @@ fn document(doc: &Document, catalog: &Catalog<'_>) -> Report {
         }
         Object::Pipeline(p) => {
             metadata(&p.metadata, false, &mut r);
-            pipeline::pipeline_spec(&p.spec, &spec, catalog, &mut r);
+            pipeline::pipeline_spec(&p.spec, &spec, catalog, &[], &mut r);
         }
         Object::TaskRun(tr) => {
             metadata(&tr.metadata, true, &mut r);
@@ -233,6 +233,11 @@ pub(crate) fn check_param_bindings(
     for (i, b) in bound.iter().enumerate() {
         let bp = list.index(i);
         let Some(d) = decls.iter().find(|d| d.name == b.name) else {
+            // An embedded spec ("the taskSpec", "the embedded taskSpec", "the
+            // pipelineSpec") sees the param undeclared: it is propagated, not unused.
+            if owner.starts_with("the ") {
+                continue;
+            }
             r.note(
                 &bp.field("name"),
                 format!(

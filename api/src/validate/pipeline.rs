@@ -56,10 +56,13 @@ fn results_info(spec: &TaskSpec) -> HashMap<String, TypeInfo> {
         .collect()
 }
 
+/// `propagated`: the params of the PipelineRun that embeds this spec, which its tasks see
+/// whether or not the spec declares them (Tekton's implicit params).
 pub(crate) fn pipeline_spec(
     spec: &PipelineSpec,
     path: &FieldPath,
     catalog: &Catalog<'_>,
+    propagated: &[crate::v1::Param],
     r: &mut Report,
 ) {
     let tasks_path = path.field("tasks");
@@ -146,11 +149,16 @@ pub(crate) fn pipeline_spec(
         }
     }
 
-    let pipeline_params: HashMap<String, TypeInfo> = spec
+    let mut pipeline_params: HashMap<String, TypeInfo> = spec
         .params
         .iter()
         .map(|p| (p.name.clone(), TypeInfo::of_param(p)))
         .collect();
+    for p in propagated {
+        pipeline_params
+            .entry(p.name.clone())
+            .or_insert_with(|| TypeInfo::of_value(&p.value));
+    }
     let pipeline_workspaces: HashSet<String> =
         spec.workspaces.iter().map(|w| w.name.clone()).collect();
     let scope = Scope {
@@ -380,8 +388,23 @@ fn pipeline_task(
     if let Some(embedded) = &task.task_spec
         && !embedded.is_custom()
     {
+        // The task's own params reach its embedded spec too, an object's keys merged
+        // with the pipeline's (Tekton's implicit params).
+        let mut params = pipeline_params.clone();
+        for tp in &task.params {
+            let given = TypeInfo::of_value(&tp.value);
+            match params.get_mut(&tp.name) {
+                Some(have) if have.keys.is_some() && given.keys.is_some() => {
+                    let keys = have.keys.get_or_insert_with(Default::default);
+                    keys.extend(given.keys.into_iter().flatten());
+                }
+                _ => {
+                    params.insert(tp.name.clone(), given);
+                }
+            }
+        }
         let outer = Outer {
-            params: pipeline_params,
+            params: &params,
             workspaces: pipeline_workspaces,
             scope,
         };

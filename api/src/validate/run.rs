@@ -1,7 +1,10 @@
 //! TaskRuns and PipelineRuns: what they reference and what they bind.
 
 use super::pipeline::pipeline_spec;
-use super::task::task_spec;
+use std::collections::{HashMap, HashSet};
+
+use super::scope::{Scope, TypeInfo};
+use super::task::{Outer, task_spec};
 use super::{Catalog, Report, check_param_bindings, check_workspace_bindings, timeout};
 use crate::problem::FieldPath;
 use crate::v1::{
@@ -81,7 +84,27 @@ pub(crate) fn taskrun(run: &TaskRun, catalog: &Catalog<'_>, r: &mut Report) {
             None
         }
         (None, Some(ts)) => {
-            task_spec(ts, &spec_path.field("taskSpec"), None, r);
+            // The run's params reach its embedded spec undeclared (Tekton's implicit params).
+            let params: HashMap<String, TypeInfo> = s
+                .params
+                .iter()
+                .map(|p| (p.name.clone(), TypeInfo::of_value(&p.value)))
+                .collect();
+            let workspaces = HashSet::new();
+            let scope = Scope {
+                params: HashMap::new(),
+                task_results: HashSet::new(),
+                steps: HashMap::new(),
+                workspaces: HashSet::new(),
+                pipeline: None,
+                context: Vec::new(),
+            };
+            let outer = Outer {
+                params: &params,
+                workspaces: &workspaces,
+                scope: &scope,
+            };
+            task_spec(ts, &spec_path.field("taskSpec"), Some(&outer), r);
             Some((ts, "the taskSpec".into()))
         }
         (Some(tr), None) => {
@@ -159,7 +182,7 @@ pub(crate) fn pipelinerun(run: &PipelineRun, catalog: &Catalog<'_>, r: &mut Repo
             None
         }
         (None, Some(ps)) => {
-            pipeline_spec(ps, &spec_path.field("pipelineSpec"), catalog, r);
+            pipeline_spec(ps, &spec_path.field("pipelineSpec"), catalog, &s.params, r);
             Some((ps, "the pipelineSpec".into()))
         }
         (Some(pr), None) => {

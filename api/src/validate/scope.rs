@@ -17,6 +17,17 @@ pub(crate) struct TypeInfo {
 }
 
 impl TypeInfo {
+    /// The type a propagated param takes from its value (Tekton's implicit params).
+    pub fn of_value(v: &crate::v1::ParamValue) -> Self {
+        TypeInfo {
+            type_: v.param_type(),
+            keys: match v {
+                crate::v1::ParamValue::Object(o) => Some(o.keys().cloned().collect()),
+                _ => None,
+            },
+        }
+    }
+
     pub fn of_param(p: &ParamSpec) -> Self {
         TypeInfo {
             type_: p.effective_type(),
