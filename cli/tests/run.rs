@@ -813,6 +813,14 @@ fn params_reach_embedded_specs_undeclared() {
     let r = run(&[tr.to_str().unwrap()], state.path());
     succeeded(&r);
     assert!(r.stderr.contains(": default] hello world!"), "{}", r.stderr);
+    let ws = suite.join("taskruns/propagating_workspaces.yaml");
+    let r = run(&[ws.to_str().unwrap()], state.path());
+    succeeded(&r);
+    assert!(
+        r.stderr.contains(": simple-step] /workspace/tr-workspace"),
+        "{}",
+        r.stderr
+    );
     let pr = suite.join("pipelineruns/propagating_params_with_scope_precedence.yaml");
     let r = run(&[pr.to_str().unwrap()], state.path());
     succeeded(&r);

@@ -51,6 +51,20 @@ pub struct TaskSpec {
 }
 
 impl TaskSpec {
+    /// Declares every workspace `bindings` binds that this spec does not declare, at
+    /// `/workspace/<name>`: a run's workspaces reach the spec it embeds undeclared, as
+    /// Tekton propagates them.
+    pub fn propagate_workspaces(&mut self, bindings: &[super::WorkspaceBinding]) {
+        for b in bindings {
+            if !self.workspaces.iter().any(|w| w.name == b.name) {
+                self.workspaces.push(super::WorkspaceDeclaration {
+                    name: b.name.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+
     /// Names every unnamed step and sidecar `unnamed-<i>` (its index), as Tekton does;
     /// their containers are then `step-unnamed-<i>` and `sidecar-unnamed-<i>`.
     pub fn name_unnamed(&mut self) {

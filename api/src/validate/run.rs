@@ -74,7 +74,11 @@ pub(crate) fn retries(retries: Option<i32>, path: &FieldPath, r: &mut Report) {
 pub(crate) fn taskrun(run: &TaskRun, catalog: &Catalog<'_>, r: &mut Report) {
     let spec_path = FieldPath::root().field("spec");
     let s = &run.spec;
-    let task: Option<(&TaskSpec, String)> = match (&s.task_ref, &s.task_spec) {
+    let embedded = s.task_spec.clone().map(|mut t| {
+        t.propagate_workspaces(&s.workspaces);
+        t
+    });
+    let task: Option<(&TaskSpec, String)> = match (&s.task_ref, &embedded) {
         (Some(_), Some(_)) => {
             r.problem(&spec_path, "a TaskRun takes taskRef or taskSpec, not both");
             None
@@ -90,7 +94,7 @@ pub(crate) fn taskrun(run: &TaskRun, catalog: &Catalog<'_>, r: &mut Report) {
                 .iter()
                 .map(|p| (p.name.clone(), TypeInfo::of_value(&p.value)))
                 .collect();
-            let workspaces = HashSet::new();
+            let workspaces = HashSet::new(); // propagated by propagate_workspaces above
             let scope = Scope {
                 params: HashMap::new(),
                 task_results: HashSet::new(),

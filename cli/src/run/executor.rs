@@ -272,13 +272,18 @@ impl Executor {
                     .map(|b| (b.name.clone(), (b.clone(), None)))
                     .collect();
                 let cancelled = tektite_engine::taskrun::cancelled(&run.spec);
+                let mut spec = *spec;
+                if task_ref.is_none() {
+                    // A spec the TaskRun embeds sees the run's workspaces undeclared.
+                    spec.propagate_workspaces(&run.spec.workspaces);
+                }
                 let mut r = Run {
                     label: ex.name.clone(),
                     name: ex.name.clone(),
                     uid: ex.uid.clone(),
                     pipeline_task: None,
                     task_ref,
-                    spec: *spec,
+                    spec,
                     params: run.spec.params.clone(),
                     workspaces,
                     timeout,
@@ -716,6 +721,17 @@ impl Executor {
             if let Some(b) = p.run.spec.workspaces.iter().find(|b| b.name == from) {
                 workspaces.insert(w.name.clone(), (b.clone(), w.sub_path.clone()));
             }
+        }
+        let mut spec = spec;
+        if task.task_spec.is_some() {
+            let bound: Vec<WorkspaceBinding> = workspaces
+                .iter()
+                .map(|(name, (b, _))| WorkspaceBinding {
+                    name: name.clone(),
+                    ..b.clone()
+                })
+                .collect();
+            spec.propagate_workspaces(&bound);
         }
         let timeout = start
             .timeout

@@ -132,7 +132,18 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
     let tr = req.task_run;
     let name = tr.metadata.name.clone().unwrap_or_default();
     let owner_uid = tr.metadata.uid.as_deref().unwrap_or_default();
-    let workspaces = volumes::workspaces(req.spec, &tr.spec.workspaces, owner_uid)?;
+    // A spec the TaskRun embeds sees the run's workspaces undeclared.
+    let propagated;
+    let written = match &tr.spec.task_spec {
+        Some(_) => {
+            let mut s = req.spec.clone();
+            s.propagate_workspaces(&tr.spec.workspaces);
+            propagated = s;
+            &propagated
+        }
+        None => req.spec,
+    };
+    let workspaces = volumes::workspaces(written, &tr.spec.workspaces, owner_uid)?;
     let context = TaskContext {
         task_run_name: name,
         namespace: tr.metadata.namespace.clone().unwrap_or_default(),
@@ -144,7 +155,7 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
         workspaces: workspaces.bound.clone(),
         ..TaskPaths::default()
     };
-    let spec = task::resolve(req.spec, &tr.spec.params, &context, &paths)?;
+    let spec = task::resolve(written, &tr.spec.params, &context, &paths)?;
     if let Some((index, s)) = spec
         .steps
         .iter()

@@ -654,3 +654,37 @@ spec:
         ]
     );
 }
+
+#[test]
+fn a_workspace_the_task_run_binds_reaches_the_spec_it_embeds_undeclared() {
+    let tr = task_run(
+        r#"
+metadata: {name: prop, namespace: ci, uid: u5}
+spec:
+  workspaces:
+    - {name: tr-workspace, emptyDir: {}}
+  taskSpec:
+    steps:
+      - {name: simple-step, image: ubuntu, command: [echo], args: ["$(workspaces.tr-workspace.path)"]}
+"#,
+    );
+    let built = build_pod(&tr, &PodSettings::default()).unwrap();
+    let step = &built.pod.spec.as_ref().unwrap().containers[0];
+    assert!(
+        step.volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == "ws-tr-workspace" && m.mount_path == "/workspace/tr-workspace"),
+        "{:?}",
+        step.volume_mounts
+    );
+    assert!(
+        step.args
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|a| a == "/workspace/tr-workspace"),
+        "{:?}",
+        step.args
+    );
+}
