@@ -41,16 +41,9 @@ pub fn binary(name: &str, package: &str) -> PathBuf {
             path.display()
         );
     };
-    // A binary older than the sources it is built from would test yesterday's code.
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let crates: &[&str] = match package {
-        "tektite-controller" => &["api", "engine", "proto", "controller"],
-        "tektite-node-agent" => &["api", "proto", "node-agent"],
-        "tektite-entrypoint" => &["api", "entrypoint"],
-        "tektite-cli" => &["api", "engine", "entrypoint", "node-agent", "cli"],
-        _ => &[],
-    };
-    if let Some(newer) = newest_source(&workspace, crates).filter(|(t, _)| *t > built) {
+    // A binary older than the sources it is built from would test yesterday's code: the
+    // sources are the ones cargo's dep-info (`<binary>.d`) lists for it.
+    if let Some(newer) = newest_source(&path.with_extension("d")).filter(|(t, _)| *t > built) {
         panic!(
             "{} is older than {}: rebuild it with `cargo build -p {package}` (`cargo test --workspace` builds it)",
             path.display(),
@@ -60,26 +53,14 @@ pub fn binary(name: &str, package: &str) -> PathBuf {
     path
 }
 
-/// The most recently changed Rust source of `crates` (directories of the workspace).
-fn newest_source(workspace: &Path, crates: &[&str]) -> Option<(std::time::SystemTime, PathBuf)> {
-    fn walk(dir: &Path, newest: &mut Option<(std::time::SystemTime, PathBuf)>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, newest);
-            } else if path.extension().is_some_and(|e| e == "rs")
-                && let Ok(t) = entry.metadata().and_then(|m| m.modified())
-                && newest.as_ref().is_none_or(|(n, _)| t > *n)
-            {
-                *newest = Some((t, path));
-            }
-        }
-    }
-    let mut newest = None;
-    for krate in crates {
-        walk(&workspace.join(krate).join("src"), &mut newest);
-    }
-    newest
+/// The most recently changed of the files a cargo dep-info file lists (`target: a b c`).
+fn newest_source(dep_info: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let text = std::fs::read_to_string(dep_info).ok()?;
+    let (_, deps) = text.lines().next()?.split_once(": ")?;
+    deps.split_whitespace()
+        .map(PathBuf::from)
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max_by_key(|(t, _)| *t)
 }
 
 /// A loopback port free now and never handed out before in this process, so that two
