@@ -281,24 +281,10 @@ fn steps_talk_to_a_ready_sidecar_which_is_stopped_afterwards() {
 fn a_v1alpha1_git_resource_clones_a_local_repository() {
     let state = tempfile::tempdir().unwrap();
     let repo = tempfile::tempdir().unwrap();
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .args(args)
-            .current_dir(repo.path())
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
-    std::fs::write(repo.path().join("main.go"), "package main\n").unwrap();
-    std::fs::write(repo.path().join("README.md"), "# app\n").unwrap();
-    git(&["init", "-q"]);
-    git(&["add", "."]);
-    git(&["commit", "-qm", "first"]);
+    tektite_tests::git_repo(
+        repo.path(),
+        &[("main.go", "package main\n"), ("README.md", "# app\n")],
+    );
     let url = format!("resource-source-url={}", repo.path().display());
     let r = run(
         &[

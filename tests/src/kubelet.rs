@@ -1024,30 +1024,24 @@ impl Worker {
             };
             argv = entry.command.clone();
         }
+        // As the kubelet: a container whose config cannot be had yet waits and is tried
+        // again.
+        let wait = |s: &mut Slot, why: String| {
+            s.launched = false;
+            s.raw = State::Waiting {
+                reason: "CreateContainerConfigError".into(),
+                message: Some(why),
+            };
+        };
         let env = match self.env_of(&spec).await {
             Ok(e) => e,
-            Err(why) => {
-                // As the kubelet: the container waits until what it refers to exists.
-                self.slots[slot].launched = false;
-                self.slots[slot].raw = State::Waiting {
-                    reason: "CreateContainerConfigError".into(),
-                    message: Some(why),
-                };
-                return;
-            }
+            Err(why) => return wait(&mut self.slots[slot], why),
         };
         argv.extend(spec.args.iter().flatten().map(|a| expand(a, &env)));
         let argv: Vec<String> = argv.iter().map(|a| expand(a, &env)).collect();
         let binds = match self.binds_of(slot) {
             Ok(b) => b,
-            Err(why) => {
-                self.slots[slot].launched = false;
-                self.slots[slot].raw = State::Waiting {
-                    reason: "CreateContainerConfigError".into(),
-                    message: Some(why),
-                };
-                return;
-            }
+            Err(why) => return wait(&mut self.slots[slot], why),
         };
         let root = dir.join("rootfs");
         let prepared = std::fs::create_dir_all(&root)

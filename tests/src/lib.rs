@@ -8,6 +8,29 @@ pub mod kubelet;
 pub mod node;
 pub mod structural;
 
+/// Makes `dir` a git repository (branch `main`) with one commit of `files` (name,
+/// content), for tests that clone from a real repository.
+pub fn git_repo(dir: &Path, files: &[(&str, &str)]) {
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).expect("writing a file in the repository");
+    }
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "one"]);
+}
+
 /// Checks `actual` against the committed snapshot at `path`, or rewrites the snapshot
 /// when `UPDATE_SNAPSHOTS` is set. `regenerate` is the command that does that, for the
 /// failure message.

@@ -301,22 +301,7 @@ async fn the_build_id_example_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_git_resource_example_clones_a_local_repository() {
     let repo = tempfile::tempdir().unwrap();
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(repo.path())
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-    };
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(repo.path().join("a.txt"), "a").unwrap();
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "one"]);
+    tektite_tests::git_repo(repo.path(), &[("a.txt", "a")]);
     let url = repo.path().display().to_string();
     run_example(
         "v1alpha1-git-resource.yaml",
