@@ -245,7 +245,8 @@ fn every_invalid_document_reports_exactly_the_expected_paths_and_messages() {
 
 /// Tekton's examples of what it accepts that the validator once refused: unnamed sidecars
 /// (named `unnamed-<i>`), and params and a TaskRun's workspaces that reach embedded specs
-/// undeclared (a TaskRun's, a PipelineRun's, a pipeline task's, an object's keys merged).
+/// undeclared (a TaskRun's, a PipelineRun's, a pipeline task's, an object's keys merged),
+/// and a PipelineRun's workspaces reaching the embedded taskSpecs that refer to them.
 #[test]
 fn tektons_unnamed_sidecar_and_propagation_examples_are_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tekton-examples/v1");
@@ -259,6 +260,8 @@ fn tektons_unnamed_sidecar_and_propagation_examples_are_valid() {
         "pipelineruns/propagating_params_with_scope_precedence.yaml",
         "pipelineruns/beta/propagated-pipeline-object-param.yaml",
         "pipelineruns/beta/ignore-task-error.yaml",
+        "pipelineruns/propagating-workspaces.yaml",
+        "pipelineruns/propagating_workspaces_with_referenced_resources.yaml",
     ] {
         let path = dir.join(file);
         let Ok(text) = fs::read_to_string(&path) else {

@@ -789,10 +789,11 @@ fn without_a_sandbox_pod_paths_are_rewritten_to_the_run_directories() {
     );
 }
 
-/// Tekton's implicit params: a TaskRun's and a PipelineRun's params reach embedded specs
-/// that do not declare them (Tekton's own examples, read from its suite).
+/// Tekton's implicit params and workspaces: a TaskRun's and a PipelineRun's params and
+/// workspaces reach embedded specs that do not declare them (Tekton's own examples, read
+/// from its suite).
 #[test]
-fn params_reach_embedded_specs_undeclared() {
+fn params_and_workspaces_reach_embedded_specs_undeclared() {
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tekton-examples/v1");
     let state = tempfile::tempdir().unwrap();
     let tr = suite.join("taskruns/propagating_params_implicit.yaml");
@@ -807,6 +808,9 @@ fn params_reach_embedded_specs_undeclared() {
         "{}",
         r.stderr
     );
+    let pws = suite.join("pipelineruns/propagating-workspaces.yaml");
+    let r = run(&[pws.to_str().unwrap()], state.path());
+    succeeded(&r);
     let pr = suite.join("pipelineruns/propagating_params_with_scope_precedence.yaml");
     let r = run(&[pr.to_str().unwrap()], state.path());
     succeeded(&r);

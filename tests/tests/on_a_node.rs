@@ -61,7 +61,13 @@ async fn create_example(node: &Node, file: &str, params: &[(&str, &str)]) -> (St
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples")
         .join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
+    create_file(node, &path, params).await
+}
+
+/// Creates every document of `path` as [`create_example`] does.
+async fn create_file(node: &Node, path: &Path, params: &[(&str, &str)]) -> (String, String) {
+    let file = &path.display().to_string();
+    let text = std::fs::read_to_string(path).unwrap();
     let docs = load(&[Source {
         name: file,
         text: &text,
@@ -500,6 +506,21 @@ async fn an_isolated_workspace_is_mounted_only_where_it_is_listed() {
     )
     .await;
     let run = finished(&mut node, "TaskRun", &name).await;
+    succeeded(&node, &run);
+    node.stop().await;
+}
+
+/// Tekton's propagating-workspaces example, read from its suite: a PipelineRun's
+/// ConfigMap, Secret and claim workspaces reach embedded taskSpecs that neither list nor
+/// declare them, through the controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_runs_workspaces_reach_embedded_task_specs_undeclared() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), RELIST).await;
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/tekton-examples/v1/pipelineruns/propagating-workspaces.yaml");
+    let (kind, name) = create_file(&node, &file, &[]).await;
+    let run = finished(&mut node, &kind, &name).await;
     succeeded(&node, &run);
     node.stop().await;
 }

@@ -126,6 +126,55 @@ pub struct TaskRef {
     pub params: Vec<Param>,
 }
 
+impl PipelineSpec {
+    /// A PipelineRun's workspaces reach the spec it embeds undeclared, as Tekton
+    /// propagates them: each bound workspace the spec does not declare is declared, and a
+    /// task whose embedded taskSpec refers to one (`$(workspaces.<name>...)`) without
+    /// binding it gets it bound under the same name, and declared in its taskSpec.
+    pub fn propagate_workspaces(&mut self, bindings: &[super::WorkspaceBinding]) {
+        for b in bindings {
+            if !self.workspaces.iter().any(|w| w.name == b.name) {
+                self.workspaces.push(PipelineWorkspaceDeclaration {
+                    name: b.name.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+        for task in self.tasks.iter_mut().chain(self.finally.iter_mut()) {
+            let Some(embedded) = task.task_spec.as_mut().filter(|e| !e.is_custom()) else {
+                continue;
+            };
+            let text = serde_json::to_string(&embedded.task).unwrap_or_default();
+            let mut used: Vec<String> = crate::vars::references(&text)
+                .into_iter()
+                .filter_map(|o| match o.reference {
+                    crate::vars::Reference::Workspace { name, .. } => Some(name),
+                    _ => None,
+                })
+                .collect();
+            used.sort();
+            used.dedup();
+            for name in used {
+                let bound = bindings.iter().any(|b| b.name == name);
+                if !bound || task.workspaces.iter().any(|w| w.name == name) {
+                    continue;
+                }
+                task.workspaces.push(WorkspacePipelineTaskBinding {
+                    name: name.clone(),
+                    workspace: Some(name.clone()),
+                    sub_path: None,
+                });
+                if !embedded.task.workspaces.iter().any(|w| w.name == name) {
+                    embedded.task.workspaces.push(super::WorkspaceDeclaration {
+                        name,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+}
+
 impl EmbeddedTask {
     /// A custom task's spec: it names its own apiVersion or kind.
     pub fn is_custom(&self) -> bool {

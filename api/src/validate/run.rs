@@ -170,7 +170,11 @@ pub(crate) fn taskrun(run: &TaskRun, catalog: &Catalog<'_>, r: &mut Report) {
 pub(crate) fn pipelinerun(run: &PipelineRun, catalog: &Catalog<'_>, r: &mut Report) {
     let spec_path = FieldPath::root().field("spec");
     let s = &run.spec;
-    let pipeline: Option<(&PipelineSpec, String)> = match (&s.pipeline_ref, &s.pipeline_spec) {
+    let embedded = s.pipeline_spec.clone().map(|mut p| {
+        p.propagate_workspaces(&s.workspaces);
+        p
+    });
+    let pipeline: Option<(&PipelineSpec, String)> = match (&s.pipeline_ref, &embedded) {
         (Some(_), Some(_)) => {
             r.problem(
                 &spec_path,

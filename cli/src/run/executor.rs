@@ -227,6 +227,11 @@ impl Executor {
                 pipeline_name,
                 tasks,
             } => {
+                let mut spec = spec;
+                if run.spec.pipeline_spec.is_some() {
+                    // A spec the PipelineRun embeds sees its workspaces undeclared.
+                    spec.propagate_workspaces(&run.spec.workspaces);
+                }
                 let mut timeouts = Timeouts::of(&run.spec);
                 if let Some(t) = ex.settings.timeout {
                     timeouts.pipeline = Some(t);

@@ -251,7 +251,10 @@ async fn pipeline_spec(
         return Ok(Ok((spec.clone(), ref_name.unwrap_or_default())));
     }
     if let Some(spec) = &pr.spec.pipeline_spec {
-        return Ok(Ok((spec.clone(), String::new())));
+        // A spec the PipelineRun embeds sees its workspaces undeclared.
+        let mut spec = spec.clone();
+        spec.propagate_workspaces(&pr.spec.workspaces);
+        return Ok(Ok((spec, String::new())));
     }
     let Some(r) = &pr.spec.pipeline_ref else {
         return Ok(Err(Condition::succeeded(
