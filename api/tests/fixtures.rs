@@ -255,6 +255,7 @@ fn tektons_unnamed_sidecar_and_propagation_examples_are_valid() {
         "taskruns/beta/workspace-in-sidecar.yaml",
         "taskruns/propagating_params_implicit.yaml",
         "taskruns/propagating_workspaces.yaml",
+        "taskruns/home-volume.yaml",
         "taskruns/beta/propagated-object-parameters.yaml",
         "pipelineruns/propagating_params_implicit_parameters.yaml",
         "pipelineruns/propagating_params_with_scope_precedence.yaml",

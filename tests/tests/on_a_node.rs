@@ -524,3 +524,17 @@ async fn a_pipeline_runs_workspaces_reach_embedded_task_specs_undeclared() {
     succeeded(&node, &run);
     node.stop().await;
 }
+
+/// Tekton's home-volume example, read from its suite: steps share /tekton/home, and a
+/// step that mounts a volume of its own there sees that one instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_may_mount_its_own_volume_over_the_shared_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), RELIST).await;
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/tekton-examples/v1/taskruns/home-volume.yaml");
+    let (kind, name) = create_file(&node, &file, &[]).await;
+    let run = finished(&mut node, &kind, &name).await;
+    succeeded(&node, &run);
+    node.stop().await;
+}

@@ -85,7 +85,10 @@ pub(crate) fn task_spec(
             }
         }
         for (j, m) in step.volume_mounts.iter().enumerate() {
-            if m.mount_path.starts_with("/tekton/") || m.mount_path == "/tekton" {
+            // As Tekton's: /tekton is tektite's own, but for /tekton/home, which a step
+            // may mount over (its own mount then wins over the shared home).
+            let tekton = m.mount_path.starts_with("/tekton/") || m.mount_path == "/tekton";
+            if tekton && !m.mount_path.starts_with("/tekton/home") {
                 r.problem(
                     &p.field("volumeMounts").index(j).field("mountPath"),
                     format!(
