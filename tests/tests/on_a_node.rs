@@ -170,9 +170,24 @@ fn succeeded(node: &Node, run: &Value) {
 }
 
 async fn run_example(file: &str, params: &[(&str, &str)]) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(file);
+    run_file(&path, params).await
+}
+
+/// Tekton's example `file`, read from its suite (`../shared/tekton-examples/v1`).
+fn tekton_example(file: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/tekton-examples/v1")
+        .join(file)
+}
+
+/// Runs every document of `path` on a node of its own to Succeeded; the run.
+async fn run_file(path: &Path, params: &[(&str, &str)]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Node::start(dir.path(), RELIST).await;
-    let (kind, name) = create_example(&node, file, params).await;
+    let (kind, name) = create_file(&node, path, params).await;
     let run = finished(&mut node, &kind, &name).await;
     succeeded(&node, &run);
     node.stop().await;
@@ -515,26 +530,16 @@ async fn an_isolated_workspace_is_mounted_only_where_it_is_listed() {
 /// declare them, through the controller.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_runs_workspaces_reach_embedded_task_specs_undeclared() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut node = Node::start(dir.path(), RELIST).await;
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/tekton-examples/v1/pipelineruns/propagating-workspaces.yaml");
-    let (kind, name) = create_file(&node, &file, &[]).await;
-    let run = finished(&mut node, &kind, &name).await;
-    succeeded(&node, &run);
-    node.stop().await;
+    run_file(
+        &tekton_example("pipelineruns/propagating-workspaces.yaml"),
+        &[],
+    )
+    .await;
 }
 
 /// Tekton's home-volume example, read from its suite: steps share /tekton/home, and a
 /// step that mounts a volume of its own there sees that one instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_may_mount_its_own_volume_over_the_shared_home() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut node = Node::start(dir.path(), RELIST).await;
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/tekton-examples/v1/taskruns/home-volume.yaml");
-    let (kind, name) = create_file(&node, &file, &[]).await;
-    let run = finished(&mut node, &kind, &name).await;
-    succeeded(&node, &run);
-    node.stop().await;
+    run_file(&tekton_example("taskruns/home-volume.yaml"), &[]).await;
 }

@@ -204,21 +204,50 @@ pub(crate) fn params_decl(params: &[ParamSpec], list: &FieldPath, r: &mut Report
     }
 }
 
+/// What params and workspaces are bound to: a Task or Pipeline by name, or a spec
+/// embedded in the run or pipeline task, which sees what it does not declare (Tekton
+/// propagates it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub name: String,
+    pub embedded: bool,
+}
+
+impl Owner {
+    pub fn named(kind: &str, name: &str) -> Owner {
+        Owner {
+            name: format!("{kind} {name:?}"),
+            embedded: false,
+        }
+    }
+
+    pub fn embedded(what: &str) -> Owner {
+        Owner {
+            name: format!("the {what}"),
+            embedded: true,
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 /// Param bindings against declarations: duplicates, missing required params, types,
-/// enums. Extra params are allowed (Tekton propagates them) but noted.
+/// enums. Extra params are allowed (Tekton propagates them); bound to a named Task or
+/// Pipeline, they are noted.
 pub(crate) fn check_param_bindings(
     bound: &[Param],
     also_bound: &[&str],
     decls: &[ParamSpec],
     list: &FieldPath,
-    owner: &str,
+    owner: &Owner,
     value_type: &dyn Fn(&ParamValue) -> ParamType,
     r: &mut Report,
 ) {
     duplicates(bound.iter().map(|p| p.name.as_str()), list, "param", r);
-    if owner.is_empty() {
-        return;
-    }
     for d in decls.iter().filter(|d| d.default.is_none()) {
         if !bound.iter().any(|b| b.name == d.name) && !also_bound.contains(&d.name.as_str()) {
             r.problem(
@@ -233,9 +262,8 @@ pub(crate) fn check_param_bindings(
     for (i, b) in bound.iter().enumerate() {
         let bp = list.index(i);
         let Some(d) = decls.iter().find(|d| d.name == b.name) else {
-            // An embedded spec ("the taskSpec", "the embedded taskSpec", "the
-            // pipelineSpec") sees the param undeclared: it is propagated, not unused.
-            if owner.starts_with("the ") {
+            // An embedded spec sees the param undeclared: it is propagated, not unused.
+            if owner.embedded {
                 continue;
             }
             r.note(
@@ -280,9 +308,10 @@ pub(crate) fn check_workspace_bindings(
     bindings: &[WorkspaceBinding],
     decls: Option<&[(&str, bool)]>,
     list: &FieldPath,
-    owner: &str,
+    owner: Option<&Owner>,
     r: &mut Report,
 ) {
+    let owner = owner.map(|o| o.name.as_str()).unwrap_or_default();
     duplicates(
         bindings.iter().map(|b| b.name.as_str()),
         list,

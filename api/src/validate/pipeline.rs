@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 use super::run::{by_name, retries};
 use super::scope::{PIPELINE_CONTEXT, PipelineTasks, Place, Position, Scope, TypeInfo};
 use super::task::{Outer, task_spec};
-use super::{Catalog, Report, check_param_bindings, duplicates, names, params_decl, timeout, when};
+use super::{
+    Catalog, Owner, Report, check_param_bindings, duplicates, names, params_decl, timeout, when,
+};
 use crate::dag::{Dag, own_strings};
 use crate::problem::FieldPath;
 use crate::v1::{ParamType, ParamValue, PipelineSpec, PipelineTask, TaskSpec};
@@ -15,15 +17,12 @@ use crate::vars::{self, Reference, Selector};
 pub const MAX_MATRIX_COMBINATIONS: usize = 256;
 
 /// The Task a pipeline task runs, when it is known: embedded, or a Task document given.
-fn resolved<'c>(
-    task: &'c PipelineTask,
-    catalog: &'c Catalog<'_>,
-) -> Option<(&'c TaskSpec, String)> {
+fn resolved<'c>(task: &'c PipelineTask, catalog: &'c Catalog<'_>) -> Option<(&'c TaskSpec, Owner)> {
     if let Some(embedded) = &task.task_spec {
         if embedded.is_custom() {
             return None; // a custom task's spec
         }
-        return Some((&embedded.task, "the embedded taskSpec".into()));
+        return Some((&embedded.task, Owner::embedded("embedded taskSpec")));
     }
     let r = task.task_ref.as_ref()?;
     if r.resolver.is_some() || r.is_custom() {
@@ -33,7 +32,7 @@ fn resolved<'c>(
     catalog
         .tasks
         .get(name)
-        .map(|spec| (*spec, format!("Task {name:?}")))
+        .map(|spec| (*spec, Owner::named("Task", name)))
 }
 
 fn results_info(spec: &TaskSpec) -> HashMap<String, TypeInfo> {

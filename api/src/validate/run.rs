@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use super::scope::{Scope, TypeInfo};
 use super::task::{Outer, task_spec};
-use super::{Catalog, Report, check_param_bindings, check_workspace_bindings, timeout};
+use super::{
+    Catalog, Owner, Report, check_param_bindings, check_workspace_bindings, duplicates, timeout,
+};
 use crate::problem::FieldPath;
 use crate::v1::{
     Param, ParamSpec, ParamValue, PipelineRun, PipelineSpec, TaskRun, TaskSpec, WorkspaceBinding,
@@ -13,7 +15,7 @@ use crate::v1::{
 
 /// What a run binds against, once its Task or Pipeline is known.
 struct Target<'a> {
-    owner: String,
+    owner: Owner,
     params: &'a [ParamSpec],
     workspaces: Vec<(&'a str, bool)>,
 }
@@ -27,9 +29,9 @@ pub(crate) fn by_name<'c, T>(
     path: &FieldPath,
     catalog: &Catalog<'_>,
     r: &mut Report,
-) -> Option<(&'c T, String)> {
+) -> Option<(&'c T, Owner)> {
     if let Some(t) = found {
-        return Some((t, format!("{kind} {name:?}")));
+        return Some((t, Owner::named(kind, name)));
     }
     let msg = format!("{kind} {name:?} is not among the documents given; add its file");
     if catalog.complete {
@@ -49,20 +51,32 @@ fn bindings(
     r: &mut Report,
 ) {
     let value_type = |v: &ParamValue| v.param_type();
-    let (owner, decls, ws) = match target {
-        Some(t) => (t.owner.as_str(), t.params, Some(t.workspaces.as_slice())),
-        None => ("", &[][..], None),
+    let Some(t) = target else {
+        duplicates(
+            params.iter().map(|p| p.name.as_str()),
+            &spec.field("params"),
+            "param",
+            r,
+        );
+        check_workspace_bindings(workspaces, None, &spec.field("workspaces"), None, r);
+        return;
     };
     check_param_bindings(
         params,
         &[],
-        decls,
+        t.params,
         &spec.field("params"),
-        owner,
+        &t.owner,
         &value_type,
         r,
     );
-    check_workspace_bindings(workspaces, ws, &spec.field("workspaces"), owner, r);
+    check_workspace_bindings(
+        workspaces,
+        Some(&t.workspaces),
+        &spec.field("workspaces"),
+        Some(&t.owner),
+        r,
+    );
 }
 
 pub(crate) fn retries(retries: Option<i32>, path: &FieldPath, r: &mut Report) {
@@ -78,7 +92,7 @@ pub(crate) fn taskrun(run: &TaskRun, catalog: &Catalog<'_>, r: &mut Report) {
         t.propagate_workspaces(&s.workspaces);
         t
     });
-    let task: Option<(&TaskSpec, String)> = match (&s.task_ref, &embedded) {
+    let task: Option<(&TaskSpec, Owner)> = match (&s.task_ref, &embedded) {
         (Some(_), Some(_)) => {
             r.problem(&spec_path, "a TaskRun takes taskRef or taskSpec, not both");
             None
@@ -109,7 +123,7 @@ pub(crate) fn taskrun(run: &TaskRun, catalog: &Catalog<'_>, r: &mut Report) {
                 scope: &scope,
             };
             task_spec(ts, &spec_path.field("taskSpec"), Some(&outer), r);
-            Some((ts, "the taskSpec".into()))
+            Some((ts, Owner::embedded("taskSpec")))
         }
         (Some(tr), None) => {
             let path = spec_path.field("taskRef");
@@ -174,7 +188,7 @@ pub(crate) fn pipelinerun(run: &PipelineRun, catalog: &Catalog<'_>, r: &mut Repo
         p.propagate_workspaces(&s.workspaces);
         p
     });
-    let pipeline: Option<(&PipelineSpec, String)> = match (&s.pipeline_ref, &embedded) {
+    let pipeline: Option<(&PipelineSpec, Owner)> = match (&s.pipeline_ref, &embedded) {
         (Some(_), Some(_)) => {
             r.problem(
                 &spec_path,
@@ -191,7 +205,7 @@ pub(crate) fn pipelinerun(run: &PipelineRun, catalog: &Catalog<'_>, r: &mut Repo
         }
         (None, Some(ps)) => {
             pipeline_spec(ps, &spec_path.field("pipelineSpec"), catalog, &s.params, r);
-            Some((ps, "the pipelineSpec".into()))
+            Some((ps, Owner::embedded("pipelineSpec")))
         }
         (Some(pr), None) => {
             let path = spec_path.field("pipelineRef");
