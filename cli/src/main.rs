@@ -6,6 +6,7 @@ mod validate;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tektite_cli::kubelet;
 
 /// tektite: Tekton pipelines, fast. Same YAML, same habits.
 #[derive(Debug, Parser)]
@@ -40,14 +41,25 @@ enum Command {
 }
 
 /// `tkt entrypoint ...` is the step wrapper itself (the local runner starts every step
-/// through it); it is not a user command, so it bypasses the command line parser.
+/// through it), and `tkt container SPEC` starts a container of the local kubelet; neither
+/// is a user command, so they bypass the command line parser.
 const ENTRYPOINT: &str = "entrypoint";
 
 fn main() -> ExitCode {
+    let exit = |code: i32| ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
     let mut argv = std::env::args_os();
-    if argv.nth(1).is_some_and(|a| a == ENTRYPOINT) {
-        let code = run::entrypoint(argv.collect());
-        return ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
+    // Installed as the entrypoint of a Pod (`/tektite/entrypoint`, `/tekton/bin/entrypoint`),
+    // `tkt` is the entrypoint.
+    let called = argv.next().map(std::path::PathBuf::from);
+    if called.is_some_and(|p| p.file_name().is_some_and(|n| n == ENTRYPOINT)) {
+        return exit(tektite_entrypoint::run(argv.collect()));
+    }
+    match argv.next() {
+        Some(a) if a == ENTRYPOINT => return exit(run::entrypoint(argv.collect())),
+        Some(a) if a == kubelet::container::SUBCOMMAND => {
+            return exit(kubelet::container::main(argv.collect()));
+        }
+        _ => {}
     }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)

@@ -222,7 +222,7 @@ impl Node {
                     command: vec!["/tektite/entrypoint".into()],
                     bare: true,
                 }],
-                container_binary: binary("tektite-container", "tektite-tests"),
+                tkt: binary("tkt", "tektite-cli"),
             },
         );
         let mut node = Node {

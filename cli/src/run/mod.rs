@@ -4,7 +4,7 @@ mod executor;
 mod input;
 mod names;
 mod pod;
-mod rewrite;
+
 mod sandbox;
 mod view;
 mod volumes;

@@ -28,10 +28,10 @@ use tektite_api::step::{EntrypointArgs, InitArgs};
 use tektite_api::v1::{OnError, Param, TaskSpec, WorkspaceBinding};
 use tektite_engine::task::{BoundWorkspace, ResolveError, TaskContext, TaskPaths, resolve};
 
-use super::rewrite::Rewrites;
 use super::sandbox::{self, Sandbox, SandboxError};
 use super::view::View;
 use super::volumes::{Sources, VolumeError};
+use tektite_cli::kubelet::rewrite::Rewrites;
 
 /// What to start.
 pub struct PodRequest<'a> {

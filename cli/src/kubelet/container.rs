@@ -1,6 +1,5 @@
-//! tektite-container: how the kubelet stand-in ([`tektite_tests::kubelet`]) starts one
-//! container. It reads a [`tektite_tests::kubelet::ContainerSpec`] (JSON, the file named by
-//! its one argument), enters a private mount namespace (inside a user namespace when not
+//! How the local kubelet starts one container: `tkt container SPEC.json` reads a
+//! [`ContainerSpec`], enters a private mount namespace (inside a user namespace when not
 //! root), builds the container's root on a tmpfs (this machine's top-level directories
 //! bound in, a `/dev` of its own with the usual devices, and the container's own mounts:
 //! volumes, subPaths, read-only ones, the termination-message file), chroots into it and
@@ -9,8 +8,10 @@
 //!
 //! A mount point whose parent is one of this machine's own directories and does not exist
 //! there (`/etc/maven` on a machine without it) is refused rather than created on the host.
-//! Exit code 128 with a message on stderr means the container could not be started.
+//! Exit code 128 with a message on stderr ([`START_ERROR`]) means the container could not
+//! be started.
 
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +19,42 @@ use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{Gid, Uid, chdir, chroot, execve};
-use tektite_tests::kubelet::ContainerSpec;
+use serde::{Deserialize, Serialize};
+
+/// One bind mount of a container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bind {
+    /// What is bound: a directory or a file on this machine.
+    pub host: PathBuf,
+    /// Where, in the container.
+    pub path: String,
+    pub read_only: bool,
+}
+
+/// What `tkt container` is told: the container's root, mounts and process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// An empty directory the container's root tmpfs is mounted on.
+    pub root: PathBuf,
+    pub binds: Vec<Bind>,
+    /// The working directory, in the container.
+    pub cwd: String,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Whether the image is this machine's userland (else: its binds, the C library, and
+    /// the `/proc`, `/sys` and `/dev` a runtime mounts).
+    pub userland: bool,
+}
+
+/// The subcommand of `tkt` that starts a container.
+pub const SUBCOMMAND: &str = "container";
+/// The prefix of what `tkt container` prints when it cannot start the container.
+pub const START_ERROR: &str = "tkt container:";
+/// Its exit code then.
+pub const START_ERROR_CODE: i32 = 128;
+/// After [`SUBCOMMAND`]: only enter a container rooted at the directory that follows, and
+/// exit 0 if that works.
+const CHECK: &str = "--check";
 
 /// What a bare image's container sees of this machine: the C library a dynamically linked
 /// binary needs, and the file systems a runtime mounts (`/usr` only for its libraries).
@@ -27,27 +63,60 @@ const BARE: [&str; 7] = ["lib", "lib64", "lib32", "libx32", "usr", "proc", "sys"
 /// The devices a container runtime gives every container.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-fn main() {
-    let Some(path) = std::env::args_os().nth(1) else {
-        eprintln!("usage: tektite-container SPEC.json");
-        std::process::exit(2);
+/// `tkt container SPEC.json` (or `tkt container --check DIR`); returns only on failure,
+/// with the exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    if args.first().is_some_and(|a| a == CHECK) {
+        let Some(dir) = args.get(1) else {
+            return 2;
+        };
+        let spec = ContainerSpec {
+            root: PathBuf::from(dir),
+            binds: Vec::new(),
+            cwd: "/".into(),
+            argv: Vec::new(),
+            env: Vec::new(),
+            userland: true,
+        };
+        return i32::from(enter(&spec).is_err());
+    }
+    let Some(path) = args.first() else {
+        eprintln!("usage: tkt container SPEC.json");
+        return 2;
     };
-    let spec: ContainerSpec = match fs::read(&path)
+    let spec: ContainerSpec = match fs::read(path)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
     {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
-                "tektite-container: cannot read {}: {e}",
-                Path::new(&path).display()
+                "{START_ERROR} cannot read {}: {e}",
+                Path::new(path).display()
             );
-            std::process::exit(128);
+            return START_ERROR_CODE;
         }
     };
     let error = start(&spec);
-    eprintln!("tektite-container: cannot start the container: {error}");
-    std::process::exit(128);
+    eprintln!("{START_ERROR} cannot start the container: {error}");
+    START_ERROR_CODE
+}
+
+/// Whether this machine lets `tkt` (at `exe`) start containers: root, or unprivileged
+/// user namespaces. `dir` is an empty scratch directory, removed afterwards.
+pub fn available(exe: &Path, dir: &Path) -> bool {
+    let ok = fs::create_dir_all(dir).is_ok()
+        && std::process::Command::new(exe)
+            .args([SUBCOMMAND, CHECK])
+            .arg(dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    // The child's mounts died with its namespace: here the directory is empty.
+    let _ = fs::remove_dir(dir);
+    ok
 }
 
 /// Enters the container and execs its command; returns only why it could not.
