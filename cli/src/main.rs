@@ -40,9 +40,10 @@ enum Command {
     Run(run::Args),
 }
 
-/// `tkt entrypoint ...` is the step wrapper itself (the local runner starts every step
-/// through it), and `tkt container SPEC` starts a container of the local kubelet; neither
-/// is a user command, so they bypass the command line parser.
+/// Called by this name (the local kubelet's entrypoint image holds `tkt` as
+/// `/tektite/entrypoint`, and a Pod's init container copies it to `/tekton/bin/entrypoint`),
+/// `tkt` is tektite's entrypoint; `tkt container SPEC` starts a container of the local
+/// kubelet. Neither is a user command, so they bypass the command line parser.
 const ENTRYPOINT: &str = "entrypoint";
 
 fn main() -> ExitCode {
@@ -55,7 +56,6 @@ fn main() -> ExitCode {
         return exit(tektite_entrypoint::run(argv.collect()));
     }
     match argv.next() {
-        Some(a) if a == ENTRYPOINT => return exit(run::entrypoint(argv.collect())),
         Some(a) if a == kubelet::container::SUBCOMMAND => {
             return exit(kubelet::container::main(argv.collect()));
         }

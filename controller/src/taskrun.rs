@@ -3,7 +3,6 @@
 //! reports first, Pod status as the fallback) → the engine's decision → one status write
 //! → requeue at the next deadline. The shell fetches and writes; the engine decides.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tektite_api::labels::step_container;
 use tektite_api::step::{StepReason, StepState};
 use tektite_api::v1::{Condition, Task, TaskRun, TaskRunStatus, TaskSpec, taskrun_reason};
 use tektite_engine::names::pod_name;
@@ -194,11 +192,13 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
         },
     };
     let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
-    let mut steps = merge_steps(
-        &ctx.steps.steps(&pod_uid),
-        status::step_states(&pod, &spec),
-        spec.steps.len(),
-    );
+    let reported: Vec<Option<StepState>> = {
+        let agent = ctx.steps.steps(&pod_uid);
+        (0..spec.steps.len())
+            .map(|i| agent.get(&i).cloned())
+            .collect()
+    };
+    let mut steps = status::merged_steps(&reported, &pod, &spec);
     let failure = status::failure(&pod, &name);
     if let Some(f) = &failure {
         taskrun::close_unfinished(&mut steps, now, StepReason::Error, &f.message);
@@ -231,25 +231,7 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
         delete_pod(ctx, &pod).await?;
     }
     let mut cond = d.condition.clone();
-    if let Some(f) = &failure
-        && cond.status == "False"
-        && d.stop.is_none()
-    {
-        cond.reason = Some(f.reason.into());
-        cond.message = Some(f.message.clone());
-    } else if cond.status == "False"
-        && let Some(step) = spec
-            .steps
-            .iter()
-            .find(|s| status::oom_killed(&pod, &s.name))
-    {
-        cond.reason = Some(status::reason::STEP_OOM.into());
-        cond.message = Some(format!(
-            "{:?} exited with code 137: {}",
-            step_container(&step.name),
-            status::OOM_KILLED
-        ));
-    }
+    status::failed_condition(&mut cond, failure.as_ref(), d.stop.is_some(), &pod, &spec);
     let mut new = TaskRunStatus {
         conditions: transition(&old.conditions, cond, now),
         pod_name: old.pod_name.clone(),
@@ -308,35 +290,6 @@ fn requeue_at(started_at: Timestamp, timeout: SignedDuration, now: Timestamp) ->
         .unwrap_or(SignedDuration::ZERO);
     let left = left.unsigned_abs().min(Duration::from_secs(3600));
     Action::requeue(left + Duration::from_millis(10))
-}
-
-/// Steps the agents reported, and for the others what the kubelet says. A container the
-/// kubelet calls running may still be waiting for the step before it: it counts as
-/// started only once the step before it finished.
-fn merge_steps(
-    agent: &BTreeMap<usize, StepState>,
-    kubelet: Vec<Option<StepState>>,
-    n: usize,
-) -> Vec<Option<StepState>> {
-    let mut out: Vec<Option<StepState>> = Vec::with_capacity(n);
-    for (i, k) in kubelet
-        .into_iter()
-        .chain(std::iter::repeat(None))
-        .take(n)
-        .enumerate()
-    {
-        let a = agent.get(&i);
-        let previous_done = i == 0 || out[i - 1].as_ref().is_some_and(StepState::is_finished);
-        let merged = match (a, k) {
-            (Some(a), _) if a.is_finished() => Some(a.clone()),
-            (_, Some(k)) if k.is_finished() => Some(k),
-            (Some(a), _) => Some(a.clone()),
-            (None, Some(k)) if previous_done => Some(k),
-            (None, _) => None,
-        };
-        out.push(merged);
-    }
-    out
 }
 
 fn is_ready(pod: &Pod) -> bool {

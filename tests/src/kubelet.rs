@@ -154,6 +154,7 @@ impl Kubelet {
                 isolation: Isolation::Namespaces {
                     tkt: config.tkt.clone(),
                 },
+                keep_pod_dirs: false,
             },
             Arc::new(host),
         );

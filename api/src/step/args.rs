@@ -266,6 +266,29 @@ pub struct InitArgs {
     pub dirs: Vec<PathBuf>,
 }
 
+/// The most of a script one argument carries (well under the kernel's 128 KiB per
+/// argument).
+const SCRIPT_PIECE: usize = 96 * 1024;
+
+/// `text` in pieces of at most `max` bytes, cut at character boundaries.
+fn chunks(text: &str, max: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    let mut first = true;
+    std::iter::from_fn(move || {
+        if rest.is_empty() && !std::mem::take(&mut first) {
+            return None;
+        }
+        first = false;
+        let mut end = rest.len().min(max);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some(piece)
+    })
+}
+
 /// The subcommand that selects [`InitArgs`].
 pub const INIT_SUBCOMMAND: &str = "init";
 
@@ -281,7 +304,16 @@ impl InitArgs {
             out.path("--scripts-dir", p);
         }
         for (name, body) in &self.scripts {
-            out.value("--script", format!("{name}={body}"));
+            // One argument may be at most 128 KiB (MAX_ARG_STRLEN): a longer script goes in
+            // pieces, each continuing the one before.
+            let mut pieces = chunks(body, SCRIPT_PIECE);
+            out.value(
+                "--script",
+                format!("{name}={}", pieces.next().unwrap_or_default()),
+            );
+            for piece in pieces {
+                out.value("--script-more", piece.to_owned());
+            }
         }
         if let Some(p) = &self.steps_dir {
             out.path("--steps-dir", p);
@@ -322,6 +354,13 @@ impl InitArgs {
                         why: "it must be NAME=BODY".into(),
                     })?;
                     a.scripts.push((name.into(), body.into()));
+                }
+                Arg::Long("script-more") => {
+                    let v = string(&mut p)?;
+                    let Some((_, body)) = a.scripts.last_mut() else {
+                        return Err(ArgsError::Missing("--script"));
+                    };
+                    body.push_str(&v);
                 }
                 Arg::Long("steps-dir") => a.steps_dir = Some(path(&mut p)?),
                 Arg::Long("step") => a.step_names.push(string(&mut p)?),
@@ -494,6 +533,38 @@ mod tests {
         assert_eq!(args[0], "init");
         assert_eq!(InitArgs::parse(args).unwrap(), a);
         assert_eq!(InitArgs::parse(["init"]).unwrap(), InitArgs::default());
+    }
+
+    #[test]
+    fn a_script_longer_than_an_argument_may_be_goes_in_pieces() {
+        let body = format!(
+            "#!/bin/sh\n{}é{}",
+            "x".repeat(SCRIPT_PIECE - 12),
+            "y".repeat(300_000)
+        );
+        let a = InitArgs {
+            scripts_dir: Some("/tekton/scripts".into()),
+            scripts: vec![
+                ("script-0".into(), body),
+                ("script-1".into(), String::new()),
+            ],
+            ..InitArgs::default()
+        };
+        let args = a.to_args();
+        assert!(
+            args.iter().all(|a| a.len() <= SCRIPT_PIECE + 20),
+            "{}",
+            args.len()
+        );
+        assert_eq!(
+            args.iter()
+                .filter(|a| a.starts_with("--script-more="))
+                .count(),
+            4
+        );
+        assert_eq!(InitArgs::parse(args).unwrap(), a);
+        let err = InitArgs::parse(["init", "--scripts-dir=/s", "--script-more=x"]).unwrap_err();
+        assert!(err.to_string().contains("--script"), "{err}");
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub struct Config {
     /// The env of an image with no entry (this machine's userland): its `PATH` and `HOME`.
     pub userland_env: Vec<(String, String)>,
     pub isolation: Isolation,
+    /// A deleted Pod's directory stays (its processes end all the same).
+    pub keep_pod_dirs: bool,
 }
 
 /// The world around the kubelet: where ConfigMaps, Secrets and claims come from, and

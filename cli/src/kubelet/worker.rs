@@ -273,7 +273,9 @@ impl Worker {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.kubelet.config.keep_pod_dirs {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 
     /// The relist: what the processes did becomes what the kubelet knows.
@@ -682,7 +684,13 @@ impl Worker {
                 Ok(cmd)
             }
             Isolation::Rewritten => {
+                // A script is placed by another container than the one that runs it: every
+                // path any container of the Pod mounts is rewritten, the container's own
+                // mounts first.
                 let mut r = Rewrites::default();
+                for (path, host) in self.pod_mounts() {
+                    r.add(&path, &host);
+                }
                 for b in &launch.binds {
                     r.add(&b.path, &b.host);
                 }
@@ -709,6 +717,27 @@ impl Worker {
                 Ok(cmd)
             }
         }
+    }
+
+    /// Every (mount path, directory) of the Pod's containers, the first container that
+    /// mounts a path deciding it.
+    fn pod_mounts(&self) -> Vec<(String, PathBuf)> {
+        let mut out: Vec<(String, PathBuf)> = Vec::new();
+        for s in &self.slots {
+            for m in s.spec.volume_mounts.iter().flatten() {
+                if out.iter().any(|(p, _)| *p == m.mount_path) {
+                    continue;
+                }
+                if let Some(v) = self.volumes.get(&m.name) {
+                    let sub = m
+                        .sub_path
+                        .as_deref()
+                        .filter(|s| !s.is_empty() && !s.contains(".."));
+                    out.push((m.mount_path.clone(), sub.map_or(v.clone(), |s| v.join(s))));
+                }
+            }
+        }
+        out
     }
 
     fn launch(&mut self, slot: usize) {

@@ -1,11 +1,12 @@
-//! The local shell around the engine: one loop that starts TaskRuns as pod directories,
-//! feeds what the watcher sees of their steps to the engine's TaskRun and PipelineRun
-//! decisions, and carries those decisions out (start, stop, retry, finish).
+//! The local shell around the engine: one loop that starts each TaskRun attempt as the
+//! Pod the engine builds, run by the local kubelet; feeds what the watcher sees of their
+//! steps and what the kubelet reports of their Pods to the engine's TaskRun and
+//! PipelineRun decisions; and carries those decisions out (start, stop, retry, finish).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -21,18 +22,20 @@ use tektite_engine::names::pod_name;
 use tektite_engine::pipeline::{
     self, Cancel, Child, Outcome, PipelineRunFacts, Start, Stop, Timeouts,
 };
-use tektite_engine::task::TaskContext;
 use tektite_engine::taskrun::{self, TaskRunFacts};
 use tektite_node_agent::{Config, Event, WatchError, Watcher};
 
+use k8s_openapi::api::core::v1::PodStatus;
+use tektite_cli::kubelet::{self, Bind, Image, Isolation, Kubelet};
+use tektite_engine::pod::{ENTRYPOINT_IN_IMAGE, PodSettings};
+
 use super::names;
-use super::pod::{Pod, PodRequest};
-use super::sandbox;
+use super::pod::{LocalHost, Pod, PodRequest};
 use super::view::View;
 use super::volumes::Sources;
 
-/// How long the loop sleeps when nothing happens: bounds the latency of timeouts, Ctrl-C
-/// and sidecar readiness (step ends wake it at once through inotify).
+/// How long the loop sleeps when nothing happens: bounds the latency of timeouts, Ctrl-C,
+/// sidecar readiness and Pod failures (step ends wake it at once through inotify).
 const TICK: Duration = Duration::from_millis(50);
 pub const NAMESPACE: &str = "default";
 /// Set (non-empty, not 0) to run steps without private mount namespaces.
@@ -73,9 +76,8 @@ pub struct Finished {
 struct Attempt {
     pod: Pod,
     started_at: Timestamp,
+    /// What the steps' records say (the watcher's events).
     steps: Vec<Option<StepState>>,
-    /// Steps whose entrypoint exited, checked for a record after the next events.
-    exited: Vec<(usize, String)>,
 }
 
 /// One TaskRun: its spec, its attempts, its status.
@@ -158,19 +160,18 @@ struct PipelineState {
 
 pub struct Executor {
     settings: Settings,
-    sources: Sources,
-    kubelet: PathBuf,
+    host: Arc<LocalHost>,
+    kubelet: Kubelet,
+    /// The kubelet's Pod statuses, by Pod UID.
+    statuses: mpsc::Receiver<(String, PodStatus)>,
     watcher: Watcher,
     runs: Vec<Run>,
     by_pod: HashMap<String, usize>,
-    retired: Vec<Pod>,
     pipeline: Option<PipelineState>,
     started_at: Timestamp,
     uid: String,
     name: String,
     handled_interrupts: usize,
-    /// Steps run in private mount namespaces (else their paths are rewritten).
-    sandboxed: bool,
 }
 
 fn time(t: Timestamp) -> Time {
@@ -180,22 +181,63 @@ fn time(t: Timestamp) -> Time {
 impl Executor {
     pub fn new(
         target: Target,
-        mut sources: Sources,
+        sources: Sources,
         settings: Settings,
         name: String,
     ) -> Result<Self, ExecError> {
-        let kubelet = settings.state_dir.join("kubelet");
+        let root = settings.state_dir.join("kubelet");
         let claims = settings.state_dir.join("claims");
-        for dir in [kubelet.join("pods"), claims.clone()] {
-            std::fs::create_dir_all(&dir).map_err(|source| ExecError::Io {
-                path: dir.clone(),
-                source,
-            })?;
+        let bin = settings.state_dir.join("bin");
+        let io = |path: &PathBuf| {
+            let path = path.clone();
+            move |source| ExecError::Io { path, source }
+        };
+        for dir in [root.join("pods"), claims.clone(), bin.clone()] {
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         }
-        sources.claims_dir = claims;
-        let watcher = Watcher::new(Config::new(&kubelet))?;
+        // The entrypoint's image holds `tkt`, under the entrypoint's name.
+        let exe = std::env::current_exe().map_err(io(&PathBuf::from("/proc/self/exe")))?;
+        let entrypoint = bin.join("entrypoint");
+        let _ = std::fs::remove_file(&entrypoint);
+        std::os::unix::fs::symlink(&exe, &entrypoint).map_err(io(&entrypoint))?;
+        let watcher = Watcher::new(Config::new(&root))?;
         let refused = std::env::var_os(NO_SANDBOX).is_some_and(|v| !v.is_empty() && v != "0");
-        let sandboxed = !refused && sandbox::available(&settings.state_dir.join("sandbox-check"));
+        let sandboxed = !refused
+            && kubelet::container::available(&exe, &settings.state_dir.join("sandbox-check"));
+        let image = PodSettings::default().entrypoint_image;
+        let config = kubelet::Config {
+            root,
+            relist: Duration::ZERO,
+            images: vec![Image {
+                prefix: image.split(':').next().unwrap_or_default().into(),
+                binds: vec![Bind {
+                    host: entrypoint,
+                    path: ENTRYPOINT_IN_IMAGE.into(),
+                    read_only: true,
+                }],
+                command: vec![ENTRYPOINT_IN_IMAGE.into()],
+                bare: true,
+            }],
+            // The host's tools with the user's environment, but a HOME of the Pod's own, so
+            // that steps do not write into the user's.
+            userland_env: std::env::vars()
+                .filter(|(k, _)| k != "HOME")
+                .chain([(
+                    "HOME".to_string(),
+                    format!("/{}", tektite_api::step::layout::Volume::Home.mount_path()),
+                )])
+                .collect(),
+            isolation: if sandboxed {
+                Isolation::Namespaces { tkt: exe }
+            } else {
+                Isolation::Rewritten
+            },
+            // The run's state directory is kept or removed as a whole.
+            keep_pod_dirs: true,
+        };
+        let (host, statuses) = LocalHost::new(sources, claims, settings.view.clone());
+        let host = Arc::new(host);
+        let kubelet = Kubelet::new(config, host.clone());
         settings.view.note(if sandboxed {
             "steps run in private mount namespaces: they see /tekton/... and /workspace/... as in a Pod"
         } else if refused {
@@ -207,18 +249,17 @@ impl Executor {
         let uid = names::uid();
         let mut ex = Executor {
             settings,
-            sources,
+            host,
             kubelet,
+            statuses,
             watcher,
             runs: Vec::new(),
             by_pod: HashMap::new(),
-            retired: Vec::new(),
             pipeline: None,
             started_at,
             uid,
             name,
             handled_interrupts: 0,
-            sandboxed,
         };
         match target {
             Target::Pipeline {
@@ -330,11 +371,7 @@ impl Executor {
             for e in events {
                 self.apply(e);
             }
-            self.check_exits();
-            self.reap();
-        }
-        for mut pod in self.retired.drain(..) {
-            pod.kill();
+            self.observe_pods();
         }
         self.settings.view.finish();
         Ok(self.finish())
@@ -370,7 +407,7 @@ impl Executor {
             for r in &mut self.runs {
                 if let Some(a) = &mut r.attempt {
                     r.stop.get_or_insert(Stop::Cancelled);
-                    a.pod.kill();
+                    a.pod.delete();
                 }
             }
             // What the entrypoints recorded while being stopped.
@@ -379,7 +416,6 @@ impl Executor {
                     self.apply(e);
                 }
             }
-            self.check_exits();
             let now = Timestamp::now();
             for r in &mut self.runs {
                 if let Some(a) = &mut r.attempt {
@@ -447,45 +483,28 @@ impl Executor {
         }
     }
 
-    /// A step whose entrypoint exited and left no record (killed, or it crashed) failed.
-    fn check_exits(&mut self) {
-        let now = Timestamp::now();
+    /// Hands the kubelet's new Pod statuses to their attempts; lets a Pod's first step
+    /// start once its sidecars are ready.
+    fn observe_pods(&mut self) {
+        while let Ok((uid, status)) = self.statuses.try_recv() {
+            self.observe(uid, status);
+        }
         for r in &mut self.runs {
-            let Some(a) = r.attempt.as_mut() else {
-                continue;
-            };
-            for (i, how) in std::mem::take(&mut a.exited) {
-                let Some(slot) = a.steps.get_mut(i) else {
-                    continue;
-                };
-                if !slot.as_ref().is_some_and(StepState::is_finished) {
-                    let started = slot.as_ref().map(|s| s.started_at).unwrap_or(now);
-                    *slot = Some(StepState::ended(
-                        started,
-                        now,
-                        StepReason::Error,
-                        format!("the entrypoint exited ({how}) without recording the step"),
-                    ));
-                }
+            if let Some(a) = r.attempt.as_mut() {
+                a.pod.poll_ready();
             }
         }
     }
 
-    fn reap(&mut self) {
-        let view = self.settings.view.clone();
-        for r in &mut self.runs {
-            let label = r.label().to_owned();
-            if let Some(a) = r.attempt.as_mut() {
-                for (i, status) in a.pod.reap() {
-                    a.exited.push((i, status.to_string()));
-                }
-                a.pod.poll_ready(&view, &label);
-            }
+    fn observe(&mut self, uid: String, status: PodStatus) {
+        let Some(&i) = self.by_pod.get(&uid) else {
+            return;
+        };
+        if let Some(a) = self.runs[i].attempt.as_mut()
+            && a.pod.uid == uid
+        {
+            a.pod.observe(status);
         }
-        self.retired.retain_mut(|p| {
-            p.reap();
-            !p.steps_exited()
-        });
     }
 
     fn running(&self) -> usize {
@@ -495,39 +514,38 @@ impl Executor {
     fn start_attempt(&mut self, i: usize) {
         let view = self.settings.view.clone();
         let pod_uid = names::uid();
-        let r = &mut self.runs[i];
+        let r = &self.runs[i];
         let retry = r.retries_status.len() as u32;
+        let task_run = task_run_object(r);
+        let host_dirs = r
+            .workspaces
+            .iter()
+            .filter_map(|(name, (b, _))| {
+                Some((name.clone(), self.host.sources().host.get(&b.name)?.clone()))
+            })
+            .collect();
+        let task_name = r.task_ref.as_ref().and_then(|t| t.name.clone());
         let req = PodRequest {
             uid: pod_uid.clone(),
             label: r.label().to_owned(),
+            task_run: &task_run,
             spec: &r.spec,
-            params: &r.params,
-            context: TaskContext {
-                task_run_name: r.name.clone(),
-                namespace: NAMESPACE.into(),
-                uid: r.uid.clone(),
-                task_name: r
-                    .task_ref
-                    .as_ref()
-                    .and_then(|t| t.name.clone())
-                    .unwrap_or_default(),
-                retry_count: retry,
-            },
-            workspaces: r.workspaces.clone(),
-            sources: &self.sources,
-            sandboxed: self.sandboxed,
+            task_name: task_name.as_deref(),
+            retry,
+            host_dirs,
         };
         let now = Timestamp::now();
         if retry == 0 {
             view.task_started(r.label());
         }
-        match Pod::start(&self.kubelet, req, &view) {
-            Ok(pod) => {
+        let started = Pod::start(&self.kubelet, &self.host, req);
+        let r = &mut self.runs[i];
+        match started {
+            Ok(mut pod) => {
                 let steps = vec![None; pod.spec.steps.len()];
                 r.status.pod_name = pod_name(&r.name, retry);
                 r.status.start_time = Some(time(now));
                 r.status.task_spec = Some(pod.spec.clone());
-                let mut pod = pod;
                 if r.stop.is_some() {
                     pod.cancel();
                 }
@@ -535,7 +553,6 @@ impl Executor {
                     pod,
                     started_at: now,
                     steps,
-                    exited: Vec::new(),
                 });
                 self.by_pod.insert(pod_uid, i);
             }
@@ -562,10 +579,15 @@ impl Executor {
         let Some(a) = r.attempt.as_mut() else {
             return;
         };
+        let mut steps = a.pod.steps(&a.steps);
+        let failure = a.pod.failure(&r.name);
+        if let Some(f) = &failure {
+            taskrun::close_unfinished(&mut steps, now, StepReason::Error, &f.message);
+        }
         let d = taskrun::decide(&TaskRunFacts {
             name: &r.name,
             spec: &a.pod.spec,
-            steps: &a.steps,
+            steps: &steps,
             started_at: a.started_at,
             timeout: r.timeout,
             cancelled: r.stop.is_some(),
@@ -576,10 +598,18 @@ impl Executor {
         if d.stop.is_some() {
             a.pod.cancel();
         }
+        let mut condition = d.condition.clone();
+        tektite_engine::pod::status::failed_condition(
+            &mut condition,
+            failure.as_ref(),
+            d.stop.is_some(),
+            a.pod.object(),
+            &a.pod.spec,
+        );
         let status = TaskRunStatus {
             conditions: vec![Condition {
                 last_transition_time: Some(time(now)),
-                ..d.condition.clone()
+                ..condition
             }],
             pod_name: r.status.pod_name.clone(),
             start_time: Some(time(a.started_at)),
@@ -596,10 +626,24 @@ impl Executor {
         let Some(mut a) = r.attempt.take() else {
             return;
         };
-        a.pod.wait_logs(Duration::from_secs(1));
-        a.pod.stop_sidecars();
+        // The task is reported finished after its logs: once its steps' containers ended.
+        let pod = &mut a.pod;
+        while !pod.steps_ended() {
+            match self.statuses.recv_timeout(Duration::from_secs(1)) {
+                Ok((uid, status)) if uid == pod.uid => pod.observe(status),
+                Ok((uid, status)) => {
+                    if let Some(&j) = self.by_pod.get(&uid)
+                        && let Some(other) = self.runs[j].attempt.as_mut()
+                    {
+                        other.pod.observe(status);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
         self.by_pod.remove(&a.pod.uid);
-        self.retired.push(a.pod);
+        a.pod.delete();
+        let r = &mut self.runs[i];
         let view = self.settings.view.clone();
         if d.retry {
             let reason = status
@@ -784,54 +828,7 @@ impl Executor {
         for r in &self.runs {
             // A pipeline task's TaskRun is the one the controller would create; a TaskRun
             // run alone is the one given.
-            let mut tr = r.object.clone().unwrap_or_else(|| {
-                let mut labels_map = BTreeMap::new();
-                if let Some(name) = r.task_ref.as_ref().and_then(|t| t.name.clone()) {
-                    labels_map.insert(labels::TASK.into(), name);
-                }
-                TaskRun {
-                    api_version: Some("tekton.dev/v1".into()),
-                    kind: Some("TaskRun".into()),
-                    metadata: ObjectMeta {
-                        name: Some(r.name.clone()),
-                        namespace: Some(NAMESPACE.into()),
-                        labels: Some(labels_map),
-                        ..ObjectMeta::default()
-                    },
-                    spec: TaskRunSpec {
-                        params: r.params.clone(),
-                        task_ref: r.task_ref.clone(),
-                        task_spec: r.task_ref.is_none().then(|| r.spec.clone()),
-                        retries: (r.retries > 0).then_some(r.retries as i32),
-                        timeout: r.timeout.map(|t| v1::Duration::from(t.unsigned_abs())),
-                        workspaces: r
-                            .workspaces
-                            .iter()
-                            .map(|(name, (b, sub))| WorkspaceBinding {
-                                name: name.clone(),
-                                sub_path: match (&b.sub_path, sub) {
-                                    (Some(a), Some(b)) => Some(format!("{a}/{b}")),
-                                    (a, b) => a.clone().or(b.clone()),
-                                },
-                                ..b.clone()
-                            })
-                            .collect(),
-                        ..TaskRunSpec::default()
-                    },
-                    status: None,
-                }
-            });
-            // What a cluster adds: the API server's uid and creation time, the default
-            // service account and managed-by label Tekton's defaulting gives every
-            // TaskRun, and the taskRun label its Pod carries.
-            tr.metadata.uid = Some(r.uid.clone());
-            tr.metadata.creation_timestamp = Some(time(r.created_at));
-            let labels_map = tr.metadata.labels.get_or_insert_with(BTreeMap::new);
-            labels_map.insert(labels::TASK_RUN.into(), r.name.clone());
-            labels_map.insert(labels::MANAGED_BY.into(), labels::MANAGED_BY_TEKTITE.into());
-            tr.spec
-                .service_account_name
-                .get_or_insert_with(|| "default".into());
+            let mut tr = task_run_object(r);
             tr.status = Some(TaskRunStatus {
                 retries_status: r.retries_status.clone(),
                 ..r.status.clone()
@@ -892,6 +889,59 @@ impl Executor {
             succeeded,
         }
     }
+}
+
+/// A TaskRun as the controller sees it: a pipeline task's as the engine makes a
+/// PipelineRun's children, a TaskRun run alone as given; with what a cluster adds (the API
+/// server's uid and creation time, the default service account and managed-by label
+/// Tekton's defaulting gives every TaskRun, and the taskRun label its Pod carries).
+fn task_run_object(r: &Run) -> TaskRun {
+    let mut tr = r.object.clone().unwrap_or_else(|| {
+        let mut labels_map = BTreeMap::new();
+        if let Some(name) = r.task_ref.as_ref().and_then(|t| t.name.clone()) {
+            labels_map.insert(labels::TASK.into(), name);
+        }
+        TaskRun {
+            api_version: Some("tekton.dev/v1".into()),
+            kind: Some("TaskRun".into()),
+            metadata: ObjectMeta {
+                name: Some(r.name.clone()),
+                namespace: Some(NAMESPACE.into()),
+                labels: Some(labels_map),
+                ..ObjectMeta::default()
+            },
+            spec: TaskRunSpec {
+                params: r.params.clone(),
+                task_ref: r.task_ref.clone(),
+                task_spec: r.task_ref.is_none().then(|| r.spec.clone()),
+                retries: (r.retries > 0).then_some(r.retries as i32),
+                timeout: r.timeout.map(|t| v1::Duration::from(t.unsigned_abs())),
+                workspaces: r
+                    .workspaces
+                    .iter()
+                    .map(|(name, (b, sub))| WorkspaceBinding {
+                        name: name.clone(),
+                        sub_path: match (&b.sub_path, sub) {
+                            (Some(a), Some(b)) => Some(format!("{a}/{b}")),
+                            (a, b) => a.clone().or(b.clone()),
+                        },
+                        ..b.clone()
+                    })
+                    .collect(),
+                ..TaskRunSpec::default()
+            },
+            status: None,
+        }
+    });
+    tr.metadata.uid = Some(r.uid.clone());
+    tr.metadata.creation_timestamp = Some(time(r.created_at));
+    let labels_map = tr.metadata.labels.get_or_insert_with(BTreeMap::new);
+    labels_map.insert(labels::TASK_RUN.into(), r.name.clone());
+    labels_map.insert(labels::MANAGED_BY.into(), labels::MANAGED_BY_TEKTITE.into());
+    tr.spec
+        .service_account_name
+        .get_or_insert_with(|| "default".into());
+    tr
 }
 
 /// The run's condition reason, for the summary.

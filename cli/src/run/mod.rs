@@ -5,7 +5,6 @@ mod input;
 mod names;
 mod pod;
 
-mod sandbox;
 mod view;
 mod volumes;
 
@@ -65,46 +64,6 @@ enum Output {
 fn parse_duration(text: &str) -> Result<SignedDuration, String> {
     let d = v1::parse_go_duration(text).map_err(|e| e.to_string())?;
     SignedDuration::try_from(d).map_err(|e| e.to_string())
-}
-
-/// `tkt entrypoint [SANDBOX] ARGS`: a step (or, with `--exec`, a sidecar) of a local run,
-/// in its sandbox when it has one; `--sandbox-check DIR` only tries to enter one.
-pub fn entrypoint(mut args: Vec<std::ffi::OsString>) -> i32 {
-    /// The entrypoint's own code for a failure of its own.
-    const INTERNAL: i32 = 125;
-    if args.first().is_some_and(|a| a == sandbox::CHECK) {
-        return match args.get(1) {
-            Some(dir) => sandbox::check(std::path::Path::new(dir)),
-            None => INTERNAL,
-        };
-    }
-    match sandbox::Sandbox::take_from(&mut args) {
-        Ok(None) => {}
-        Ok(Some(s)) => {
-            if let Err(e) = s.enter() {
-                eprintln!("tkt entrypoint: cannot enter the step's sandbox: {e}");
-                return INTERNAL;
-            }
-        }
-        Err(e) => {
-            eprintln!("tkt entrypoint: {e}");
-            return INTERNAL;
-        }
-    }
-    if args.first().is_some_and(|a| a == pod::EXEC) {
-        use std::os::unix::process::CommandExt;
-        let Some(program) = args.get(1) else {
-            eprintln!("tkt entrypoint: --exec needs a command");
-            return INTERNAL;
-        };
-        let e = std::process::Command::new(program).args(&args[2..]).exec();
-        eprintln!(
-            "tkt entrypoint: cannot run {}: {e}",
-            program.to_string_lossy()
-        );
-        return 127;
-    }
-    tektite_entrypoint::run(args)
 }
 
 /// Exit codes.
@@ -223,7 +182,6 @@ pub fn run(args: &Args) -> ExitCode {
         config_maps: plan.config_maps,
         secrets: plan.secrets,
         host: plan.host_workspaces,
-        claims_dir: PathBuf::new(),
     };
     let finished = match Executor::new(target, sources, settings, name).and_then(Executor::run) {
         Ok(f) => f,

@@ -48,7 +48,14 @@ pub fn container(spec: &TaskSpec, scripts: Vec<Script>, settings: &PodSettings) 
         name: INIT_CONTAINER.into(),
         image: Some(settings.entrypoint_image.clone()),
         command: Some(vec![ENTRYPOINT_IN_IMAGE.into()]),
-        args: Some(args.to_args()),
+        // The kubelet expands `$(VAR)` in args and turns `$$` into `$`: every `$` of a
+        // script is doubled so that it reaches the init container as written.
+        args: Some(
+            args.to_args()
+                .into_iter()
+                .map(|a| a.replace('$', "$$"))
+                .collect(),
+        ),
         volume_mounts: Some(mounts),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..core::Container::default()

@@ -24,6 +24,7 @@ use tektite_api::step::creds::Credential;
 use tektite_api::v1::{TaskRun, TaskSpec};
 
 pub use meta::{CANCEL_ANNOTATION, READY_ANNOTATION, READY_VALUE, controller_ref};
+pub use volumes::volume_name as workspace_volume;
 
 /// Where the entrypoint binary lives in its image; the init container copies it from
 /// there into `/tekton/bin`.

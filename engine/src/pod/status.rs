@@ -11,7 +11,7 @@ use tektite_api::step::termination::{
     TYPE_TASK_RESULT,
 };
 use tektite_api::step::{RecordedResult, ResultKind, StepReason, StepState};
-use tektite_api::v1::TaskSpec;
+use tektite_api::v1::{Condition, TaskSpec};
 
 use super::INIT_CONTAINER;
 
@@ -214,4 +214,61 @@ pub fn sidecars_ready(pod: &core::Pod, spec: &TaskSpec) -> bool {
         container_status(pod, &tektite_api::labels::sidecar_container(&s.name))
             .is_some_and(|c| c.ready)
     })
+}
+
+/// Each step's state: the one reported from its record (by an agent, or `tkt run`'s
+/// watcher) and, for the others, what the kubelet says. A container the kubelet calls
+/// running may still be waiting for the step before it: it counts as started only once
+/// the step before it finished.
+pub fn merged_steps(
+    reported: &[Option<StepState>],
+    pod: &core::Pod,
+    spec: &TaskSpec,
+) -> Vec<Option<StepState>> {
+    let n = spec.steps.len();
+    let mut out: Vec<Option<StepState>> = Vec::with_capacity(n);
+    for (i, k) in step_states(pod, spec)
+        .into_iter()
+        .chain(std::iter::repeat(None))
+        .take(n)
+        .enumerate()
+    {
+        let a = reported.get(i).and_then(Option::as_ref);
+        let previous_done = i == 0 || out[i - 1].as_ref().is_some_and(StepState::is_finished);
+        let merged = match (a, k) {
+            (Some(a), _) if a.is_finished() => Some(a.clone()),
+            (_, Some(k)) if k.is_finished() => Some(k),
+            (Some(a), _) => Some(a.clone()),
+            (None, Some(k)) if previous_done => Some(k),
+            (None, _) => None,
+        };
+        out.push(merged);
+    }
+    out
+}
+
+/// A failed TaskRun's condition with what only the kubelet knows: the Pod's own failure
+/// (unless the run was stopped), else a step killed for memory.
+pub fn failed_condition(
+    condition: &mut Condition,
+    failure: Option<&PodFailure>,
+    stopped: bool,
+    pod: &core::Pod,
+    spec: &TaskSpec,
+) {
+    if condition.status != "False" {
+        return;
+    }
+    if let Some(f) = failure
+        && !stopped
+    {
+        condition.reason = Some(f.reason.into());
+        condition.message = Some(f.message.clone());
+    } else if let Some(step) = spec.steps.iter().find(|s| oom_killed(pod, &s.name)) {
+        condition.reason = Some(reason::STEP_OOM.into());
+        condition.message = Some(format!(
+            "{:?} exited with code 137: {OOM_KILLED}",
+            step_container(&step.name)
+        ));
+    }
 }

@@ -31,7 +31,7 @@ fn claim_name(binding: &WorkspaceBinding, owner_uid: &str) -> String {
 }
 
 /// The volume name of workspace `name`.
-fn volume_name(workspace: &str) -> String {
+pub fn volume_name(workspace: &str) -> String {
     names::child_name("ws", &format!("-{workspace}"))
 }
 
