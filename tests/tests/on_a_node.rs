@@ -398,18 +398,23 @@ async fn a_pipeline_runs_children_are_the_same_from_the_controller_and_from_tkt_
     let on_cluster = finished(&mut node, "PipelineRun", &name).await;
     succeeded(&node, &on_cluster);
     let uid = on_cluster["metadata"]["uid"].as_str().unwrap().to_string();
-    let mut controllers: Vec<Value> = node
-        .api
-        .objects("apis/tekton.dev/v1/taskruns")
+    let task_runs = node.api.objects("apis/tekton.dev/v1/taskruns");
+    let mut controllers: Vec<Value> = task_runs
         .iter()
         .map(|t| comparable(t, &name, &uid))
+        .collect();
+    let mut controller_pods: Vec<Value> = node
+        .api
+        .objects("api/v1/pods")
+        .iter()
+        .map(|p| comparable_pod(p, &name, &uid, &task_runs))
         .collect();
     node.stop().await;
 
     let state = tempfile::tempdir().unwrap();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello-pipeline.yaml");
     let out = std::process::Command::new(tektite_tests::node::binary("tkt", "tektite-cli"))
-        .args(["run", "-o", "json"])
+        .args(["run", "--keep", "-o", "json"])
         .arg(&file)
         .env("XDG_STATE_HOME", state.path())
         .env_remove("TKT_NO_SANDBOX")
@@ -456,6 +461,63 @@ async fn a_pipeline_runs_children_are_the_same_from_the_controller_and_from_tkt_
     locals.sort_by_key(key);
     assert_eq!(controllers.len(), 3);
     pretty_assertions::assert_eq!(controllers, locals);
+
+    // And the Pods tkt run executed are the ones the controller created.
+    let local_runs: Vec<Value> = items
+        .iter()
+        .filter(|i| i["kind"] == "TaskRun")
+        .cloned()
+        .collect();
+    let pods = state
+        .path()
+        .join("tektite/runs")
+        .join(local_name)
+        .join("kubelet/pods");
+    let mut local_pods: Vec<Value> = std::fs::read_dir(&pods)
+        .unwrap()
+        .map(|e| {
+            let file = e.unwrap().path().join(tektite_cli::kubelet::POD_FILE);
+            let pod: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            comparable_pod(&pod, local_name, local_uid, &local_runs)
+        })
+        .collect();
+    controller_pods.sort_by_key(|p| key(&p["metadata"]));
+    local_pods.sort_by_key(|p| key(&p["metadata"]));
+    assert_eq!(controller_pods.len(), 3);
+    pretty_assertions::assert_eq!(controller_pods, local_pods);
+}
+
+/// A child's Pod as its run's builder made it: without what the API server and the
+/// scheduler add, the run's name and UIDs (its own, each TaskRun's, its claim's) written as
+/// placeholders.
+fn comparable_pod(pod: &Value, run_name: &str, run_uid: &str, task_runs: &[Value]) -> Value {
+    let meta = &pod["metadata"];
+    let mut c = json!({
+        "metadata": {
+            "name": meta["name"],
+            "labels": meta["labels"],
+            "annotations": meta["annotations"],
+            "ownerReferences": meta["ownerReferences"],
+        },
+        "spec": pod["spec"],
+    });
+    c["spec"].as_object_mut().unwrap().remove("nodeName");
+    // A volumeClaimTemplate's claim is named from its run's UID.
+    for v in c["spec"]["volumes"].as_array_mut().into_iter().flatten() {
+        if v["persistentVolumeClaim"].is_object() {
+            v["persistentVolumeClaim"]["claimName"] = "CLAIM".into();
+        }
+    }
+    let mut text = c.to_string().replace(run_uid, "UID");
+    for t in task_runs {
+        let task = t["metadata"]["labels"]["tekton.dev/pipelineTask"]
+            .as_str()
+            .unwrap_or_default();
+        if let Some(uid) = t["metadata"]["uid"].as_str() {
+            text = text.replace(uid, &format!("UID-OF-{task}"));
+        }
+    }
+    serde_json::from_str(&text.replace(run_name, "RUN")).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

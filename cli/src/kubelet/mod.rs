@@ -21,6 +21,7 @@
 //!   status writes and its own decisions (the next init container, the sidecars' stop),
 //!   only at the next relist, which comes every [`Config::relist`] on one clock for every
 //!   Pod (zero: at once);
+//! - the Pod it was given written to `<root>/pods/<uid>/pod.json` ([`POD_FILE`]);
 //! - the Pod's status handed to the [`Host`] when it changes; every line a container
 //!   prints handed to the [`Host`] too.
 //!
@@ -54,6 +55,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 pub use container::{Bind, ContainerSpec};
+pub use worker::POD_FILE;
 
 /// What an image stands for: the binds it brings, its entrypoint and its env. The longest
 /// matching prefix of a container's image wins; an image with no entry is this machine's

@@ -18,6 +18,9 @@ use super::files::{expand, field, key_to_path, write_atomic};
 use super::rewrite::Rewrites;
 use super::{Image, Isolation, Kubelet, Message, What, probe};
 
+/// The Pod as the kubelet was given it, in its directory.
+pub const POD_FILE: &str = "pod.json";
+
 /// How many lines of a container's output are kept for `FallbackToLogsOnError`.
 const TAIL_LINES: usize = 80;
 
@@ -199,6 +202,14 @@ impl Worker {
     }
 
     pub(super) fn run(mut self, rx: mpsc::Receiver<Message>) {
+        // The Pod as it was given, beside its volumes: what ran, for whoever looks.
+        let given = std::fs::create_dir_all(&self.dir).and_then(|_| {
+            let json = serde_json::to_vec_pretty(&self.pod).map_err(std::io::Error::other)?;
+            std::fs::write(self.dir.join(POD_FILE), json)
+        });
+        if let Err(error) = given {
+            tracing::warn!(%error, pod = %self.key, "writing the Pod's manifest");
+        }
         let relist = self.kubelet.config.relist;
         let mut next_relist = self.kubelet.shared.next_relist(relist);
         let mut next_retry = Instant::now();
