@@ -1,9 +1,10 @@
 //! The tektite entrypoint: wraps every step of every TaskRun. Knows nothing of Kubernetes;
-//! its arguments are [`tektite_api::step::EntrypointArgs`], written by the pod builder and
-//! the local executor. It must depend on neither kube nor tonic.
+//! its arguments are [`tektite_api::step::EntrypointArgs`], written by the pod builder. It
+//! must depend on neither kube nor tonic.
 //!
-//! A library so that `tkt` can be its own entrypoint on a laptop (`tkt` runs [`run`] when
-//! started as `tkt entrypoint ...`); in Pods it is the small static `tektite-entrypoint`.
+//! A library so that `tkt` can be its own entrypoint on a laptop (called by the name
+//! `entrypoint`, as the Pods `tkt run` executes call it, `tkt` runs [`run`]); in Pods on a
+//! cluster it is the small static `tektite-entrypoint`.
 
 mod creds;
 mod init;

@@ -26,7 +26,7 @@ impl Rewrites {
     }
 
     /// Every (host directory, Pod path), parents before children: the binds of a
-    /// sandbox that shows the Pod paths themselves.
+    /// mount namespace that shows the Pod paths themselves.
     pub fn binds(&self) -> Vec<(std::path::PathBuf, String)> {
         let mut out: Vec<_> = self
             .pairs
