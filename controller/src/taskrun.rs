@@ -245,26 +245,8 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
     };
     if d.retry {
         // This attempt goes to retriesStatus; the next one gets a new Pod.
-        let mut attempt = new.clone();
-        attempt.retries_status = Vec::new();
-        new = TaskRunStatus {
-            conditions: transition(
-                &old.conditions,
-                Condition::succeeded(
-                    "Unknown",
-                    taskrun_reason::TO_BE_RETRIED,
-                    d.condition.message.clone().unwrap_or_default(),
-                ),
-                now,
-            ),
-            start_time: Some(Time(started_at)),
-            retries_status: {
-                let mut r = old.retries_status.clone();
-                r.push(attempt);
-                r
-            },
-            ..TaskRunStatus::default()
-        };
+        new = taskrun::rollover(&new);
+        new.conditions = transition(&old.conditions, new.conditions.remove(0), now);
         write_status(tr, ctx, &old, &new).await?;
         ctx.steps.forget(&pod_uid);
         return Ok(Action::requeue(Duration::ZERO));

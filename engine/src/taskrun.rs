@@ -54,6 +54,33 @@ pub fn timeout_of(spec: &v1::TaskRunSpec) -> SignedDuration {
         .unwrap_or(crate::names::DEFAULT_TIMEOUT)
 }
 
+/// The status a TaskRun goes on with when attempt `ended` failed and is retried: the
+/// attempt (without the history it carries) appended to that history in
+/// `retriesStatus`, the condition `Unknown`/`ToBeRetried` with the attempt's message, and
+/// of the rest only the start time; the next attempt gets a new Pod.
+pub fn rollover(ended: &v1::TaskRunStatus) -> v1::TaskRunStatus {
+    let mut history = ended.retries_status.clone();
+    history.push(v1::TaskRunStatus {
+        retries_status: Vec::new(),
+        ..ended.clone()
+    });
+    let message = ended
+        .conditions
+        .first()
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    v1::TaskRunStatus {
+        conditions: vec![Condition::succeeded(
+            "Unknown",
+            taskrun_reason::TO_BE_RETRIED,
+            message,
+        )],
+        start_time: ended.start_time.clone(),
+        retries_status: history,
+        ..v1::TaskRunStatus::default()
+    }
+}
+
 /// Whether a TaskRun's `spec.status` cancels it.
 pub fn cancelled(spec: &v1::TaskRunSpec) -> bool {
     spec.status == Some(v1::TaskRunSpecStatus::TaskRunCancelled)
@@ -300,6 +327,41 @@ fn task_results(f: &TaskRunFacts<'_>) -> Vec<TaskRunResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retried_attempt_goes_to_the_history_and_the_run_waits_for_the_next() {
+        let failed = |n: &str| v1::TaskRunStatus {
+            conditions: vec![Condition::succeeded(
+                "False",
+                "Failed",
+                format!("attempt {n}"),
+            )],
+            pod_name: format!("pod-{n}"),
+            start_time: Some(Time(Timestamp::UNIX_EPOCH)),
+            results: vec![TaskRunResult {
+                name: "r".into(),
+                type_: Some(ParamType::String),
+                value: ParamValue::String(n.into()),
+            }],
+            ..v1::TaskRunStatus::default()
+        };
+        let first = rollover(&failed("1"));
+        assert_eq!(first.retries_status, vec![failed("1")]);
+        let c = &first.conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref(), c.message.as_deref()),
+            ("Unknown", Some("ToBeRetried"), Some("attempt 1"))
+        );
+        assert!(first.pod_name.is_empty() && first.results.is_empty());
+        assert_eq!(first.start_time, Some(Time(Timestamp::UNIX_EPOCH)));
+        // The second attempt's status carries the first in its history; the history
+        // holds each attempt once, without its own history.
+        let second = rollover(&v1::TaskRunStatus {
+            retries_status: first.retries_status.clone(),
+            ..failed("2")
+        });
+        assert_eq!(second.retries_status, vec![failed("1"), failed("2")]);
+    }
     use serde_json::json;
     use tektite_api::step::RecordedResult;
 

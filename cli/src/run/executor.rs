@@ -538,17 +538,32 @@ impl Executor {
         if retry == 0 {
             view.task_started(r.label());
         }
+        if let Some(why) = r.stop {
+            // Stopped before its Pod exists: it ends without one, as on a cluster.
+            let condition = taskrun::stopped(&r.name, why, r.timeout);
+            let reason = condition.reason.clone().unwrap_or_default();
+            let r = &mut self.runs[i];
+            r.status = TaskRunStatus {
+                conditions: vec![Condition {
+                    last_transition_time: Some(time(now)),
+                    ..condition
+                }],
+                start_time: Some(time(now)),
+                completion_time: Some(time(now)),
+                ..TaskRunStatus::default()
+            };
+            r.done = true;
+            view.task_finished(r.label(), &reason, Some(0.0));
+            return;
+        }
         let started = Pod::start(&self.kubelet, &self.host, req);
         let r = &mut self.runs[i];
         match started {
-            Ok(mut pod) => {
+            Ok(pod) => {
                 let steps = vec![None; pod.spec.steps.len()];
                 r.status.pod_name = pod_name(&r.name, retry);
                 r.status.start_time = Some(time(now));
                 r.status.task_spec = Some(pod.spec.clone());
-                if r.stop.is_some() {
-                    pod.cancel();
-                }
                 r.attempt = Some(Attempt {
                     pod,
                     started_at: now,
@@ -628,8 +643,10 @@ impl Executor {
         };
         // The task is reported finished after its logs: once its steps' containers ended.
         let pod = &mut a.pod;
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
         while !pod.steps_ended() {
-            match self.statuses.recv_timeout(Duration::from_secs(1)) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.statuses.recv_timeout(left) {
                 Ok((uid, status)) if uid == pod.uid => pod.observe(status),
                 Ok((uid, status)) => {
                     if let Some(&j) = self.by_pod.get(&uid)
@@ -658,7 +675,12 @@ impl Executor {
                 r.retries_status.len() + 1,
                 r.retries
             ));
-            r.retries_status.push(status);
+            let next = taskrun::rollover(&TaskRunStatus {
+                retries_status: std::mem::take(&mut r.retries_status),
+                ..status
+            });
+            r.retries_status = next.retries_status.clone();
+            r.status = next;
             self.start_attempt(i);
             return;
         }
