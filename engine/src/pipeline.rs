@@ -206,7 +206,7 @@ pub enum Stop {
 }
 
 /// What to do, and the run's status after doing it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Decision {
     pub start: Vec<Start>,
     /// Running pipeline tasks to stop, by name.
@@ -278,20 +278,69 @@ pub fn decide(f: &PipelineRunFacts<'_>) -> Decision {
 }
 
 /// What the run's state adds up to, before waiting for what still runs.
+/// Why the run fails before any task can start: its reason and message.
+type Failure = (&'static str, String);
+
+/// Where the run stands against its timeouts.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    elapsed: SignedDuration,
+    finally_elapsed: Option<SignedDuration>,
+    pipeline_timed_out: bool,
+    tasks_timed_out: bool,
+    finally_timed_out: bool,
+}
+
+impl Clock {
+    fn of(f: &PipelineRunFacts<'_>) -> Clock {
+        let elapsed = f.now.duration_since(f.started_at);
+        let over = |limit: Option<SignedDuration>, since: SignedDuration| {
+            limit.is_some_and(|l| !l.is_zero() && since > l)
+        };
+        let finally_elapsed = f.finally_started_at.map(|s| f.now.duration_since(s));
+        Clock {
+            elapsed,
+            finally_elapsed,
+            pipeline_timed_out: over(f.timeouts.pipeline, elapsed),
+            tasks_timed_out: over(f.timeouts.tasks, elapsed),
+            finally_timed_out: finally_elapsed.is_some_and(|e| over(f.timeouts.finally, e)),
+        }
+    }
+
+    /// What is left of the run's and the tasks' budgets for a task starting now.
+    fn task_budget(&self, f: &PipelineRunFacts<'_>) -> Option<SignedDuration> {
+        [f.timeouts.pipeline, f.timeouts.tasks]
+            .into_iter()
+            .flatten()
+            .filter(|t| !t.is_zero())
+            .map(|t| t - self.elapsed)
+            .min()
+    }
+
+    /// What is left of the run's and the finally tasks' budgets.
+    fn finally_budget(&self, f: &PipelineRunFacts<'_>) -> Option<SignedDuration> {
+        [
+            f.timeouts.pipeline.map(|t| t - self.elapsed),
+            f.timeouts
+                .finally
+                .filter(|t| !t.is_zero())
+                .map(|t| t - self.finally_elapsed.unwrap_or_default()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
 fn verdict(f: &PipelineRunFacts<'_>) -> Decision {
     if f.pending && f.children.is_empty() {
         return Decision {
-            start: Vec::new(),
-            stop: Vec::new(),
-            skipped: Vec::new(),
             condition: Condition::succeeded(
                 "Unknown",
                 reason::PENDING,
                 format!("PipelineRun {:?} is pending", f.name),
             ),
-            results: Vec::new(),
-            finally_starts: false,
-            done: false,
+            ..Decision::default()
         };
     }
     let params = match effective_params(&f.spec.params, f.params) {
@@ -312,18 +361,46 @@ fn verdict(f: &PipelineRunFacts<'_>) -> Decision {
             return failed(f, reason::INVALID_GRAPH, message);
         }
     };
-    let elapsed = f.now.duration_since(f.started_at);
-    let over = |limit: Option<SignedDuration>, since: SignedDuration| {
-        limit.is_some_and(|l| !l.is_zero() && since > l)
-    };
-    let pipeline_timed_out = over(f.timeouts.pipeline, elapsed);
-    let tasks_timed_out = over(f.timeouts.tasks, elapsed);
-    let finally_elapsed = f.finally_started_at.map(|s| f.now.duration_since(s));
-    let finally_timed_out = finally_elapsed.is_some_and(|e| over(f.timeouts.finally, e));
-    let hard_cancel = f.cancel == Some(Cancel::Cancelled);
-
+    let clock = Clock::of(f);
     let ctx = Context { f, params: &params };
+    let mut d = Decision::default();
+    let states = match dag_states(&ctx, &dag, &clock, &mut d) {
+        Ok(s) => s,
+        Err((why, message)) => return failed(f, why, message),
+    };
+    stop_running(f, &clock, &mut d);
+    let final_states = match finally_states(&ctx, &states, &clock, &mut d) {
+        Ok(s) => s,
+        Err((why, message)) => return failed(f, why, message),
+    };
+    let count = Counts::of(f, &states, &final_states);
+    let nothing_running = d.start.is_empty()
+        && states
+            .iter()
+            .chain(&final_states)
+            .all(|s| !matches!(s, State::Child(Outcome::Running)));
+    let dag_done = states.iter().all(State::is_done);
+    let finally_done = final_states.iter().all(State::is_done);
+    let (condition, done) = condition(f, &clock, &count, nothing_running, dag_done && finally_done);
+    d.condition = condition;
+    d.done = done;
+    if done {
+        d.results = ctx.pipeline_results();
+    }
+    d
+}
+
+/// The state of each task of the DAG, in the order of `spec.tasks`; the ones that start
+/// now and the ones skipped go into `d`. `Err` is the run failing.
+fn dag_states<'f>(
+    ctx: &Context<'_, 'f>,
+    dag: &Dag,
+    clock: &Clock,
+    d: &mut Decision,
+) -> Result<Vec<State<'f>>, Failure> {
+    let f = ctx.f;
     let tasks = &f.spec.tasks;
+    let hard_cancel = f.cancel == Some(Cancel::Cancelled);
     let stopping = tasks.iter().any(|t| {
         f.children.get(&t.name).is_some_and(|c| {
             matches!(
@@ -332,18 +409,8 @@ fn verdict(f: &PipelineRunFacts<'_>) -> Decision {
             ) && t.on_error != Some(OnError::Continue)
         })
     });
-
-    let mut d = Decision {
-        start: Vec::new(),
-        stop: Vec::new(),
-        skipped: Vec::new(),
-        condition: Condition::default(),
-        results: Vec::new(),
-        finally_starts: false,
-        done: false,
-    };
-    let mut states: Vec<State<'_>> = vec![State::Pending; tasks.len()];
-    for i in topological(&dag) {
+    let mut states: Vec<State<'f>> = vec![State::Pending; tasks.len()];
+    for i in topological(dag) {
         let task = &tasks[i];
         if let Some(child) = f.children.get(&task.name) {
             states[i] = State::Child(&child.outcome);
@@ -367,27 +434,25 @@ fn verdict(f: &PipelineRunFacts<'_>) -> Decision {
             State::Pending
         } else {
             match ctx.missing_results(task) {
-                Err(message) => return failed(f, reason::INVALID_TASK_RESULT_REFERENCE, message),
+                Err(message) => {
+                    return Err((reason::INVALID_TASK_RESULT_REFERENCE, message));
+                }
                 Ok(true) => State::Skipped(skip_reason::MISSING_RESULTS),
-                Ok(false) if pipeline_timed_out => State::Skipped(skip_reason::PIPELINE_TIMED_OUT),
-                Ok(false) if tasks_timed_out => State::Skipped(skip_reason::TASKS_TIMED_OUT),
+                Ok(false) if clock.pipeline_timed_out => {
+                    State::Skipped(skip_reason::PIPELINE_TIMED_OUT)
+                }
+                Ok(false) if clock.tasks_timed_out => State::Skipped(skip_reason::TASKS_TIMED_OUT),
                 Ok(false) => State::Ready,
             }
         };
         states[i] = match state {
             State::Ready => match ctx.prepare(task, None) {
-                Err((why, message)) => return failed(f, why, message),
+                Err(failure) => return Err(failure),
                 Ok(Prepared::Skip) => State::Skipped(skip_reason::WHEN_EXPRESSIONS),
                 Ok(Prepared::EmptyMatrix) => State::Skipped(skip_reason::EMPTY_ARRAY_IN_MATRIX),
                 Ok(Prepared::Start(task)) => {
-                    let budget = [f.timeouts.pipeline, f.timeouts.tasks]
-                        .into_iter()
-                        .flatten()
-                        .filter(|t| !t.is_zero())
-                        .map(|t| t - elapsed)
-                        .min();
                     d.start.push(Start {
-                        timeout: cut(task.timeout.as_ref(), budget),
+                        timeout: cut(task.timeout.as_ref(), clock.task_budget(f)),
                         combinations: task.matrix.as_ref().map(fan_out).unwrap_or_default(),
                         task: *task,
                         finally: false,
@@ -401,113 +466,101 @@ fn verdict(f: &PipelineRunFacts<'_>) -> Decision {
             d.skipped.push(skipped(task, reason));
         }
     }
+    Ok(states)
+}
 
-    // Running tasks that must stop.
+/// The running tasks a cancel or a timeout stops.
+fn stop_running(f: &PipelineRunFacts<'_>, clock: &Clock, d: &mut Decision) {
     let running = |name: &str| {
         f.children
             .get(name)
             .is_some_and(|c| c.outcome == Outcome::Running)
     };
-    let stop_all = if hard_cancel || f.cancel == Some(Cancel::CancelledRunFinally) {
-        Some(Stop::Cancelled)
-    } else if pipeline_timed_out || tasks_timed_out {
-        Some(Stop::TimedOut)
+    let why = if matches!(
+        f.cancel,
+        Some(Cancel::Cancelled | Cancel::CancelledRunFinally)
+    ) {
+        Stop::Cancelled
+    } else if clock.pipeline_timed_out || clock.tasks_timed_out {
+        Stop::TimedOut
     } else {
-        None
+        return;
     };
-    if let Some(why) = stop_all {
-        for t in tasks.iter().filter(|t| running(&t.name)) {
-            d.stop.push((t.name.clone(), why));
-        }
+    for t in f.spec.tasks.iter().filter(|t| running(&t.name)) {
+        d.stop.push((t.name.clone(), why));
     }
+}
 
-    // The finally tasks, once every task is done (and unless cancelled outright).
+/// The finally tasks' states, once every task of the DAG is done (and unless cancelled
+/// outright); those that start now, stop or are skipped go into `d`.
+fn finally_states<'f>(
+    ctx: &Context<'_, 'f>,
+    states: &[State<'f>],
+    clock: &Clock,
+    d: &mut Decision,
+) -> Result<Vec<State<'f>>, Failure> {
+    let f = ctx.f;
+    let mut final_states: Vec<State<'f>> = vec![State::Pending; f.spec.finally.len()];
     let dag_done = states.iter().all(State::is_done);
-    let mut final_states: Vec<State<'_>> = vec![State::Pending; f.spec.finally.len()];
-    if dag_done && !hard_cancel && !f.spec.finally.is_empty() {
-        let statuses = ctx.task_statuses(&states);
-        d.finally_starts = f.finally_started_at.is_none();
-        let finally_budget = [
-            f.timeouts.pipeline.map(|t| t - elapsed),
-            f.timeouts
-                .finally
-                .filter(|t| !t.is_zero())
-                .map(|t| t - finally_elapsed.unwrap_or_default()),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        for (j, task) in f.spec.finally.iter().enumerate() {
-            if let Some(child) = f.children.get(&task.name) {
-                final_states[j] = State::Child(&child.outcome);
-                if child.outcome == Outcome::Running && (pipeline_timed_out || finally_timed_out) {
-                    d.stop.push((task.name.clone(), Stop::TimedOut));
+    if !dag_done || f.cancel == Some(Cancel::Cancelled) || f.spec.finally.is_empty() {
+        return Ok(final_states);
+    }
+    let statuses = ctx.task_statuses(states);
+    d.finally_starts = f.finally_started_at.is_none();
+    for (j, task) in f.spec.finally.iter().enumerate() {
+        if let Some(child) = f.children.get(&task.name) {
+            final_states[j] = State::Child(&child.outcome);
+            if child.outcome == Outcome::Running
+                && (clock.pipeline_timed_out || clock.finally_timed_out)
+            {
+                d.stop.push((task.name.clone(), Stop::TimedOut));
+            }
+            continue;
+        }
+        let state = match ctx.missing_results(task) {
+            Err(message) => return Err((reason::INVALID_TASK_RESULT_REFERENCE, message)),
+            Ok(true) => State::Skipped(skip_reason::MISSING_RESULTS),
+            Ok(false) => match ctx.prepare(task, Some(&statuses)) {
+                Err(failure) => return Err(failure),
+                Ok(Prepared::Skip) => State::Skipped(skip_reason::WHEN_EXPRESSIONS),
+                Ok(Prepared::EmptyMatrix) => State::Skipped(skip_reason::EMPTY_ARRAY_IN_MATRIX),
+                Ok(Prepared::Start(_)) if clock.pipeline_timed_out => {
+                    State::Skipped(skip_reason::PIPELINE_TIMED_OUT)
                 }
-                continue;
-            }
-            let state = match ctx.missing_results(task) {
-                Err(message) => return failed(f, reason::INVALID_TASK_RESULT_REFERENCE, message),
-                Ok(true) => State::Skipped(skip_reason::MISSING_RESULTS),
-                Ok(false) => match ctx.prepare(task, Some(&statuses)) {
-                    Err((why, message)) => return failed(f, why, message),
-                    Ok(Prepared::Skip) => State::Skipped(skip_reason::WHEN_EXPRESSIONS),
-                    Ok(Prepared::EmptyMatrix) => State::Skipped(skip_reason::EMPTY_ARRAY_IN_MATRIX),
-                    Ok(Prepared::Start(_)) if pipeline_timed_out => {
-                        State::Skipped(skip_reason::PIPELINE_TIMED_OUT)
-                    }
-                    Ok(Prepared::Start(_)) if finally_timed_out => {
-                        State::Skipped(skip_reason::FINALLY_TIMED_OUT)
-                    }
-                    Ok(Prepared::Start(task)) => {
-                        d.start.push(Start {
-                            timeout: cut(task.timeout.as_ref(), finally_budget),
-                            combinations: task.matrix.as_ref().map(fan_out).unwrap_or_default(),
-                            task: *task,
-                            finally: true,
-                        });
-                        State::Ready
-                    }
-                },
-            };
-            if let State::Skipped(reason) = state {
-                d.skipped.push(skipped(task, reason));
-            }
-            final_states[j] = state;
+                Ok(Prepared::Start(_)) if clock.finally_timed_out => {
+                    State::Skipped(skip_reason::FINALLY_TIMED_OUT)
+                }
+                Ok(Prepared::Start(task)) => {
+                    d.start.push(Start {
+                        timeout: cut(task.timeout.as_ref(), clock.finally_budget(f)),
+                        combinations: task.matrix.as_ref().map(fan_out).unwrap_or_default(),
+                        task: *task,
+                        finally: true,
+                    });
+                    State::Ready
+                }
+            },
+        };
+        if let State::Skipped(reason) = state {
+            d.skipped.push(skipped(task, reason));
         }
+        final_states[j] = state;
     }
+    Ok(final_states)
+}
 
-    // Counting as Tekton counts for its condition message.
-    let mut count = Counts::default();
-    let all = tasks
-        .iter()
-        .zip(&states)
-        .chain(f.spec.finally.iter().zip(&final_states));
-    for (task, state) in all {
-        match state {
-            State::Child(Outcome::Succeeded) => count.succeeded += 1,
-            State::Child(Outcome::Cancelled { timed_out: true }) => count.failed += 1,
-            State::Child(Outcome::Cancelled { timed_out: false }) => count.cancelled += 1,
-            State::Child(Outcome::Failed { .. }) if task.on_error == Some(OnError::Continue) => {
-                count.ignored += 1
-            }
-            State::Child(Outcome::Failed { .. }) => count.failed += 1,
-            State::Skipped(r) if TIMEOUT_SKIPS.contains(r) => {
-                count.skipped += 1;
-                count.skipped_for_timeout += 1;
-            }
-            State::Skipped(_) => count.skipped += 1,
-            State::Child(Outcome::Running) | State::Ready | State::Pending => count.incomplete += 1,
-        }
-    }
-    let nothing_running = d.start.is_empty()
-        && states
-            .iter()
-            .chain(&final_states)
-            .all(|s| !matches!(s, State::Child(Outcome::Running)));
-    let finally_done = final_states.iter().all(State::is_done);
+/// The run's condition, and whether it is done, from its tasks' counts; `all_done` is
+/// every task and finally task done.
+fn condition(
+    f: &PipelineRunFacts<'_>,
+    clock: &Clock,
+    count: &Counts,
+    nothing_running: bool,
+    all_done: bool,
+) -> (Condition, bool) {
     let duration =
         |t: Option<SignedDuration>| v1::Duration::from(t.unwrap_or_default().unsigned_abs()).0;
-    let (status, reason, message, done) = if pipeline_timed_out {
+    let (status, reason, message, done) = if clock.pipeline_timed_out {
         (
             "False",
             reason::TIMED_OUT,
@@ -518,7 +571,7 @@ fn verdict(f: &PipelineRunFacts<'_>) -> Decision {
             ),
             nothing_running,
         )
-    } else if tasks_timed_out && (f.spec.finally.is_empty() || (dag_done && finally_done)) {
+    } else if clock.tasks_timed_out && (f.spec.finally.is_empty() || all_done) {
         (
             "False",
             reason::TIMED_OUT,
@@ -529,7 +582,7 @@ fn verdict(f: &PipelineRunFacts<'_>) -> Decision {
             ),
             nothing_running,
         )
-    } else if hard_cancel {
+    } else if f.cancel == Some(Cancel::Cancelled) {
         (
             "False",
             reason::CANCELLED,
@@ -537,42 +590,11 @@ fn verdict(f: &PipelineRunFacts<'_>) -> Decision {
             nothing_running,
         )
     } else if count.incomplete == 0 {
-        let mut message = if count.ignored > 0 {
-            format!(
-                "Tasks Completed: {} (Failed: {} (Ignored: {}), Cancelled {}), Skipped: {}",
-                count.completed(),
-                count.failed + count.ignored,
-                count.ignored,
-                count.cancelled,
-                count.skipped
-            )
-        } else {
-            format!(
-                "Tasks Completed: {} (Failed: {}, Cancelled {}), Skipped: {}",
-                count.completed(),
-                count.failed,
-                count.cancelled,
-                count.skipped
-            )
-        };
-        let (status, reason) = if count.failed > 0 || count.skipped_for_timeout > 0 {
-            ("False", reason::FAILED)
-        } else if matches!(
-            f.cancel,
-            Some(Cancel::CancelledRunFinally | Cancel::StoppedRunFinally)
-        ) {
-            message = format!("PipelineRun {:?} was cancelled", f.name);
-            ("False", reason::CANCELLED)
-        } else if count.cancelled > 0 {
-            ("False", reason::CANCELLED)
-        } else if count.skipped > 0 {
-            ("True", reason::COMPLETED)
-        } else {
-            ("True", reason::SUCCEEDED)
-        };
+        let (status, reason, message) = count.ended(f);
         (status, reason, message, true)
     } else {
-        let why = if tasks_timed_out && !f.spec.finally.is_empty() {
+        let finally_done = all_done || f.spec.finally.is_empty();
+        let why = if clock.tasks_timed_out && !f.spec.finally.is_empty() {
             reason::TIMED_OUT_RUNNING_FINALLY
         } else if f.cancel == Some(Cancel::CancelledRunFinally) {
             reason::CANCELLED_RUNNING_FINALLY
@@ -597,12 +619,80 @@ fn verdict(f: &PipelineRunFacts<'_>) -> Decision {
             false,
         )
     };
-    d.condition = Condition::succeeded(status, reason, message);
-    d.done = done;
-    if done {
-        d.results = ctx.pipeline_results();
+    (Condition::succeeded(status, reason, message), done)
+}
+
+impl Counts {
+    /// Counting as Tekton counts for its condition message.
+    fn of(f: &PipelineRunFacts<'_>, states: &[State<'_>], final_states: &[State<'_>]) -> Counts {
+        let mut count = Counts::default();
+        let all = f
+            .spec
+            .tasks
+            .iter()
+            .zip(states)
+            .chain(f.spec.finally.iter().zip(final_states));
+        for (task, state) in all {
+            match state {
+                State::Child(Outcome::Succeeded) => count.succeeded += 1,
+                State::Child(Outcome::Cancelled { timed_out: true }) => count.failed += 1,
+                State::Child(Outcome::Cancelled { timed_out: false }) => count.cancelled += 1,
+                State::Child(Outcome::Failed { .. })
+                    if task.on_error == Some(OnError::Continue) =>
+                {
+                    count.ignored += 1
+                }
+                State::Child(Outcome::Failed { .. }) => count.failed += 1,
+                State::Skipped(r) if TIMEOUT_SKIPS.contains(r) => {
+                    count.skipped += 1;
+                    count.skipped_for_timeout += 1;
+                }
+                State::Skipped(_) => count.skipped += 1,
+                State::Child(Outcome::Running) | State::Ready | State::Pending => {
+                    count.incomplete += 1
+                }
+            }
+        }
+        count
     }
-    d
+
+    /// The condition's status, reason and message of a run with nothing incomplete.
+    fn ended(&self, f: &PipelineRunFacts<'_>) -> (&'static str, &'static str, String) {
+        let mut message = if self.ignored > 0 {
+            format!(
+                "Tasks Completed: {} (Failed: {} (Ignored: {}), Cancelled {}), Skipped: {}",
+                self.completed(),
+                self.failed + self.ignored,
+                self.ignored,
+                self.cancelled,
+                self.skipped
+            )
+        } else {
+            format!(
+                "Tasks Completed: {} (Failed: {}, Cancelled {}), Skipped: {}",
+                self.completed(),
+                self.failed,
+                self.cancelled,
+                self.skipped
+            )
+        };
+        let (status, reason) = if self.failed > 0 || self.skipped_for_timeout > 0 {
+            ("False", reason::FAILED)
+        } else if matches!(
+            f.cancel,
+            Some(Cancel::CancelledRunFinally | Cancel::StoppedRunFinally)
+        ) {
+            message = format!("PipelineRun {:?} was cancelled", f.name);
+            ("False", reason::CANCELLED)
+        } else if self.cancelled > 0 {
+            ("False", reason::CANCELLED)
+        } else if self.skipped > 0 {
+            ("True", reason::COMPLETED)
+        } else {
+            ("True", reason::SUCCEEDED)
+        };
+        (status, reason, message)
+    }
 }
 
 #[derive(Debug, Default)]
