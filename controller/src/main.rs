@@ -34,7 +34,9 @@ use tektite_controller::steps::StepStore;
 use tektite_controller::{pipelinerun, taskrun};
 use tektite_engine::pod::PodSettings;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tracing::{Instrument, info_span};
 
 /// How a Task's sidecars run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -171,14 +173,10 @@ async fn shutdown_signal() {
 /// How long stopping may wait for reconciles under way and the agents' streams.
 const DRAIN_LIMIT: Duration = Duration::from_secs(20);
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    logging(&args);
-    let client = Client::try_default()
-        .await
-        .context("no Kubernetes configuration: run in a cluster or set KUBECONFIG")?;
-    let native_sidecars = match args.sidecars {
+/// Whether Task sidecars are native sidecars: as `--sidecars` says, or (auto) as the API
+/// server's version allows.
+async fn native_sidecars(choice: Sidecars, client: &Client) -> bool {
+    match choice {
         Sidecars::Native => true,
         Sidecars::Containers => false,
         Sidecars::Auto => match client.apiserver_version().await {
@@ -188,16 +186,22 @@ async fn main() -> anyhow::Result<()> {
                 false
             }
         },
-    };
-    tracing::info!(native_sidecars, "sidecars");
-    let metrics = Arc::new(Metrics::new());
-    let health = Arc::new(Health::default());
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("binding {}", args.metrics_addr))?;
-    tokio::spawn(http::serve(listener, metrics.clone(), health.clone()));
+    }
+}
 
-    // Lead before doing anything: only the leader writes.
+/// Waits until this replica holds the leader Lease: the Lease's state and its watcher's
+/// task; `None` when asked to stop first.
+async fn lead(
+    args: &Args,
+    client: &Client,
+) -> anyhow::Result<
+    Option<(
+        watch::Receiver<bool>,
+        tokio::task::JoinHandle<
+            Result<kube_lease_manager::LeaseManager, kube_lease_manager::LeaseManagerError>,
+        >,
+    )>,
+> {
     let identity = args
         .identity
         .clone()
@@ -211,10 +215,68 @@ async fn main() -> anyhow::Result<()> {
     let (mut leading, lease_task) = lease.watch().await;
     tracing::info!(%identity, lease = %args.lease_name, "waiting to lead");
     tokio::select! {
-        _ = shutdown_signal() => return Ok(()),
+        _ = shutdown_signal() => return Ok(None),
         r = leading.wait_for(|l| *l) => { r.context("the Lease watcher stopped")?; }
     }
     tracing::info!(%identity, "leading");
+    Ok(Some((leading, lease_task)))
+}
+
+/// The gRPC server's certificate: the files given, else the one minted from tektite's CA
+/// (kept in Secrets); none with `--no-tls`.
+async fn grpc_identity(
+    args: &Args,
+    client: &Client,
+) -> anyhow::Result<Option<tonic::transport::Identity>> {
+    Ok(match (&args.tls_cert_file, &args.tls_key_file) {
+        _ if args.no_tls => None,
+        (Some(cert), Some(key)) => Some(tonic::transport::Identity::from_pem(
+            std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
+            std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+        )),
+        _ => {
+            let secrets = serving::Secrets {
+                namespace: args.lease_namespace.clone(),
+                serving: args.tls_secret.clone(),
+                ca: args.ca_secret.clone(),
+            };
+            let names = serving::dns_names(&args.service_name, &args.lease_namespace);
+            let minted = serving::load_or_mint(client, &secrets, &names, jiff::Timestamp::now())
+                .await
+                .context("the gRPC serving certificate")?;
+            Some(tonic::transport::Identity::from_pem(
+                minted.cert,
+                minted.key,
+            ))
+        }
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    logging(&args);
+    let client = Client::try_default()
+        .await
+        .context("no Kubernetes configuration: run in a cluster or set KUBECONFIG")?;
+    let native_sidecars = native_sidecars(args.sidecars, &client).await;
+    tracing::info!(native_sidecars, "sidecars");
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    // Every task spawned here, each in a span of its own; those not drained at shutdown
+    // are aborted and awaited there.
+    let mut background = JoinSet::new();
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_addr))?;
+    background.spawn(
+        http::serve(listener, metrics.clone(), health.clone()).instrument(info_span!("metrics")),
+    );
+
+    // Lead before doing anything: only the leader writes.
+    let Some((mut leading, lease_task)) = lead(&args, &client).await? else {
+        return Ok(());
+    };
     health.set_leading(true);
 
     let (agent_ns, agent_sa) = args
@@ -270,7 +332,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .reflect_shared(tr_writer)
     .for_each(|_| futures::future::ready(()));
-    tokio::spawn(tr_events);
+    background.spawn(tr_events.instrument(info_span!("taskrun_watch")));
     // CustomRuns (custom tasks' children), their index by PipelineRun, and the events
     // that wake their PipelineRun when a custom task's controller reports.
     let (custom_runs, cr_writer) = reflector::store::<CustomRun>();
@@ -323,9 +385,6 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopping = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
     let config = ControllerConfig::default()
         .concurrency(args.concurrency)
         .debounce(args.coalesce);
@@ -333,7 +392,7 @@ async fn main() -> anyhow::Result<()> {
         .with_config(config.clone())
         .owns_stream(pod_events)
         .reconcile_on(ReceiverStream::new(woken))
-        .graceful_shutdown_on(stopping(stop_rx.clone()))
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(taskrun::reconcile, taskrun::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
     let (pipeline_runs, pr_writer) = reflector::store::<PipelineRun>();
@@ -350,7 +409,7 @@ async fn main() -> anyhow::Result<()> {
         .with_config(config)
         .owns_shared_stream(tr_for_pipelineruns)
         .owns_stream(cr_events)
-        .graceful_shutdown_on(stopping(stop_rx.clone()))
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(
             pipelinerun::reconcile,
             pipelinerun::error_policy,
@@ -358,86 +417,31 @@ async fn main() -> anyhow::Result<()> {
         )
         .for_each(|_| futures::future::ready(()));
 
-    // The scheduler extender reads the same caches and the agents' registry. Claims are
-    // watched only where their access modes matter.
-    let claims = (args.coschedule == Coschedule::Workspaces).then(|| {
-        let (claims, writer) = reflector::store::<PersistentVolumeClaim>();
-        let events = watcher(
-            Api::<PersistentVolumeClaim>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(|c| c.managed_fields_mut().clear())
-        .reflect(writer)
-        .for_each(|_| futures::future::ready(()));
-        tokio::spawn(events);
-        claims
-    });
-    let extender = Arc::new(Extender::new(
-        args.coschedule,
+    start_extender(
+        &args,
+        &client,
         pod_index,
-        claims,
-        ctx.agents.clone(),
+        &ctx,
         metrics.clone(),
-        Clock::system(),
-    ));
-    let extender_listener = tokio::net::TcpListener::bind(args.extender_addr)
-        .await
-        .with_context(|| format!("binding {}", args.extender_addr))?;
-    tokio::spawn(extender::serve(extender_listener, extender));
+        &mut background,
+    )
+    .await?;
 
     let reviewer = Reviewer::new(client.clone(), &args.agent_audience, agent_ns, agent_sa);
-    let mut server = tonic::transport::Server::builder();
-    let identity = match (&args.tls_cert_file, &args.tls_key_file) {
-        _ if args.no_tls => None,
-        (Some(cert), Some(key)) => Some(tonic::transport::Identity::from_pem(
-            std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
-            std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
-        )),
-        _ => {
-            let secrets = serving::Secrets {
-                namespace: args.lease_namespace.clone(),
-                serving: args.tls_secret.clone(),
-                ca: args.ca_secret.clone(),
-            };
-            let names = serving::dns_names(&args.service_name, &args.lease_namespace);
-            let minted = serving::load_or_mint(&client, &secrets, &names, jiff::Timestamp::now())
-                .await
-                .context("the gRPC serving certificate")?;
-            Some(tonic::transport::Identity::from_pem(
-                minted.cert,
-                minted.key,
-            ))
-        }
-    };
-    match identity {
-        Some(identity) => {
-            server = server
-                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-                .context("the gRPC serving certificate")?;
-        }
-        None => tracing::warn!("--no-tls: the agents' stream is served without TLS"),
-    }
-    let grpc_listener = tokio::net::TcpListener::bind(args.grpc_addr)
-        .await
-        .with_context(|| format!("binding {}", args.grpc_addr))?;
-    let grpc = server
-        .add_service(Ingest::new(ctx.clone(), reviewer, stop_rx.clone()).service())
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(grpc_listener),
-            stopping(stop_rx.clone()),
-        );
-    let grpc = tokio::spawn(grpc);
+    let grpc = serve_grpc(&args, &client, reviewer, &ctx, stop_rx.clone()).await?;
 
     let unreadable = futures::future::join3(
         mark_undecodable::<TaskRun>(ctx.clone(), tr_unreadable),
         mark_undecodable::<PipelineRun>(ctx.clone(), pr_unreadable),
         mark_undecodable::<CustomRun>(ctx.clone(), cr_unreadable),
     );
-    let controllers = tokio::spawn(async move {
-        // The markers end with the watches that feed them.
-        futures::join!(taskruns, pipelineruns, unreadable);
-    });
+    let controllers = tokio::spawn(
+        async move {
+            // The markers end with the watches that feed them.
+            futures::join!(taskruns, pipelineruns, unreadable);
+        }
+        .instrument(info_span!("controllers")),
+    );
     let lost = async move {
         let _ = leading.wait_for(|l| !*l).await;
     };
@@ -463,6 +467,7 @@ async fn main() -> anyhow::Result<()> {
         },
         _ = shutdown_signal() => tracing::warn!("aborting"),
     }
+    background.shutdown().await;
     // The Lease watcher releases the Lease once its receivers are gone.
     let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
     if lost_lead {
@@ -470,4 +475,73 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!(task_runs_cached = ctx.task_runs.state().len(), "stopped");
     Ok(())
+}
+
+/// Serves the scheduler extender. It reads the same caches and the agents' registry;
+/// claims are watched only where their access modes matter.
+async fn start_extender(
+    args: &Args,
+    client: &Client,
+    pod_index: Arc<PodIndex>,
+    ctx: &Context,
+    metrics: Arc<Metrics>,
+    background: &mut JoinSet<()>,
+) -> anyhow::Result<()> {
+    let claims = (args.coschedule == Coschedule::Workspaces).then(|| {
+        let (claims, writer) = reflector::store::<PersistentVolumeClaim>();
+        let events = watcher(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(|c| c.managed_fields_mut().clear())
+        .reflect(writer)
+        .for_each(|_| futures::future::ready(()));
+        background.spawn(events.instrument(info_span!("claim_watch")));
+        claims
+    });
+    let extender = Arc::new(Extender::new(
+        args.coschedule,
+        pod_index,
+        claims,
+        ctx.agents.clone(),
+        metrics,
+        Clock::system(),
+    ));
+    let listener = tokio::net::TcpListener::bind(args.extender_addr)
+        .await
+        .with_context(|| format!("binding {}", args.extender_addr))?;
+    background.spawn(extender::serve(listener, extender).instrument(info_span!("extender")));
+    Ok(())
+}
+
+/// Serves the agents' gRPC stream until `stop` turns true.
+async fn serve_grpc(
+    args: &Args,
+    client: &Client,
+    reviewer: Reviewer,
+    ctx: &Arc<Context>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>> {
+    let mut server = tonic::transport::Server::builder();
+    match grpc_identity(args, client).await? {
+        Some(identity) => {
+            server = server
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .context("the gRPC serving certificate")?;
+        }
+        None => tracing::warn!("--no-tls: the agents' stream is served without TLS"),
+    }
+    let listener = tokio::net::TcpListener::bind(args.grpc_addr)
+        .await
+        .with_context(|| format!("binding {}", args.grpc_addr))?;
+    let grpc = server
+        .add_service(Ingest::new(ctx.clone(), reviewer, stop.clone()).service())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop));
+    Ok(tokio::spawn(grpc.instrument(info_span!("grpc"))))
+}
+
+/// Resolves once `rx` turns true.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }
