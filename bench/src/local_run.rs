@@ -25,11 +25,13 @@ fn tkt() -> PathBuf {
     tkt
 }
 
-/// Runs `tkt run FILE --keep -o json` with its state under `state`; returns the wall time.
-fn run(file: &Path, state: &Path) -> Duration {
+/// Runs `tkt run FILE -o json` (with `--keep` when `keep`: the steps' records stay) with
+/// its state under `state`; returns the wall time.
+fn run(file: &Path, state: &Path, keep: bool) -> Duration {
     let t = Instant::now();
     let out = Command::new(tkt())
-        .args(["run", "--keep", "-o", "json"])
+        .args(["run", "-o", "json"])
+        .args(keep.then_some("--keep"))
         .arg(file)
         .env("XDG_STATE_HOME", state)
         .stdin(Stdio::null())
@@ -126,7 +128,7 @@ fn main() {
     let mut in_entrypoint = Samples::default();
     for r in 0..if quick { 2 } else { 10 } {
         let state = dir.path().join(format!("state-{r}"));
-        walls.0.push(run(&file, &state));
+        walls.0.push(run(&file, &state, true));
         let mut recs = Vec::new();
         records(&state, &mut recs);
         recs.sort_by_key(|(i, _)| *i);
@@ -184,7 +186,7 @@ fn main() {
         let state = dir
             .path()
             .join(format!("state-{}", shape.name().replace([' ', '/'], "-")));
-        let wall = run(&file, &state);
+        let wall = run(&file, &state, false);
         println!(
             "| {} | {n} | {:.2} | {:.2} |",
             shape.name(),

@@ -88,11 +88,20 @@ fn create_dir(dir: &Path, mode: u32) -> Result<(), InitError> {
         .map_err(io_err("cannot set the mode of", dir))
 }
 
+/// Set in the entrypoint's image where every step container sees this path: the copy
+/// becomes a symbolic link to it (`tkt run`'s local kubelet: `tkt` is the entrypoint, and
+/// 19 MB is too much to copy for every TaskRun).
+pub const LINK_ENV: &str = "TEKTITE_ENTRYPOINT_LINK";
+
 fn copy_self(dest: &Path) -> Result<(), InitError> {
-    let me = std::env::current_exe().map_err(io_err("cannot find", Path::new("/proc/self/exe")))?;
     if let Some(dir) = dest.parent() {
         fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
     }
+    let _ = fs::remove_file(dest);
+    if let Some(target) = std::env::var_os(LINK_ENV).filter(|t| !t.is_empty()) {
+        return symlink(&target, dest).map_err(io_err("cannot link", dest));
+    }
+    let me = std::env::current_exe().map_err(io_err("cannot find", Path::new("/proc/self/exe")))?;
     let bytes = fs::read(&me).map_err(io_err("cannot read", &me))?;
     write_atomic(dest, &bytes)?;
     fs::set_permissions(dest, fs::Permissions::from_mode(0o755))

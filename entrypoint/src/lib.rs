@@ -76,7 +76,7 @@ refused; 123 skipped; 124 timeout; 125 entrypoint failure; 126 not executable;
 127 not found; 137 cancelled; 128+N stopped by signal N while waiting.
 ";
 
-pub use init::InitError;
+pub use init::{InitError, LINK_ENV};
 
 /// Prepares a Pod's shared volumes as the `init` subcommand does (copy of this binary,
 /// scripts, step directories, wake-up FIFOs), in the calling process: touches no signals.

@@ -221,6 +221,7 @@ impl Node {
                     }],
                     command: vec!["/tektite/entrypoint".into()],
                     bare: true,
+                    env: Vec::new(),
                 }],
                 tkt: binary("tkt", "tektite-cli"),
             },

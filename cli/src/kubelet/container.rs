@@ -52,6 +52,8 @@ pub const SUBCOMMAND: &str = "container";
 pub const START_ERROR: &str = "tkt container:";
 /// Its exit code then.
 pub const START_ERROR_CODE: i32 = 128;
+/// After [`SUBCOMMAND`]: read the spec from stdin.
+pub const FROM_STDIN: &str = "-";
 /// After [`SUBCOMMAND`]: only enter a container rooted at the directory that follows, and
 /// exit 0 if that works.
 const CHECK: &str = "--check";
@@ -63,8 +65,8 @@ const BARE: [&str; 7] = ["lib", "lib64", "lib32", "libx32", "usr", "proc", "sys"
 /// The devices a container runtime gives every container.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-/// `tkt container SPEC.json` (or `tkt container --check DIR`); returns only on failure,
-/// with the exit code.
+/// `tkt container SPEC.json` (`-`: the spec on stdin; or `tkt container --check DIR`);
+/// returns only on failure, with the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
     if args.first().is_some_and(|a| a == CHECK) {
         let Some(dir) = args.get(1) else {
@@ -84,7 +86,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
         eprintln!("usage: tkt container SPEC.json");
         return 2;
     };
-    let spec: ContainerSpec = match fs::read(path)
+    let read = if path == FROM_STDIN {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map(|_| b)
+    } else {
+        fs::read(path)
+    };
+    let spec: ContainerSpec = match read
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
     {

@@ -69,6 +69,8 @@ pub struct Image {
     /// The image holds nothing but its binds (and the C library they link), as the
     /// entrypoint's image holds nothing but the entrypoint: no shell, no `/bin`.
     pub bare: bool,
+    /// The image's ENV (before [`Config::userland_env`] when not bare).
+    pub env: Vec<(String, String)>,
 }
 
 /// How containers are kept apart from this machine.

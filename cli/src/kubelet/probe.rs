@@ -58,11 +58,15 @@ pub fn http(port: u16, path: &str, timeout: Duration) -> bool {
         .is_some_and(|code| (200..400).contains(&code))
 }
 
-/// Runs `cmd` (the probe's command in the container) to its end, or kills it at the
+/// Runs `cmd` (the probe's command in the container, reading `input`) to its end, or kills it at the
 /// timeout; ready when it exits 0.
-pub fn exec(cmd: &mut Command, timeout: Duration) -> bool {
+pub fn exec(cmd: &mut Command, input: Option<Vec<u8>>, timeout: Duration) -> bool {
     let child = cmd
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
@@ -70,6 +74,9 @@ pub fn exec(cmd: &mut Command, timeout: Duration) -> bool {
     let Ok(mut child) = child else {
         return false;
     };
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let _ = stdin.write_all(&input);
+    }
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {

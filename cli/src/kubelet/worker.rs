@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::container::{Bind, ContainerSpec, START_ERROR, START_ERROR_CODE, SUBCOMMAND};
+use super::container::{self, Bind, ContainerSpec, START_ERROR, START_ERROR_CODE, SUBCOMMAND};
 use super::files::{expand, field, key_to_path, write_atomic};
 use super::rewrite::Rewrites;
 use super::{Image, Isolation, Kubelet, Message, What, probe};
@@ -125,6 +125,8 @@ struct Slot {
 pub(super) struct Worker {
     kubelet: Kubelet,
     pod: Pod,
+    /// The Pod as the threads copying output see it.
+    shared_pod: Arc<Pod>,
     key: String,
     dir: PathBuf,
     slots: Vec<Slot>,
@@ -181,6 +183,7 @@ impl Worker {
         Worker {
             dir: kubelet.config.root.join("pods").join(&uid),
             kubelet,
+            shared_pod: Arc::new(pod.clone()),
             pod,
             key,
             slots,
@@ -318,6 +321,7 @@ impl Worker {
                 s.spec = c.clone();
             }
         }
+        self.shared_pod = Arc::new(pod.clone());
         self.pod = pod;
         if meta_changed && self.blocked.is_none() {
             self.refresh_downward();
@@ -325,7 +329,7 @@ impl Worker {
     }
 
     fn exited(&mut self, slot: usize, pid: i32, code: i32) {
-        let dir = self.container_dir(slot);
+        let termination = self.termination_file(slot);
         let s = &mut self.slots[slot];
         if s.pid != Some(pid) {
             return; // an earlier run of a restarted container
@@ -345,7 +349,7 @@ impl Worker {
             .collect();
         let start_error =
             code == START_ERROR_CODE && tail.last().is_some_and(|l| l.starts_with(START_ERROR));
-        let mut message = std::fs::read(dir.join("termination-log"))
+        let mut message = std::fs::read(&termination)
             .ok()
             .map(|b| String::from_utf8_lossy(&b[..b.len().min(4096)]).to_string())
             .filter(|m| !m.is_empty());
@@ -373,7 +377,9 @@ impl Worker {
             .record(&self.key, &s.spec.name, What::Exited(code));
     }
 
-    fn container_dir(&self, slot: usize) -> PathBuf {
+    /// The file bound at container `slot`'s `terminationMessagePath`: one file per
+    /// container (a file system's inodes cost), `<pod>/containers/<name>`.
+    fn termination_file(&self, slot: usize) -> PathBuf {
         self.dir
             .join("containers")
             .join(&self.slots[slot].spec.name)
@@ -511,8 +517,13 @@ impl Worker {
         let namespace = self.namespace();
         let image = c.image.as_deref().unwrap_or_default();
         let mut env: Vec<(String, String)> = match self.image_for(image) {
-            Some(i) if i.bare => Vec::new(),
-            _ => self.kubelet.config.userland_env.clone(),
+            Some(i) if i.bare => i.env.clone(),
+            Some(i) => {
+                let mut e = self.kubelet.config.userland_env.clone();
+                e.extend(i.env.iter().cloned());
+                e
+            }
+            None => self.kubelet.config.userland_env.clone(),
         };
         env.push((
             "HOSTNAME".into(),
@@ -615,7 +626,7 @@ impl Worker {
             binds.extend(i.binds.iter().cloned());
         }
         binds.push(Bind {
-            host: self.container_dir(slot).join("termination-log"),
+            host: self.termination_file(slot),
             path: s
                 .spec
                 .termination_message_path
@@ -668,31 +679,28 @@ impl Worker {
         })
     }
 
-    /// The process for `launch`, run from `dir` (the container's directory).
-    fn command(&self, dir: &Path, file: &str, launch: Launch) -> Result<Command, String> {
+    /// The process for `launch`, and what it reads on its stdin (`tkt container`'s spec).
+    fn command(&self, launch: Launch) -> Result<(Command, Option<Vec<u8>>), String> {
         match &self.kubelet.config.isolation {
             Isolation::Namespaces { tkt } => {
-                let root = dir.join(format!("{file}-rootfs"));
-                let spec_file = dir.join(format!("{file}.json"));
+                // Each container mounts its root's tmpfs here in a mount namespace of its
+                // own: one directory serves them all.
+                let root = self.kubelet.config.root.join("rootfs");
+                std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
                 let spec = ContainerSpec {
-                    root: root.clone(),
+                    root,
                     binds: launch.binds,
                     cwd: launch.cwd,
                     argv: launch.argv,
                     env: launch.env,
                     userland: launch.userland,
                 };
-                std::fs::create_dir_all(&root)
-                    .and_then(|_| {
-                        std::fs::write(
-                            &spec_file,
-                            serde_json::to_vec(&spec).expect("JSON serializes"),
-                        )
-                    })
-                    .map_err(|e| format!("{}: {e}", dir.display()))?;
                 let mut cmd = Command::new(tkt);
-                cmd.arg(SUBCOMMAND).arg(spec_file).env_clear();
-                Ok(cmd)
+                cmd.args([SUBCOMMAND, container::FROM_STDIN]).env_clear();
+                Ok((
+                    cmd,
+                    Some(serde_json::to_vec(&spec).expect("JSON serializes")),
+                ))
             }
             Isolation::Rewritten => {
                 // A script is placed by another container than the one that runs it: every
@@ -725,7 +733,7 @@ impl Worker {
                     .env_clear()
                     .envs(launch.env.iter().map(|(k, v)| (k, r.apply(v))))
                     .current_dir(cwd);
-                Ok(cmd)
+                Ok((cmd, None))
             }
         }
     }
@@ -752,7 +760,7 @@ impl Worker {
     }
 
     fn launch(&mut self, slot: usize) {
-        let dir = self.container_dir(slot);
+        let termination = self.termination_file(slot);
         let name = self.slots[slot].spec.name.clone();
         self.slots[slot].launched = true;
         let fail = |s: &mut Slot, why: String| {
@@ -781,19 +789,24 @@ impl Worker {
             }
             Err((false, why)) => return fail(&mut self.slots[slot], why),
         };
-        let cmd = std::fs::create_dir_all(&dir)
-            .and_then(|_| std::fs::write(dir.join("termination-log"), b""))
-            .map_err(|e| format!("{}: {e}", dir.display()))
-            .and_then(|_| self.command(&dir, "spec", launch));
-        let mut cmd = match cmd {
+        let containers = self.dir.join("containers");
+        let cmd = std::fs::create_dir_all(&containers)
+            .and_then(|_| std::fs::write(&termination, b""))
+            .map_err(|e| format!("{}: {e}", containers.display()))
+            .and_then(|_| self.command(launch));
+        let (mut cmd, input) = match cmd {
             Ok(c) => c,
             Err(why) => return fail(&mut self.slots[slot], why),
         };
         use std::os::unix::process::CommandExt;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -810,6 +823,11 @@ impl Worker {
         };
         let pid = child.id() as i32;
         self.kubelet.shared.groups().insert(pid);
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            // A spec is well under a pipe's buffer; if `tkt container` died first, its exit
+            // says why.
+            let _ = std::io::Write::write_all(&mut stdin, &input);
+        }
         let tail: Arc<Mutex<VecDeque<String>>> = Arc::default();
         let mut readers = Vec::new();
         for stream in [
@@ -826,7 +844,7 @@ impl Worker {
         .flatten()
         {
             let host = self.kubelet.host.clone();
-            let pod = self.pod.clone();
+            let pod = self.shared_pod.clone();
             let (name, tail) = (name.clone(), tail.clone());
             readers.push(std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream);
@@ -1028,15 +1046,14 @@ impl Worker {
             return port(&get.port).is_some_and(|port| probe::http(port, path, timeout));
         }
         if let Some(exec) = &p.exec {
-            let dir = self.container_dir(slot);
             let argv = exec.command.clone().unwrap_or_default();
             let Ok(launch) = self.prepare(slot, spec, Some(argv)) else {
                 return false;
             };
-            let Ok(mut cmd) = self.command(&dir, "probe", launch) else {
+            let Ok((mut cmd, input)) = self.command(launch) else {
                 return false;
             };
-            return probe::exec(&mut cmd, timeout);
+            return probe::exec(&mut cmd, input, timeout);
         }
         false
     }

@@ -52,6 +52,8 @@ pub struct Settings {
     pub interrupts: Arc<AtomicUsize>,
     /// At most this many TaskRuns run at once; the others wait their turn.
     pub parallel: usize,
+    /// `--keep`: every Pod's directory stays.
+    pub keep: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,12 +213,18 @@ impl Executor {
             images: vec![Image {
                 prefix: image.split(':').next().unwrap_or_default().into(),
                 binds: vec![Bind {
-                    host: entrypoint,
+                    host: entrypoint.clone(),
                     path: ENTRYPOINT_IN_IMAGE.into(),
                     read_only: true,
                 }],
                 command: vec![ENTRYPOINT_IN_IMAGE.into()],
                 bare: true,
+                // Every container here sees this machine's paths: the init container links
+                // `/tekton/bin/entrypoint` to `tkt` rather than copying it.
+                env: vec![(
+                    tektite_entrypoint::LINK_ENV.into(),
+                    entrypoint.display().to_string(),
+                )],
             }],
             // The host's tools with the user's environment, but a HOME of the Pod's own, so
             // that steps do not write into the user's.
@@ -232,8 +240,9 @@ impl Executor {
             } else {
                 Isolation::Rewritten
             },
-            // The run's state directory is kept or removed as a whole.
-            keep_pod_dirs: true,
+            // A finished TaskRun's Pod goes with its volumes, as on a node (each holds a copy
+            // of `tkt`); `--keep` keeps them all, for whoever looks.
+            keep_pod_dirs: settings.keep,
         };
         let (host, statuses) = LocalHost::new(sources, claims, settings.view.clone());
         let host = Arc::new(host);

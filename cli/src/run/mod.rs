@@ -171,6 +171,7 @@ pub fn run(args: &Args) -> ExitCode {
     let state_dir = state_root().join(&name);
     let settings = Settings {
         timeout: args.timeout,
+        keep: args.keep,
         state_dir: state_dir.clone(),
         view: view.clone(),
         interrupts: interrupts.clone(),
