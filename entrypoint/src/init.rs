@@ -98,7 +98,7 @@ fn copy_self(dest: &Path) -> Result<(), InitError> {
         fs::create_dir_all(dir).map_err(io_err("cannot create", dir))?;
     }
     let _ = fs::remove_file(dest);
-    if let Some(target) = std::env::var_os(LINK_ENV).filter(|t| !t.is_empty()) {
+    if let Some(target) = crate::env::var_os(LINK_ENV).filter(|t| !t.is_empty()) {
         return symlink(&target, dest).map_err(io_err("cannot link", dest));
     }
     let me = std::env::current_exe().map_err(io_err("cannot find", Path::new("/proc/self/exe")))?;

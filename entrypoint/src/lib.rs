@@ -7,6 +7,7 @@
 //! cluster it is the small static `tektite-entrypoint`.
 
 mod creds;
+mod env;
 mod init;
 mod markers;
 mod results;
@@ -113,6 +114,14 @@ pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
             Err(e) => usage(e),
         },
     }
+}
+
+/// [`run`] with `env` as the entrypoint's environment (what it reads, what its step gets)
+/// in place of the process's: for a process started for something else that runs the
+/// entrypoint in place of exec'ing it.
+pub fn run_in(args: Vec<std::ffi::OsString>, env: Vec<(String, String)>) -> i32 {
+    env::set(env.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+    run(args)
 }
 
 fn usage(e: tektite_api::step::ArgsError) -> i32 {

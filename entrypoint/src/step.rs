@@ -51,7 +51,7 @@ fn record_failure(args: &EntrypointArgs, error: &StepError) {
 fn install_credentials(args: &EntrypointArgs) {
     let dir = Path::new(creds::CREDS_DIR);
     let written = crate::creds::write(&args.credentials, Path::new(creds::SECRETS_DIR), dir);
-    let copied = written.and_then(|()| match std::env::var_os("HOME") {
+    let copied = written.and_then(|()| match crate::env::var_os("HOME") {
         Some(home) if !home.is_empty() => crate::creds::copy_home(dir, Path::new(&home)),
         _ => {
             eprintln!(

@@ -78,7 +78,8 @@ fn path_hint(command: &str) -> String {
     } else {
         format!(
             " in PATH ({})",
-            std::env::var("PATH").unwrap_or_else(|_| "unset".into())
+            crate::env::var_os("PATH")
+                .map_or_else(|| "unset".into(), |p| p.to_string_lossy().into_owned())
         )
     }
 }
@@ -105,6 +106,7 @@ pub fn run(
     // reaped below; without this, outside a container they would go to the host's init.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let mut cmd = Command::new(program);
+    crate::env::apply(&mut cmd);
     cmd.args(args).process_group(0);
     if stdout_copy.is_some() {
         cmd.stdout(Stdio::piped());

@@ -105,9 +105,29 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return START_ERROR_CODE;
         }
     };
-    let error = start(&spec);
+    let error = match start(&spec) {
+        Ok(code) => return code,
+        Err(e) => e,
+    };
     eprintln!("{START_ERROR} cannot start the container: {error}");
     START_ERROR_CODE
+}
+
+/// The name `tkt` answers to as the entrypoint.
+const ENTRYPOINT: &str = "entrypoint";
+
+/// Whether `program`, called as `argv0`, is this very `tkt` as the entrypoint: then it
+/// runs here, as the exec would have run it, without loading the binary again.
+fn is_own_entrypoint(program: &Path, argv0: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let same = |a: &fs::Metadata, b: &fs::Metadata| a.dev() == b.dev() && a.ino() == b.ino();
+    Path::new(argv0)
+        .file_name()
+        .is_some_and(|n| n == ENTRYPOINT)
+        && matches!(
+            (fs::metadata(program), fs::metadata("/proc/self/exe")),
+            (Ok(a), Ok(b)) if same(&a, &b)
+        )
 }
 
 /// Whether this machine lets `tkt` (at `exe`) start containers: root, or unprivileged
@@ -127,17 +147,21 @@ pub fn available(exe: &Path, dir: &Path) -> bool {
     ok
 }
 
-/// Enters the container and execs its command; returns only why it could not.
-fn start(spec: &ContainerSpec) -> String {
-    if let Err(e) = enter(spec) {
-        return e;
-    }
+/// Enters the container and execs its command (or, when that is `tkt` as the entrypoint,
+/// runs it here and returns its exit code); `Err` is why it could not.
+fn start(spec: &ContainerSpec) -> Result<i32, String> {
+    enter(spec)?;
     let Some(program) = resolve(spec) else {
-        return format!(
+        return Err(format!(
             "{:?}: executable file not found in $PATH",
             spec.argv.first().map(String::as_str).unwrap_or_default()
-        );
+        ));
     };
+    let argv0 = spec.argv.first().map(String::as_str).unwrap_or_default();
+    if is_own_entrypoint(&program, argv0) {
+        let args = spec.argv[1..].iter().map(OsString::from).collect();
+        return Ok(tektite_entrypoint::run_in(args, spec.env.clone()));
+    }
     let cstr = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
     let argv: Vec<_> = spec.argv.iter().map(|a| cstr(a)).collect();
     let env: Vec<_> = spec
@@ -146,7 +170,7 @@ fn start(spec: &ContainerSpec) -> String {
         .map(|(k, v)| cstr(&format!("{k}={v}")))
         .collect();
     match execve(&cstr(&program.to_string_lossy()), &argv, &env) {
-        Err(e) => format!("exec {}: {e}", program.display()),
+        Err(e) => Err(format!("exec {}: {e}", program.display())),
         Ok(never) => match never {},
     }
 }
