@@ -225,18 +225,21 @@ pub fn merged_steps(
     pod: &core::Pod,
     spec: &TaskSpec,
 ) -> Vec<Option<StepState>> {
-    let n = spec.steps.len();
-    let mut out: Vec<Option<StepState>> = Vec::with_capacity(n);
-    for (i, k) in step_states(pod, spec)
-        .into_iter()
-        .chain(std::iter::repeat(None))
-        .take(n)
-        .enumerate()
-    {
+    // Read once per call, and a container's state only where no record says it finished.
+    let by_name: std::collections::HashMap<&str, &core::ContainerStatus> =
+        statuses(pod).map(|c| (c.name.as_str(), c)).collect();
+    let mut out: Vec<Option<StepState>> = Vec::with_capacity(spec.steps.len());
+    for (i, step) in spec.steps.iter().enumerate() {
         let a = reported.get(i).and_then(Option::as_ref);
+        if let Some(a) = a.filter(|a| a.is_finished()) {
+            out.push(Some(a.clone()));
+            continue;
+        }
+        let k = by_name
+            .get(step_container(&step.name).as_str())
+            .and_then(|c| step_state(c));
         let previous_done = i == 0 || out[i - 1].as_ref().is_some_and(StepState::is_finished);
         let merged = match (a, k) {
-            (Some(a), _) if a.is_finished() => Some(a.clone()),
             (_, Some(k)) if k.is_finished() => Some(k),
             (Some(a), _) => Some(a.clone()),
             (None, Some(k)) if previous_done => Some(k),
