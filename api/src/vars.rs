@@ -90,6 +90,7 @@ const ROOTS: &[&str] = &[
     "workspaces",
     "context",
     "resources",
+    "inputs",
 ];
 
 /// A token of the inside of `$(...)`: `.name` or `[...]`.
@@ -179,6 +180,15 @@ fn interpret(inner: &str) -> Option<Reference> {
     }
     let rest = &tokens[1..];
     let r = match *root {
+        // `$(inputs.params.x)`, the old spelling Tekton still substitutes as `$(params.x)`.
+        "inputs" => match rest {
+            [Token::Name("params"), name, sel @ ..] => match (name_of(Some(name)), selector(sel)) {
+                (Some(name), Ok(selector)) => Reference::Param { name, selector },
+                (_, Err(e)) => malformed(e),
+                (None, _) => malformed("write $(inputs.params.<name>)"),
+            },
+            _ => return None,
+        },
         "params" => match name_of(rest.first()) {
             Some(name) => match selector(&rest[1..]) {
                 Ok(selector) => Reference::Param { name, selector },
@@ -365,6 +375,50 @@ pub fn substitute(
     Ok(out)
 }
 
+/// Substitutes every string of a JSON tree (a step, a volume: any object serialized),
+/// lists of strings as [`substitute_list`] does. An error comes with the path of the
+/// field below the tree's root (`volumeMounts[0].mountPath`).
+pub fn substitute_tree(
+    v: &mut serde_json::Value,
+    lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>,
+) -> Result<(), (String, SubstituteError)> {
+    use serde_json::Value;
+    let at = |path: String| move |e| (path, e);
+    match v {
+        Value::String(s) => *s = substitute(s, lookup).map_err(at(String::new()))?,
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            let strings: Vec<String> = items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect();
+            *items = substitute_list(&strings, lookup)
+                .map_err(at(String::new()))?
+                .into_iter()
+                .map(Value::String)
+                .collect();
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                substitute_tree(item, lookup).map_err(|(p, e)| (format!("[{i}]{p}"), e))?;
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map.iter_mut() {
+                substitute_tree(item, lookup).map_err(|(p, e)| {
+                    let dot = if p.starts_with('[') || p.is_empty() {
+                        ""
+                    } else {
+                        "."
+                    };
+                    (format!(".{k}{dot}{p}"), e)
+                })?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Substitutes each element of a list; an element that is exactly one array reference
 /// expands into that many elements (Tekton's `args: ["$(params.flags[*])"]`).
 pub fn substitute_list(
@@ -421,6 +475,25 @@ pub fn substitute_param_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_old_inputs_params_spelling_is_a_param() {
+        let refs = references("$(inputs.params.a) $(inputs.params.obj.key) $(inputs.resources.x)");
+        let got: Vec<&Reference> = refs.iter().map(|o| &o.reference).collect();
+        assert_eq!(
+            got,
+            [
+                &Reference::Param {
+                    name: "a".into(),
+                    selector: Selector::Whole
+                },
+                &Reference::Param {
+                    name: "obj".into(),
+                    selector: Selector::Key("key".into())
+                },
+            ]
+        );
+    }
 
     fn one(text: &str) -> Reference {
         let refs = references(text);

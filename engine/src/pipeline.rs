@@ -1131,38 +1131,9 @@ fn substitute_embedded(
         message: e.to_string(),
     };
     let mut tree = serde_json::to_value(&*spec).map_err(|e| misfit("taskSpec".into(), &e))?;
-    walk(&mut tree, &mut outer)?;
+    vars::substitute_tree(&mut tree, &mut outer).map_err(|(_, e)| e)?;
     *spec = serde_path_to_error::deserialize(tree)
         .map_err(|e| misfit(format!("taskSpec.{}", e.path()), e.inner()))?;
-    Ok(())
-}
-
-fn walk(v: &mut serde_json::Value, lookup: &mut Lookup<'_>) -> Result<(), SubstituteError> {
-    use serde_json::Value;
-    match v {
-        Value::String(s) => *s = vars::substitute(s, lookup)?,
-        Value::Array(items) if items.iter().all(Value::is_string) => {
-            let strings: Vec<String> = items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_owned))
-                .collect();
-            *items = vars::substitute_list(&strings, lookup)?
-                .into_iter()
-                .map(Value::String)
-                .collect();
-        }
-        Value::Array(items) => {
-            for i in items {
-                walk(i, lookup)?;
-            }
-        }
-        Value::Object(map) => {
-            for (_, i) in map.iter_mut() {
-                walk(i, lookup)?;
-            }
-        }
-        _ => {}
-    }
     Ok(())
 }
 

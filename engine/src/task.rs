@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1 as k8s;
-
 use tektite_api::step::layout::{EXIT_CODE_FILE, STEP_RESULTS_DIR, step_dir_name};
 use tektite_api::v1::{Param, Step, StepTemplate, TaskSpec};
 use tektite_api::vars::{self, Reference, Resolved, SubstituteError, WorkspaceAttr};
@@ -133,65 +131,56 @@ pub fn resolve(
             }
             other => lookup(other),
         };
-        let at = format!("spec.steps[{i}]");
-        substitute_container(
-            &at,
-            &mut step.image,
-            &mut step.command,
-            &mut step.args,
-            &mut step.script,
-            &mut step.working_dir,
-            &mut step.env,
-            &mut step_lookup,
-        )?;
+        substitute_fields(step, &format!("spec.steps[{i}]"), true, &mut step_lookup)?;
     }
     for (i, s) in out.sidecars.iter_mut().enumerate() {
-        let at = format!("spec.sidecars[{i}]");
-        substitute_container(
-            &at,
-            &mut s.image,
-            &mut s.command,
-            &mut s.args,
-            &mut s.script,
-            &mut s.working_dir,
-            &mut s.env,
-            &mut lookup,
-        )?;
+        substitute_fields(s, &format!("spec.sidecars[{i}]"), true, &mut lookup)?;
+    }
+    for (i, v) in out.volumes.iter_mut().enumerate() {
+        substitute_fields(v, &format!("spec.volumes[{i}]"), false, &mut lookup)?;
     }
     Ok(out)
 }
 
 type Lookup<'l> = dyn FnMut(&Reference) -> Option<Resolved> + 'l;
 
-#[allow(clippy::too_many_arguments)] // the fields steps and sidecars share
-fn substitute_container(
+/// Substitutes every field of `item` (a step, a sidecar, a volume) that Tekton substitutes:
+/// every string in it (image, command, args, script, workingDir, env values and their
+/// sources' names, volumeMounts, a volume's name and sources, ...), but a container's own
+/// `name` when `keep_name`. `at` is its field path, for errors.
+fn substitute_fields<T>(
+    item: &mut T,
     at: &str,
-    image: &mut Option<String>,
-    command: &mut Vec<String>,
-    args: &mut Vec<String>,
-    script: &mut Option<String>,
-    working_dir: &mut Option<String>,
-    env: &mut [k8s::EnvVar],
+    keep_name: bool,
     lookup: &mut Lookup<'_>,
-) -> Result<(), ResolveError> {
-    let err = |field: &str| {
-        let field = format!("{at}.{field}");
-        move |source| ResolveError::Substitute { field, source }
+) -> Result<(), ResolveError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let misfit = |field: String, message: String| ResolveError::Substitute {
+        field,
+        source: SubstituteError::Misfit {
+            field: at.to_owned(),
+            message,
+        },
     };
-    let one = |s: &mut Option<String>, field: &str, lookup: &mut Lookup<'_>| {
-        if let Some(text) = s {
-            *text = vars::substitute(text, lookup).map_err(err(field))?;
+    let mut tree = serde_json::to_value(&*item).map_err(|e| misfit(at.into(), e.to_string()))?;
+    let name = if keep_name {
+        tree.as_object_mut().and_then(|m| m.remove("name"))
+    } else {
+        None
+    };
+    vars::substitute_tree(&mut tree, lookup).map_err(|(path, source)| {
+        ResolveError::Substitute {
+            field: format!("{at}{path}"),
+            source,
         }
-        Ok::<_, ResolveError>(())
-    };
-    one(image, "image", lookup)?;
-    one(script, "script", lookup)?;
-    one(working_dir, "workingDir", lookup)?;
-    *command = vars::substitute_list(command, lookup).map_err(err("command"))?;
-    *args = vars::substitute_list(args, lookup).map_err(err("args"))?;
-    for (i, e) in env.iter_mut().enumerate() {
-        one(&mut e.value, &format!("env[{i}].value"), lookup)?;
+    })?;
+    if let (Some(name), Some(map)) = (name, tree.as_object_mut()) {
+        map.insert("name".into(), name);
     }
+    *item = serde_path_to_error::deserialize(tree)
+        .map_err(|e| misfit(format!("{at}.{}", e.path()), e.inner().to_string()))?;
     Ok(())
 }
 
@@ -297,6 +286,60 @@ mod tests {
             Some(
                 "echo false cache-pvc > /tekton/steps/step-build/results/n; cat /tekton/steps/step-build/exitCode $(steps.build.results.x)"
             )
+        );
+    }
+
+    #[test]
+    fn volumes_mounts_and_env_sources_are_substituted_as_tekton_substitutes_them() {
+        let task = spec(json!({
+            "params": [{"name": "cm"}, {"name": "dir", "default": "/etc/conf"}],
+            "workspaces": [{"name": "src"}],
+            "volumes": [{"name": "$(params.cm)-vol", "configMap": {"name": "$(params.cm)"}}],
+            "steps": [{
+                "name": "s", "image": "alpine", "command": ["cat"],
+                "volumeMounts": [{"name": "$(params.cm)-vol", "mountPath": "$(params.dir)"}],
+                "env": [{"name": "K", "valueFrom": {"configMapKeyRef": {"name": "$(params.cm)", "key": "k"}}}],
+            }],
+            "sidecars": [{
+                "image": "alpine",
+                "volumeMounts": [{"name": "$(workspaces.src.volume)", "mountPath": "$(workspaces.src.path)"}],
+            }],
+        }));
+        let given = [Param {
+            name: "cm".into(),
+            value: ParamValue::String("settings".into()),
+        }];
+        let r = resolve(&task, &given, &context(), &paths()).unwrap();
+        assert_eq!(r.volumes[0].name, "settings-vol");
+        assert_eq!(r.volumes[0].config_map.as_ref().unwrap().name, "settings");
+        let m = &r.steps[0].volume_mounts[0];
+        assert_eq!(
+            (m.name.as_str(), m.mount_path.as_str()),
+            ("settings-vol", "/etc/conf")
+        );
+        let from = r.steps[0].env[0].value_from.as_ref().unwrap();
+        assert_eq!(from.config_map_key_ref.as_ref().unwrap().name, "settings");
+        let m = &r.sidecars[0].volume_mounts[0];
+        assert_eq!(
+            (m.name.as_str(), m.mount_path.as_str()),
+            ("ws-abc", "/workspace/src")
+        );
+        // A container's own name is not a place for variables.
+        assert_eq!(r.sidecars[0].name, "unnamed-0");
+    }
+
+    #[test]
+    fn a_variable_that_does_not_fit_its_field_names_the_field() {
+        let task = spec(json!({
+            "params": [{"name": "list", "type": "array", "default": ["a"]}],
+            "steps": [{"name": "s", "image": "alpine", "command": ["true"],
+                       "volumeMounts": [{"name": "v", "mountPath": "/x/$(params.list[*])"}]}],
+        }));
+        let err = resolve(&task, &[], &context(), &paths()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("spec.steps[0].volumeMounts[0].mountPath: "),
+            "{err}"
         );
     }
 

@@ -106,6 +106,8 @@ struct Run {
     /// A pipeline task's TaskRun as the engine makes a PipelineRun's children (the
     /// controller creates the same object); none for a TaskRun run alone.
     object: Option<TaskRun>,
+    /// A TaskRun run alone: its spec as given (podTemplate, serviceAccountName, ...).
+    given: TaskRunSpec,
 }
 
 impl Run {
@@ -351,6 +353,7 @@ impl Executor {
                     done: false,
                     when: Vec::new(),
                     object: None,
+                    given: run.spec.clone(),
                 };
                 if cancelled {
                     r.stop = Some(Stop::Cancelled);
@@ -847,6 +850,7 @@ impl Executor {
                 done: false,
                 when: task.when.clone(),
                 object: Some(object),
+                given: TaskRunSpec::default(),
             };
             self.runs.push(run);
             self.start_attempt(self.runs.len() - 1);
@@ -959,7 +963,7 @@ fn task_run_object(r: &Run) -> TaskRun {
                         ..b.clone()
                     })
                     .collect(),
-                ..TaskRunSpec::default()
+                ..r.given.clone()
             },
             status: None,
         }
