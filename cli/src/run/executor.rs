@@ -503,7 +503,7 @@ impl Executor {
         }
         for r in &mut self.runs {
             if let Some(a) = r.attempt.as_mut() {
-                a.pod.poll_ready();
+                a.pod.poll_ready(&self.settings.view, &r.label);
             }
         }
     }

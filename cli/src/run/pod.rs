@@ -201,12 +201,53 @@ impl Pod {
     }
 
     /// Once every sidecar is ready, lets the first step start (as the controller does).
-    pub fn poll_ready(&mut self) {
-        if self.annotation(READY_ANNOTATION) != Some(READY_VALUE)
-            && status::sidecars_ready(&self.object, &self.spec)
-        {
+    /// A sidecar that ended before it was ready will not be: here the steps start anyway,
+    /// with a note, rather than wait for a timeout.
+    pub fn poll_ready(&mut self, view: &View, label: &str) {
+        if self.annotation(READY_ANNOTATION) == Some(READY_VALUE) {
+            return;
+        }
+        let ended: Vec<&str> = self
+            .spec
+            .sidecars
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|name| self.sidecar_ended(name))
+            .collect();
+        let ready = self.spec.sidecars.iter().all(|s| {
+            ended.contains(&s.name.as_str())
+                || status::sidecars_ready(
+                    &self.object,
+                    &TaskSpec {
+                        sidecars: vec![s.clone()],
+                        ..TaskSpec::default()
+                    },
+                )
+        });
+        if ready {
+            for name in ended {
+                view.note(&format!(
+                    "{label}: sidecar {name:?} ended before it was ready; the steps start anyway"
+                ));
+            }
             self.annotate(READY_ANNOTATION, READY_VALUE);
         }
+    }
+
+    /// Whether sidecar `name`'s container has ended.
+    fn sidecar_ended(&self, name: &str) -> bool {
+        let container = tektite_api::labels::sidecar_container(name);
+        let s = self.object.status.as_ref();
+        s.into_iter()
+            .flat_map(|s| {
+                s.init_container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.container_statuses.iter().flatten())
+            })
+            .find(|c| c.name == container)
+            .and_then(|c| c.state.as_ref())
+            .is_some_and(|st| st.terminated.is_some())
     }
 
     /// Tells every step to stop (the entrypoints kill what runs and skip what waits).
