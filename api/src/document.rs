@@ -267,7 +267,13 @@ fn decode(
         Some("tekton.dev/v1") => Some(Version::V1),
         Some("tekton.dev/v1beta1") => Some(Version::V1Beta1),
         Some("tekton.dev/v1alpha1") => Some(Version::V1Alpha1),
-        Some("v1") => None,
+        Some("v1") if matches!(doc.kind.as_str(), "ConfigMap" | "Secret") => None,
+        Some(other) if !other.starts_with("tekton.dev/") && !doc.kind.is_empty() => {
+            // Tekton's files often hold the cluster objects their runs need.
+            doc.notes
+                .push(Problem::new(root.field("kind"), passed_over(&doc.kind)));
+            return;
+        }
         Some(other) => {
             doc.problems.push(Problem::new(root.field("apiVersion"), format!("unsupported apiVersion {other:?}; tektite reads tekton.dev/v1, tekton.dev/v1beta1, tekton.dev/v1alpha1, and v1 ConfigMaps and Secrets")));
             return;
@@ -368,6 +374,20 @@ fn decode(
         Kind::PipelineResource => None,
     };
     finish(doc, findings);
+}
+
+/// The note on a Kubernetes object that is not Tekton's: what it means to tektite.
+fn passed_over(kind: &str) -> String {
+    match kind {
+        "PersistentVolumeClaim" => {
+            "a claim a workspace names is a directory of the run under tkt run; on a cluster, create it with kubectl"
+        }
+        "ServiceAccount" => {
+            "tkt run reads no ServiceAccount (its steps get no credentials from one); on a cluster, create it with kubectl"
+        }
+        _ => "not a Tekton document: tektite passes it over; on a cluster, create it with kubectl",
+    }
+    .to_string()
 }
 
 fn finish(doc: &mut Document, findings: Findings) {
@@ -535,6 +555,37 @@ mod tests {
         let names: Vec<_> = docs.iter().map(|d| d.display_name()).collect();
         assert_eq!(names, ["Task/a", "Task/b"]);
         assert!(docs.iter().all(|d| d.problems.is_empty()));
+    }
+
+    #[test]
+    fn kubernetes_objects_beside_tektons_are_passed_over_with_a_note() {
+        for (text, says) in [
+            (
+                "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c}\nspec: {}\n",
+                "directory of the run",
+            ),
+            (
+                "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa}\n",
+                "no ServiceAccount",
+            ),
+            (
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: b}\n",
+                "passes it over",
+            ),
+        ] {
+            let d = load_one(text);
+            assert!(d.problems.is_empty(), "{text}: {:?}", d.problems);
+            assert!(d.object.is_none());
+            assert_eq!(d.notes.len(), 1, "{text}");
+            assert!(d.notes[0].to_string().contains(says), "{}", d.notes[0]);
+        }
+        // A document of no kind, or of a Tekton version tektite does not know, is refused.
+        for text in [
+            "apiVersion: apps/v1\nmetadata: {name: d}\n",
+            "apiVersion: tekton.dev/v2\nkind: Task\nmetadata: {name: t}\n",
+        ] {
+            assert!(!load_one(text).problems.is_empty(), "{text}");
+        }
     }
 
     #[test]

@@ -600,9 +600,30 @@ fn local_limits(plan: &Plan) -> Vec<String> {
                 ));
             }
         }
-        if b.projected.is_some() || b.csi.is_some() {
+        // A projected volume's ConfigMaps and Secrets must be among the files too.
+        for source in b.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(cm) = &source.config_map
+                && !plan.config_maps.contains_key(&cm.name)
+                && cm.optional != Some(true)
+            {
+                lines.push(format!(
+                    "{at}: projected ConfigMap {:?} is not among the files: add it, or bind the workspace with -w {}=PATH",
+                    cm.name, b.name
+                ));
+            }
+            if let Some(sec) = &source.secret
+                && !plan.secrets.contains_key(&sec.name)
+                && sec.optional != Some(true)
+            {
+                lines.push(format!(
+                    "{at}: projected Secret {:?} is not among the files: add it, or bind the workspace with -w {}=PATH",
+                    sec.name, b.name
+                ));
+            }
+        }
+        if b.csi.is_some() {
             lines.push(format!(
-                "{at}: projected and csi volumes need a cluster: bind the workspace with -w {}=PATH",
+                "{at}: csi volumes need a cluster (their driver): bind the workspace with -w {}=PATH",
                 b.name
             ));
         }
