@@ -888,7 +888,15 @@ impl Context<'_, '_> {
         task: &PipelineTask,
         statuses: Option<&Statuses>,
     ) -> Result<Prepared, (&'static str, String)> {
-        let mut lookup = |r: &Reference| self.resolve(r, statuses);
+        let retries = task.retries.unwrap_or(0).max(0).to_string();
+        let mut lookup = |r: &Reference| match r {
+            Reference::Context { object, field }
+                if object == "pipelineTask" && field == "retries" =>
+            {
+                Some(Resolved::Text(retries.clone()))
+            }
+            _ => self.resolve(r, statuses),
+        };
         let task = substitute_task(task, &mut lookup).map_err(|e| {
             (
                 reason::INVALID_PARAM_VALUE,

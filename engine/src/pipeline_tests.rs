@@ -521,6 +521,25 @@ fn a_long_results_chain_advances_one_task_per_decision() {
 }
 
 #[test]
+fn a_pipeline_task_sees_its_own_retries() {
+    let mut run = Run::new(json!({
+        "tasks": [
+            {"name": "flaky", "taskRef": {"name": "t"}, "retries": 2,
+             "params": [{"name": "n", "value": "$(context.pipelineTask.retries)"}]},
+            {"name": "steady", "taskRef": {"name": "t"},
+             "params": [{"name": "n", "value": "$(context.pipelineTask.retries)"}]},
+        ],
+    }));
+    let d = run.decide();
+    let n = |task: &str| {
+        let s = d.start.iter().find(|s| s.task.name == task).unwrap();
+        param(s, "n").clone()
+    };
+    assert_eq!(n("flaky"), ParamValue::String("2".into()));
+    assert_eq!(n("steady"), ParamValue::String("0".into()));
+}
+
+#[test]
 fn an_embedded_task_sees_the_run_context_and_undeclared_pipeline_params() {
     let mut run = Run::new(json!({
         "params": [{"name": "who", "default": "team"}, {"name": "flags", "type": "array", "default": ["-a", "-b"]}],

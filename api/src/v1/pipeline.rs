@@ -127,11 +127,23 @@ pub struct TaskRef {
 }
 
 impl PipelineSpec {
-    /// A PipelineRun's workspaces reach the spec it embeds undeclared, as Tekton
-    /// propagates them: each bound workspace the spec does not declare is declared, and a
-    /// task whose embedded taskSpec refers to one (`$(workspaces.<name>...)`) without
-    /// binding it gets it bound under the same name, and declared in its taskSpec.
-    pub fn propagate_workspaces(&mut self, bindings: &[super::WorkspaceBinding]) {
+    /// A PipelineRun's workspaces reach its Pipeline's embedded taskSpecs undeclared, as
+    /// Tekton propagates them: a task whose embedded taskSpec refers to a bound workspace
+    /// (`$(workspaces.<name>...)`) without binding it gets it bound under the same name,
+    /// and declared in its taskSpec. A spec the PipelineRun `embedded` also sees each bound
+    /// workspace it does not declare as declared; a referenced Pipeline only its own.
+    pub fn propagate_workspaces(&mut self, bindings: &[super::WorkspaceBinding], embedded: bool) {
+        let declared: Vec<super::WorkspaceBinding>;
+        let bindings = if embedded {
+            bindings
+        } else {
+            declared = bindings
+                .iter()
+                .filter(|b| self.workspaces.iter().any(|w| w.name == b.name))
+                .cloned()
+                .collect();
+            &declared
+        };
         for b in bindings {
             if !self.workspaces.iter().any(|w| w.name == b.name) {
                 self.workspaces.push(PipelineWorkspaceDeclaration {

@@ -185,7 +185,7 @@ pub(crate) fn pipelinerun(run: &PipelineRun, catalog: &Catalog<'_>, r: &mut Repo
     let spec_path = FieldPath::root().field("spec");
     let s = &run.spec;
     let embedded = s.pipeline_spec.clone().map(|mut p| {
-        p.propagate_workspaces(&s.workspaces);
+        p.propagate_workspaces(&s.workspaces, true);
         p
     });
     let pipeline: Option<(&PipelineSpec, Owner)> = match (&s.pipeline_ref, &embedded) {

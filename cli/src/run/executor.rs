@@ -280,10 +280,7 @@ impl Executor {
                 tasks,
             } => {
                 let mut spec = spec;
-                if run.spec.pipeline_spec.is_some() {
-                    // A spec the PipelineRun embeds sees its workspaces undeclared.
-                    spec.propagate_workspaces(&run.spec.workspaces);
-                }
+                spec.propagate_workspaces(&run.spec.workspaces, run.spec.pipeline_spec.is_some());
                 let mut timeouts = Timeouts::of(&run.spec);
                 if let Some(t) = ex.settings.timeout {
                     timeouts.pipeline = Some(t);

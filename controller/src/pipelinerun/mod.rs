@@ -253,7 +253,7 @@ async fn pipeline_spec(
     if let Some(spec) = &pr.spec.pipeline_spec {
         // A spec the PipelineRun embeds sees its workspaces undeclared.
         let mut spec = spec.clone();
-        spec.propagate_workspaces(&pr.spec.workspaces);
+        spec.propagate_workspaces(&pr.spec.workspaces, true);
         return Ok(Ok((spec, String::new())));
     }
     let Some(r) = &pr.spec.pipeline_ref else {
@@ -274,7 +274,12 @@ async fn pipeline_spec(
     let ns = pr.namespace().unwrap_or_default();
     let api: Api<Pipeline> = Api::namespaced(ctx.client.clone(), &ns);
     match api.get_opt(&name).await {
-        Ok(Some(p)) => Ok(Ok((p.spec, name))),
+        Ok(Some(p)) => {
+            // Its embedded taskSpecs see its workspaces undeclared.
+            let mut spec = p.spec;
+            spec.propagate_workspaces(&pr.spec.workspaces, false);
+            Ok(Ok((spec, name)))
+        }
         Ok(None) => Ok(Err(Condition::succeeded(
             "False",
             pipelinerun_reason::COULD_NOT_GET_PIPELINE,
