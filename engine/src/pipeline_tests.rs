@@ -522,7 +522,7 @@ fn a_long_results_chain_advances_one_task_per_decision() {
 
 #[test]
 fn a_pipeline_task_sees_its_own_retries() {
-    let mut run = Run::new(json!({
+    let run = Run::new(json!({
         "tasks": [
             {"name": "flaky", "taskRef": {"name": "t"}, "retries": 2,
              "params": [{"name": "n", "value": "$(context.pipelineTask.retries)"}]},
