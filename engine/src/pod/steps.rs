@@ -11,7 +11,9 @@ use k8s_openapi::api::core::v1 as core;
 use tektite_api::labels::{sidecar_container, step_container};
 use tektite_api::step::EntrypointArgs;
 use tektite_api::step::creds::Credential;
-use tektite_api::step::layout::{PodPaths, ScriptOwner, Volume, script_name, working_dir};
+use tektite_api::step::layout::{
+    PodPaths, ScriptOwner, Volume, script_name, step_dir_name, working_dir,
+};
 use tektite_api::v1::{OnError, TaskRun, TaskSpec, WorkspaceUsage};
 
 use super::PodSettings;
@@ -132,8 +134,17 @@ pub fn containers(
 
         let mut implicit = vec![mount(&Volume::Bin, true)];
         implicit.extend((0..n).map(|j| mount(&Volume::Run(j), j != i)));
+        // Every step reads the others' directories under /tekton/steps and writes only its
+        // own, as in Tekton.
+        let own = step_dir_name(&step.name);
         implicit.extend([
-            mount(&Volume::Steps, false),
+            mount(&Volume::Steps, true),
+            core::VolumeMount {
+                name: Volume::Steps.name(),
+                mount_path: paths.step_metadata_dir(&step.name).display().to_string(),
+                sub_path: Some(own),
+                ..core::VolumeMount::default()
+            },
             mount(&Volume::Results, false),
             mount(&Volume::Scripts, true),
             mount(&Volume::Home, false),

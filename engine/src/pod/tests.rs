@@ -129,7 +129,8 @@ spec:
       volumeMounts:
         - {name: tekton-internal-bin, mountPath: /tekton/bin, readOnly: true}
         - {name: tekton-internal-run-0, mountPath: /tekton/run/0}
-        - {name: tekton-internal-steps, mountPath: /tekton/steps}
+        - {name: tekton-internal-steps, mountPath: /tekton/steps, readOnly: true}
+        - {name: tekton-internal-steps, mountPath: /tekton/steps/step-say, subPath: step-say}
         - {name: tekton-internal-results, mountPath: /tekton/results}
         - {name: tekton-internal-scripts, mountPath: /tekton/scripts, readOnly: true}
         - {name: tekton-internal-home, mountPath: /tekton/home}
@@ -267,7 +268,8 @@ spec:
         - {name: tekton-internal-bin, mountPath: /tekton/bin, readOnly: true}
         - {name: tekton-internal-run-0, mountPath: /tekton/run/0}
         - {name: tekton-internal-run-1, mountPath: /tekton/run/1, readOnly: true}
-        - {name: tekton-internal-steps, mountPath: /tekton/steps}
+        - {name: tekton-internal-steps, mountPath: /tekton/steps, readOnly: true}
+        - {name: tekton-internal-steps, mountPath: /tekton/steps/step-compile, subPath: step-compile}
         - {name: tekton-internal-results, mountPath: /tekton/results}
         - {name: tekton-internal-scripts, mountPath: /tekton/scripts, readOnly: true}
         - {name: tekton-internal-home, mountPath: /tekton/home}
@@ -295,7 +297,8 @@ spec:
         - {name: tekton-internal-bin, mountPath: /tekton/bin, readOnly: true}
         - {name: tekton-internal-run-0, mountPath: /tekton/run/0, readOnly: true}
         - {name: tekton-internal-run-1, mountPath: /tekton/run/1}
-        - {name: tekton-internal-steps, mountPath: /tekton/steps}
+        - {name: tekton-internal-steps, mountPath: /tekton/steps, readOnly: true}
+        - {name: tekton-internal-steps, mountPath: /tekton/steps/step-test, subPath: step-test}
         - {name: tekton-internal-results, mountPath: /tekton/results}
         - {name: tekton-internal-scripts, mountPath: /tekton/scripts, readOnly: true}
         - {name: tekton-internal-home, mountPath: /tekton/home}
