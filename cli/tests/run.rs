@@ -821,3 +821,47 @@ fn params_and_workspaces_reach_embedded_specs_undeclared() {
         r.stderr
     );
 }
+
+/// A volume mounted where this machine has no directory (`/etc/<new>/conf`, as
+/// `/etc/maven` or `/var/secret` in Tekton's examples) is mounted in the step's own view
+/// of that directory: nothing is made on the host.
+#[test]
+fn a_mount_point_under_a_host_directory_is_made_in_the_step_not_on_the_host() {
+    let state = tempfile::tempdir().unwrap();
+    let unique = state
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches('.')
+        .to_string();
+    let mount = format!("/etc/tektite-test-{unique}/conf");
+    let yaml = format!(
+        r#"
+apiVersion: tekton.dev/v1
+kind: Task
+metadata: {{name: shadow}}
+spec:
+  results: [{{name: seen}}]
+  volumes: [{{name: conf, emptyDir: {{}}}}]
+  steps:
+    - name: write
+      image: alpine
+      volumeMounts: [{{name: conf, mountPath: {mount}}}]
+      script: |
+        echo hi > {mount}/file
+        test -e /etc/passwd -o -e /etc/os-release
+        cat {mount}/file | tr -d '\n' > $(results.seen.path)
+"#
+    );
+    let file = write(state.path(), "shadow.yaml", &yaml);
+    let r = run(&[&file], state.path());
+    succeeded(&r);
+    assert_eq!(Ran::result(r.task_run(""), "seen"), "hi");
+    let parent = Path::new(&mount).parent().unwrap().to_owned();
+    assert!(
+        !parent.exists(),
+        "{} was made on the host",
+        parent.display()
+    );
+}

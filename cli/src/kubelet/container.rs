@@ -7,7 +7,8 @@
 //! the host.
 //!
 //! A mount point whose parent is one of this machine's own directories and does not exist
-//! there (`/etc/maven` on a machine without it) is refused rather than created on the host.
+//! there (`/etc/maven` on a machine without it) is never created on the host: that
+//! directory becomes the container's own first (a tmpfs holding its entries).
 //! Exit code 128 with a message on stderr ([`START_ERROR`]) means the container could not
 //! be started.
 
@@ -311,9 +312,12 @@ fn enter(spec: &ContainerSpec) -> Result<(), String> {
 
     let mut binds = spec.binds.clone();
     binds.sort_by_key(|b| b.path.matches('/').count());
+    let mut shadowed = Vec::new();
+    let mut bound: Vec<PathBuf> = Vec::new();
     for b in &binds {
-        let target = mount_point(root, &b.path, b.host.is_dir())?;
+        let target = mount_point(root, &b.path, b.host.is_dir(), &bound, &mut shadowed)?;
         bind(&b.host, &target, b.read_only)?;
+        bound.push(target);
     }
     chroot(root).map_err(sys(format!("chroot {}", root.display())))?;
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
@@ -324,8 +328,16 @@ fn enter(spec: &ContainerSpec) -> Result<(), String> {
 }
 
 /// The place under `root` to bind `path` at, made as a directory or an empty file; never
-/// inside one of this machine's own directories, where it would be made on the host.
-fn mount_point(root: &Path, path: &str, dir: bool) -> Result<PathBuf, String> {
+/// inside one of this machine's own directories, where it would be made on the host: such
+/// a directory is shadowed first (see [`shadow`]), once (`shadowed`). `bound` are the
+/// container's mounts made so far, inside which a mount point is made as a runtime does.
+fn mount_point(
+    root: &Path,
+    path: &str,
+    dir: bool,
+    bound: &[PathBuf],
+    shadowed: &mut Vec<PathBuf>,
+) -> Result<PathBuf, String> {
     let target = root.join(path.trim_start_matches('/'));
     if target.exists() {
         return Ok(target);
@@ -344,14 +356,20 @@ fn mount_point(root: &Path, path: &str, dir: bool) -> Result<PathBuf, String> {
             .strip_prefix(root)
             .ok()
             .and_then(|rel| rel.components().next())
-            .is_some_and(|top| top.as_os_str() != "dev" && Path::new("/").join(top).exists());
-    if host_dir {
-        return Err(format!(
-            "mount point {path} would be made in this machine's {} (the stand-in has no image filesystem)",
-            Path::new("/")
-                .join(ancestor.strip_prefix(root).unwrap_or(ancestor))
-                .display()
-        ));
+            .is_some_and(|top| {
+                !["dev", "proc", "sys"].iter().any(|t| top.as_os_str() == *t)
+                    && Path::new("/").join(top).exists()
+            });
+    // Our own tmpfs (a bare image's directories, a shadow) and the container's volumes
+    // take mount points as they are; only a bind of this machine's directory is shadowed.
+    let on_host = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        matches!((fs::metadata(p), fs::metadata(root)), (Ok(a), Ok(b)) if a.dev() != b.dev())
+    };
+    let in_volume = bound.iter().any(|b| ancestor.starts_with(b));
+    if host_dir && on_host(ancestor) && !in_volume && !shadowed.iter().any(|s| s == ancestor) {
+        shadow(root, ancestor)?;
+        shadowed.push(ancestor.to_owned());
     }
     if dir {
         fs::create_dir_all(&target).map_err(io(target.display()))?;
@@ -362,6 +380,42 @@ fn mount_point(root: &Path, path: &str, dir: bool) -> Result<PathBuf, String> {
         fs::write(&target, b"").map_err(io(target.display()))?;
     }
     Ok(target)
+}
+
+/// Makes `at` (under `root`, one of this machine's directories bound in) the container's
+/// own, as an image's directory is: a tmpfs on it holding each of the host directory's
+/// entries (bound in, symbolic links copied), so that a mount point can be made in it
+/// without touching the host (`/etc/maven`, `/var/secret`).
+fn shadow(root: &Path, at: &Path) -> Result<(), String> {
+    let host = Path::new("/").join(at.strip_prefix(root).unwrap_or(at));
+    let entries: Vec<fs::DirEntry> = fs::read_dir(&host)
+        .map_err(io(host.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(io(host.display()))?;
+    mount(
+        Some("tmpfs"),
+        at,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=0755"),
+    )
+    .map_err(sys(format!("tmpfs at {}", at.display())))?;
+    for e in entries {
+        let (from, to) = (e.path(), at.join(e.file_name()));
+        let kind = e.file_type().map_err(io(from.display()))?;
+        if kind.is_symlink() {
+            let link = fs::read_link(&from).map_err(io(from.display()))?;
+            std::os::unix::fs::symlink(link, &to).map_err(io(to.display()))?;
+            continue;
+        }
+        if kind.is_dir() {
+            fs::create_dir(&to).map_err(io(to.display()))?;
+        } else {
+            fs::write(&to, b"").map_err(io(to.display()))?;
+        }
+        bind(&from, &to, false)?;
+    }
+    Ok(())
 }
 
 /// The program to exec: `argv[0]` as a path, or found on the container's `PATH`.
