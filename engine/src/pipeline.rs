@@ -451,12 +451,7 @@ fn dag_states<'f>(
                 Ok(Prepared::Skip) => State::Skipped(skip_reason::WHEN_EXPRESSIONS),
                 Ok(Prepared::EmptyMatrix) => State::Skipped(skip_reason::EMPTY_ARRAY_IN_MATRIX),
                 Ok(Prepared::Start(task)) => {
-                    d.start.push(Start {
-                        timeout: cut(task.timeout.as_ref(), clock.task_budget(f)),
-                        combinations: task.matrix.as_ref().map(fan_out).unwrap_or_default(),
-                        task: *task,
-                        finally: false,
-                    });
+                    d.start.push(start(*task, clock.task_budget(f), false));
                     State::Ready
                 }
             },
@@ -467,6 +462,16 @@ fn dag_states<'f>(
         }
     }
     Ok(states)
+}
+
+/// Starting `task` (a finally task or not) with what is left of its `budget`.
+fn start(task: PipelineTask, budget: Option<SignedDuration>, finally: bool) -> Start {
+    Start {
+        timeout: cut(task.timeout.as_ref(), budget),
+        combinations: task.matrix.as_ref().map(fan_out).unwrap_or_default(),
+        task,
+        finally,
+    }
 }
 
 /// The running tasks a cancel or a timeout stops.
@@ -531,12 +536,7 @@ fn finally_states<'f>(
                     State::Skipped(skip_reason::FINALLY_TIMED_OUT)
                 }
                 Ok(Prepared::Start(task)) => {
-                    d.start.push(Start {
-                        timeout: cut(task.timeout.as_ref(), clock.finally_budget(f)),
-                        combinations: task.matrix.as_ref().map(fan_out).unwrap_or_default(),
-                        task: *task,
-                        finally: true,
-                    });
+                    d.start.push(start(*task, clock.finally_budget(f), true));
                     State::Ready
                 }
             },

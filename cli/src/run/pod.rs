@@ -236,16 +236,12 @@ impl Pod {
 
     /// Whether sidecar `name`'s container has ended.
     fn sidecar_ended(&self, name: &str) -> bool {
-        let container = tektite_api::labels::sidecar_container(name);
-        let s = self.object.status.as_ref();
-        s.into_iter()
-            .flat_map(|s| {
-                s.init_container_statuses
-                    .iter()
-                    .flatten()
-                    .chain(s.container_statuses.iter().flatten())
-            })
-            .find(|c| c.name == container)
+        self.ended(&tektite_api::labels::sidecar_container(name))
+    }
+
+    /// Whether container `name` has ended.
+    fn ended(&self, name: &str) -> bool {
+        status::container_status(&self.object, name)
             .and_then(|c| c.state.as_ref())
             .is_some_and(|st| st.terminated.is_some())
     }
@@ -271,13 +267,8 @@ impl Pod {
     /// A Pod whose volumes cannot be set up waits on a cluster until they can; here
     /// nothing will change (every document is given), so it fails at once.
     fn cannot_start(&self) -> Option<PodFailure> {
-        let s = self.object.status.as_ref()?;
-        let waiting = s
-            .init_container_statuses
-            .iter()
-            .flatten()
-            .chain(s.container_statuses.iter().flatten())
-            .find_map(|c| c.state.as_ref()?.waiting.as_ref())?;
+        let waiting =
+            status::statuses(&self.object).find_map(|c| c.state.as_ref()?.waiting.as_ref())?;
         (waiting.reason.as_deref() == Some("ContainerCreating"))
             .then(|| waiting.message.clone())
             .flatten()
@@ -294,17 +285,10 @@ impl Pod {
 
     /// Whether every step's container has ended (and so printed all it will).
     pub fn steps_ended(&self) -> bool {
-        let Some(s) = &self.object.status else {
-            return false;
-        };
-        self.spec.steps.iter().all(|step| {
-            let name = tektite_api::labels::step_container(&step.name);
-            s.container_statuses
-                .iter()
-                .flatten()
-                .find(|c| c.name == name)
-                .is_some_and(|c| c.state.as_ref().is_some_and(|st| st.terminated.is_some()))
-        })
+        self.spec
+            .steps
+            .iter()
+            .all(|step| self.ended(&tektite_api::labels::step_container(&step.name)))
     }
 
     /// Deletes the Pod: its processes end, and the kubelet is done with it.

@@ -46,14 +46,16 @@ pub struct PodFailure {
     pub message: String,
 }
 
-fn statuses(pod: &core::Pod) -> impl Iterator<Item = &core::ContainerStatus> {
+/// Every container's status the kubelet reports, init containers first.
+pub fn statuses(pod: &core::Pod) -> impl Iterator<Item = &core::ContainerStatus> {
     let s = pod.status.as_ref();
     let init = s.and_then(|s| s.init_container_statuses.as_deref());
     let main = s.and_then(|s| s.container_statuses.as_deref());
     init.into_iter().flatten().chain(main.into_iter().flatten())
 }
 
-fn container_status<'a>(pod: &'a core::Pod, name: &str) -> Option<&'a core::ContainerStatus> {
+/// Container `name`'s status, if the kubelet reports one.
+pub fn container_status<'a>(pod: &'a core::Pod, name: &str) -> Option<&'a core::ContainerStatus> {
     statuses(pod).find(|c| c.name == name)
 }
 
