@@ -865,3 +865,46 @@ spec:
         parent.display()
     );
 }
+
+/// Several runs in the files are run one after another and all reported; when one of
+/// them is invalid, none starts.
+#[test]
+fn several_runs_in_the_files_are_each_run_and_reported() {
+    let state = tempfile::tempdir().unwrap();
+    let marker = state.path().join("ran");
+    let doc = |name: &str, step: &str| {
+        format!(
+            "apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {{name: {name}}}\nspec:\n  taskSpec:\n    steps:\n      - name: s\n        image: alpine\n        script: {step}\n"
+        )
+    };
+    let two = format!(
+        "{}---\n{}",
+        doc("first", &format!("touch {}", marker.display())),
+        doc("second", "exit 3")
+    );
+    let file = write(state.path(), "two.yaml", &two);
+    let r = run(&[&file], state.path());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(marker.exists());
+    let names: Vec<&str> = r
+        .items("TaskRun")
+        .iter()
+        .filter_map(|t| t["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["first", "second"]);
+    assert!(r.stderr.contains("run 2 of 2"), "{}", r.stderr);
+
+    std::fs::remove_file(&marker).unwrap();
+    let bad = format!(
+        "{}---\n{}",
+        doc("first", &format!("touch {}", marker.display())),
+        "apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {name: bad}\nspec: {}\n"
+    );
+    let file = write(state.path(), "bad.yaml", &bad);
+    let r = run(&[&file], state.path());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        !marker.exists(),
+        "the valid run started before the invalid one was seen"
+    );
+}

@@ -53,6 +53,25 @@ pub struct Invalid {
 pub struct Overrides<'a> {
     pub params: &'a [String],
     pub workspaces: &'a [String],
+    /// The files hold several runs: plan the `n`-th (in file order) and leave the others.
+    pub only_run: Option<usize>,
+}
+
+/// How many TaskRuns and PipelineRuns `files` hold (a file that cannot be read counts
+/// none: the plan says why).
+pub fn count_runs(files: &[PathBuf]) -> usize {
+    let texts: Vec<(String, String)> = files
+        .iter()
+        .filter_map(|f| Some((f.display().to_string(), std::fs::read_to_string(f).ok()?)))
+        .collect();
+    let sources: Vec<Source<'_>> = texts
+        .iter()
+        .map(|(name, text)| Source { name, text })
+        .collect();
+    load(&sources)
+        .iter()
+        .filter(|d| matches!(d.kind.as_str(), "TaskRun" | "PipelineRun"))
+        .count()
 }
 
 const COMMAND_LINE: &str = "command line";
@@ -88,9 +107,16 @@ pub fn plan(files: &[PathBuf], overrides: &Overrides<'_>) -> Result<Plan, Invali
         )
     };
 
-    let runs: Vec<usize> = (0..docs.len())
+    let mut runs: Vec<usize> = (0..docs.len())
         .filter(|&i| matches!(docs[i].kind.as_str(), "TaskRun" | "PipelineRun"))
         .collect();
+    if let Some(n) = overrides.only_run.filter(|n| *n < runs.len()) {
+        // The other runs are left out, as if they were in other files.
+        for &i in runs.iter().rev().filter(|&&i| i != runs[n]) {
+            docs.remove(i);
+        }
+        runs = vec![runs[n] - runs[..n].len()];
+    }
     if runs.len() > 1 {
         let names: Vec<String> = runs.iter().map(|&i| docs[i].display_name()).collect();
         lines.push(format!(

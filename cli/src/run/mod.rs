@@ -73,34 +73,105 @@ const INVALID: u8 = 2;
 pub fn run(args: &Args) -> ExitCode {
     let machine = args.output != Output::Text;
     let view = View::new(machine);
-    let plan = match input::plan(
-        &args.files,
-        &Overrides {
-            params: &args.params,
-            workspaces: &args.workspaces,
-        },
-    ) {
-        Ok(plan) => plan,
-        Err(invalid) => {
-            let mut err = std::io::stderr().lock();
-            for line in &invalid.lines {
-                let _ = writeln!(err, "{line}");
-            }
-            let _ = writeln!(
-                err,
-                "tkt run: {} problem(s); nothing was run",
-                invalid.lines.len()
-            );
-            return ExitCode::from(INVALID);
-        }
-    };
-
     let interrupts = Arc::new(AtomicUsize::new(0));
     if let Err(e) = watch_signals(&interrupts) {
         view.note(&format!(
             "cannot handle Ctrl-C ({e}); it will stop tkt without cleanup"
         ));
     }
+    // Several runs in the files: each is run in turn, as they come, and reported; all of
+    // them are checked before the first one starts.
+    let runs = input::count_runs(&args.files);
+    for k in (0..runs).filter(|_| runs > 1) {
+        if let Err(invalid) = input::plan(&args.files, &overrides(args, Some(k))) {
+            return refuse(&invalid);
+        }
+    }
+    let mut finished = Vec::new();
+    for k in 0..runs.max(1) {
+        let only = (runs > 1).then_some(k);
+        if let Some(k) = only {
+            view.note(&format!("run {} of {runs}", k + 1));
+        }
+        match run_one(args, only, &view, &interrupts) {
+            Ok(f) => finished.push(f),
+            Err(code) => return code,
+        }
+        if interrupts.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+    }
+    if args.output != Output::Text {
+        let items: Vec<serde_json::Value> = finished
+            .iter()
+            .flat_map(|(f, _)| list(f)["items"].as_array().cloned().unwrap_or_default())
+            .collect();
+        let list = json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items});
+        let text = if args.output == Output::Json {
+            serde_json::to_string_pretty(&list)
+                .map(|s| s + "\n")
+                .map_err(|e| e.to_string())
+        } else {
+            serde_saphyr::to_string(&list).map_err(|e| e.to_string())
+        };
+        match text {
+            Ok(t) => {
+                let _ = std::io::stdout().lock().write_all(t.as_bytes());
+            }
+            Err(e) => view.note(&format!("cannot print the result: {e}")),
+        }
+    }
+    let interrupted = interrupts.load(Ordering::SeqCst) > 0;
+    for (f, state_dir) in &finished {
+        if f.succeeded && !args.keep && !interrupted {
+            if let Err(e) = std::fs::remove_dir_all(state_dir) {
+                view.note(&format!("cannot remove {}: {e}", state_dir.display()));
+            }
+        } else {
+            view.note(&format!("state kept in {}", state_dir.display()));
+        }
+    }
+    if finished.iter().all(|(f, _)| f.succeeded) && !interrupted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FAILED)
+    }
+}
+
+fn overrides(args: &Args, only_run: Option<usize>) -> Overrides<'_> {
+    Overrides {
+        params: &args.params,
+        workspaces: &args.workspaces,
+        only_run,
+    }
+}
+
+/// Prints why nothing runs.
+fn refuse(invalid: &input::Invalid) -> ExitCode {
+    let mut err = std::io::stderr().lock();
+    for line in &invalid.lines {
+        let _ = writeln!(err, "{line}");
+    }
+    let _ = writeln!(
+        err,
+        "tkt run: {} problem(s); nothing was run",
+        invalid.lines.len()
+    );
+    ExitCode::from(INVALID)
+}
+
+/// Plans and runs one run of the files (the `only`-th, when they hold several); its
+/// result and state directory, or the exit code when it could not run.
+fn run_one(
+    args: &Args,
+    only: Option<usize>,
+    view: &View,
+    interrupts: &Arc<AtomicUsize>,
+) -> Result<(Finished, PathBuf), ExitCode> {
+    let plan = match input::plan(&args.files, &overrides(args, only)) {
+        Ok(plan) => plan,
+        Err(invalid) => return Err(refuse(&invalid)),
+    };
 
     let (target, mut meta_name, images) = match plan.run {
         RunObject::Pipeline {
@@ -189,43 +260,14 @@ pub fn run(args: &Args) -> ExitCode {
         Err(e) => {
             view.note(&format!("{e}"));
             view.note(&format!("state kept in {}", state_dir.display()));
-            return ExitCode::from(FAILED);
+            return Err(ExitCode::from(FAILED));
         }
     };
 
-    match args.output {
-        Output::Text => view.summary(&summary(&finished)),
-        Output::Json | Output::Yaml => {
-            let list = list(&finished);
-            let text = if args.output == Output::Json {
-                serde_json::to_string_pretty(&list)
-                    .map(|s| s + "\n")
-                    .map_err(|e| e.to_string())
-            } else {
-                serde_saphyr::to_string(&list).map_err(|e| e.to_string())
-            };
-            match text {
-                Ok(t) => {
-                    let _ = std::io::stdout().lock().write_all(t.as_bytes());
-                }
-                Err(e) => view.note(&format!("cannot print the result: {e}")),
-            }
-        }
+    if args.output == Output::Text {
+        view.summary(&summary(&finished));
     }
-
-    let interrupted = interrupts.load(Ordering::SeqCst) > 0;
-    if finished.succeeded && !args.keep && !interrupted {
-        if let Err(e) = std::fs::remove_dir_all(&state_dir) {
-            view.note(&format!("cannot remove {}: {e}", state_dir.display()));
-        }
-    } else {
-        view.note(&format!("state kept in {}", state_dir.display()));
-    }
-    if finished.succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(FAILED)
-    }
+    Ok((finished, state_dir))
 }
 
 /// `$XDG_STATE_HOME/tektite/runs`, else `~/.local/state/tektite/runs`.
