@@ -44,15 +44,16 @@ enum Command {
 /// `/tektite/entrypoint`, and a Pod's init container copies it to `/tekton/bin/entrypoint`),
 /// `tkt` is tektite's entrypoint; `tkt container SPEC` starts a container of the local
 /// kubelet. Neither is a user command, so they bypass the command line parser.
-const ENTRYPOINT: &str = "entrypoint";
-
 fn main() -> ExitCode {
     let exit = |code: i32| ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
     let mut argv = std::env::args_os();
     // Installed as the entrypoint of a Pod (`/tektite/entrypoint`, `/tekton/bin/entrypoint`),
     // `tkt` is the entrypoint.
     let called = argv.next().map(std::path::PathBuf::from);
-    if called.is_some_and(|p| p.file_name().is_some_and(|n| n == ENTRYPOINT)) {
+    if called.is_some_and(|p| {
+        p.file_name()
+            .is_some_and(|n| n == kubelet::container::ENTRYPOINT)
+    }) {
         return exit(tektite_entrypoint::run(argv.collect()));
     }
     match argv.next() {

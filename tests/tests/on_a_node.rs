@@ -406,21 +406,7 @@ async fn a_pipeline_runs_children_are_the_same_from_the_controller_and_from_tkt_
         .collect();
     node.stop().await;
 
-    let state = tempfile::tempdir().unwrap();
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello-pipeline.yaml");
-    let out = std::process::Command::new(tektite_tests::node::binary("tkt", "tektite-cli"))
-        .args(["run", "--keep", "-o", "json"])
-        .arg(&file)
-        .env("XDG_STATE_HOME", state.path())
-        .env_remove("TKT_NO_SANDBOX")
-        .output()
-        .expect("tkt runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_state, list) = tkt_run_example("hello-pipeline.yaml");
     let items = list["items"].as_array().unwrap();
     let pr = items.iter().find(|i| i["kind"] == "PipelineRun").unwrap();
     let (local_name, local_uid) = (
@@ -456,6 +442,28 @@ async fn a_pipeline_runs_children_are_the_same_from_the_controller_and_from_tkt_
     locals.sort_by_key(key);
     assert_eq!(controllers.len(), 3);
     pretty_assertions::assert_eq!(controllers, locals);
+}
+
+/// `tkt run --keep -o json` of `examples/<example>`, which must succeed: its state
+/// directory (kept) and what it printed.
+fn tkt_run_example(example: &str) -> (tempfile::TempDir, Value) {
+    let state = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(example);
+    let out = std::process::Command::new(tektite_tests::node::binary("tkt", "tektite-cli"))
+        .args(["run", "--keep", "-o", "json"])
+        .arg(&file)
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("TKT_NO_SANDBOX")
+        .output()
+        .expect("tkt runs");
+    assert!(
+        out.status.success(),
+        "{example}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (state, serde_json::from_slice(&out.stdout).unwrap())
 }
 
 /// A child's Pod as its run's builder made it: without what the API server and the
@@ -631,23 +639,7 @@ async fn every_examples_pods_are_the_same_from_the_controller_and_from_tkt_run()
             .collect();
         node.stop().await;
 
-        let state = tempfile::tempdir().unwrap();
-        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../examples")
-            .join(example);
-        let out = std::process::Command::new(tektite_tests::node::binary("tkt", "tektite-cli"))
-            .args(["run", "--keep", "-o", "json"])
-            .arg(&file)
-            .env("XDG_STATE_HOME", state.path())
-            .env_remove("TKT_NO_SANDBOX")
-            .output()
-            .expect("tkt runs");
-        assert!(
-            out.status.success(),
-            "{example}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (state, list) = tkt_run_example(example);
         let items = list["items"].as_array().unwrap();
         let run = items.iter().find(|i| i["kind"] == kind.as_str()).unwrap();
         let (local_name, local_uid) = (

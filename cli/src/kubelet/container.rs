@@ -114,8 +114,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
     START_ERROR_CODE
 }
 
-/// The name `tkt` answers to as the entrypoint.
-const ENTRYPOINT: &str = "entrypoint";
+/// The name `tkt` answers to as the entrypoint (`/tektite/entrypoint`,
+/// `/tekton/bin/entrypoint`).
+pub const ENTRYPOINT: &str = "entrypoint";
 
 /// Whether `program`, called as `argv0`, is this very `tkt` as the entrypoint: then it
 /// runs here, as the exec would have run it, without loading the binary again.

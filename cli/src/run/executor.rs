@@ -657,13 +657,7 @@ impl Executor {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.statuses.recv_timeout(left) {
                 Ok((uid, status)) if uid == pod.uid => pod.observe(status),
-                Ok((uid, status)) => {
-                    if let Some(&j) = self.by_pod.get(&uid)
-                        && let Some(other) = self.runs[j].attempt.as_mut()
-                    {
-                        other.pod.observe(status);
-                    }
-                }
+                Ok((uid, status)) => self.observe(uid, status),
                 Err(_) => break,
             }
         }

@@ -216,13 +216,11 @@ impl Pod {
             .collect();
         let ready = self.spec.sidecars.iter().all(|s| {
             ended.contains(&s.name.as_str())
-                || status::sidecars_ready(
+                || status::container_status(
                     &self.object,
-                    &TaskSpec {
-                        sidecars: vec![s.clone()],
-                        ..TaskSpec::default()
-                    },
+                    &tektite_api::labels::sidecar_container(&s.name),
                 )
+                .is_some_and(|c| c.ready)
         });
         if ready {
             for name in ended {
