@@ -248,7 +248,9 @@ fn enter(spec: &ContainerSpec) -> Result<(), String> {
     )
     .map_err(sys(format!("tmpfs at {}", root.display())))?;
     // This machine's top-level directories, but /dev, which is the container's own; of a
-    // bare image, only the C library and what a runtime mounts.
+    // bare image, only the C library and what a runtime mounts. `from_host`: those a mount
+    // point could be made in on the host (not the API file systems).
+    let mut from_host: Vec<OsString> = Vec::new();
     for entry in fs::read_dir("/").map_err(io("listing /"))? {
         let entry = entry.map_err(io("listing /"))?;
         let name = entry.file_name();
@@ -257,6 +259,9 @@ fn enter(spec: &ContainerSpec) -> Result<(), String> {
         let kind = entry.file_type().map_err(io(entry.path().display()))?;
         if !wanted || name == "dev" {
             continue;
+        }
+        if (kind.is_symlink() || kind.is_dir()) && name != "proc" && name != "sys" {
+            from_host.push(name.clone());
         }
         if kind.is_symlink() {
             let to = fs::read_link(entry.path()).map_err(io(entry.path().display()))?;
@@ -316,7 +321,8 @@ fn enter(spec: &ContainerSpec) -> Result<(), String> {
     let mut shadowed = Vec::new();
     let mut bound: Vec<PathBuf> = Vec::new();
     for b in &binds {
-        let target = mount_point(root, &b.path, b.host.is_dir(), &bound, &mut shadowed)?;
+        let dir = b.host.is_dir();
+        let target = mount_point(root, &b.path, dir, &from_host, &bound, &mut shadowed)?;
         bind(&b.host, &target, b.read_only)?;
         bound.push(target);
     }
@@ -330,16 +336,38 @@ fn enter(spec: &ContainerSpec) -> Result<(), String> {
 
 /// The place under `root` to bind `path` at, made as a directory or an empty file; never
 /// inside one of this machine's own directories, where it would be made on the host: such
-/// a directory is shadowed first (see [`shadow`]), once (`shadowed`). `bound` are the
-/// container's mounts made so far, inside which a mount point is made as a runtime does.
+/// a directory is shadowed first (see [`shadow`]), once (`shadowed`). `from_host` are the
+/// top-level directories bound in from this machine; `bound` the container's mounts made
+/// so far, inside which a mount point is made as a runtime does.
 fn mount_point(
     root: &Path,
     path: &str,
     dir: bool,
+    from_host: &[OsString],
     bound: &[PathBuf],
     shadowed: &mut Vec<PathBuf>,
 ) -> Result<PathBuf, String> {
-    let target = root.join(path.trim_start_matches('/'));
+    let relative = Path::new(path.trim_start_matches('/'));
+    let target = root.join(relative);
+    let make = |target: &Path| {
+        if dir {
+            return fs::create_dir_all(target).map_err(io(target.display()));
+        }
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(io(parent.display()))?;
+        }
+        fs::write(target, b"").map_err(io(target.display()))
+    };
+    // Most mount points (/tekton/..., /workspace/...) are on the container's own tmpfs: no
+    // host directory to look for (a Pod's steps each mount every step's run directory).
+    let top = relative.components().next().map(|c| c.as_os_str());
+    if !top.is_some_and(|t| from_host.iter().any(|h| h == t)) {
+        if !dir && target.exists() {
+            return Ok(target);
+        }
+        make(&target)?;
+        return Ok(target);
+    }
     if target.exists() {
         return Ok(target);
     }
@@ -352,34 +380,21 @@ fn mount_point(
         existing = p.parent();
     }
     let ancestor = existing.unwrap_or(root);
-    let host_dir = ancestor != root
-        && ancestor
-            .strip_prefix(root)
-            .ok()
-            .and_then(|rel| rel.components().next())
-            .is_some_and(|top| {
-                !["dev", "proc", "sys"].iter().any(|t| top.as_os_str() == *t)
-                    && Path::new("/").join(top).exists()
-            });
+    let host_dir = ancestor != root;
     // Our own tmpfs (a bare image's directories, a shadow) and the container's volumes
     // take mount points as they are; only a bind of this machine's directory is shadowed.
     let on_host = |p: &Path| {
         use std::os::unix::fs::MetadataExt;
         matches!((fs::metadata(p), fs::metadata(root)), (Ok(a), Ok(b)) if a.dev() != b.dev())
     };
-    let in_volume = bound.iter().any(|b| ancestor.starts_with(b));
-    if host_dir && on_host(ancestor) && !in_volume && !shadowed.iter().any(|s| s == ancestor) {
+    // (Checked in this order: a step's Pod mounts every step's run directory, so `bound`
+    // grows with the steps and is looked at only when it matters.)
+    let in_volume = || bound.iter().any(|b| ancestor.starts_with(b));
+    if host_dir && on_host(ancestor) && !in_volume() && !shadowed.iter().any(|s| s == ancestor) {
         shadow(root, ancestor)?;
         shadowed.push(ancestor.to_owned());
     }
-    if dir {
-        fs::create_dir_all(&target).map_err(io(target.display()))?;
-    } else {
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(io(parent.display()))?;
-        }
-        fs::write(&target, b"").map_err(io(target.display()))?;
-    }
+    make(&target)?;
     Ok(target)
 }
 
