@@ -1,4 +1,5 @@
-//! CustomResourceDefinitions for the four kinds and CustomRun, generated from the Rust types.
+//! CustomResourceDefinitions for the four kinds, CustomRun and StepAction, generated from
+//! the Rust types.
 //!
 //! The `crdgen` binary writes them to `deploy/crds/`; a test fails when the committed
 //! files drift from what the types generate.
@@ -23,9 +24,11 @@ struct Names {
     singular: &'static str,
     short: &'static [&'static str],
     run: bool,
+    /// Older versions also served, with the same schema (no conversion).
+    also: &'static [&'static str],
 }
 
-const KINDS: [Names; 5] = [
+const KINDS: [Names; 6] = [
     Names {
         kind: "Task",
         version: "v1",
@@ -34,6 +37,7 @@ const KINDS: [Names; 5] = [
         singular: "task",
         short: &[],
         run: false,
+        also: &[],
     },
     Names {
         kind: "TaskRun",
@@ -43,6 +47,7 @@ const KINDS: [Names; 5] = [
         singular: "taskrun",
         short: &["tr", "trs"],
         run: true,
+        also: &[],
     },
     Names {
         kind: "Pipeline",
@@ -52,6 +57,7 @@ const KINDS: [Names; 5] = [
         singular: "pipeline",
         short: &[],
         run: false,
+        also: &[],
     },
     Names {
         kind: "PipelineRun",
@@ -61,6 +67,7 @@ const KINDS: [Names; 5] = [
         singular: "pipelinerun",
         short: &["pr", "prs"],
         run: true,
+        also: &[],
     },
     // What a PipelineRun creates for a custom task; the custom task's controller watches
     // it. Tekton serves it at v1beta1 only.
@@ -72,6 +79,19 @@ const KINDS: [Names; 5] = [
         singular: "customrun",
         short: &[],
         run: true,
+        also: &[],
+    },
+    // What a step runs when it names one with `ref`; Tekton serves it at v1beta1 and,
+    // where it started, v1alpha1: the same spec at both.
+    Names {
+        kind: "StepAction",
+        version: crate::v1beta1::VERSION,
+        schema: || schema::for_kind(Kind::StepAction).clone(),
+        plural: "stepactions",
+        singular: "stepaction",
+        short: &[],
+        run: false,
+        also: &["v1alpha1"],
     },
 ];
 
@@ -142,6 +162,13 @@ fn crd(n: &Names) -> Value {
     if !n.short.is_empty() {
         names["shortNames"] = json!(n.short);
     }
+    let mut versions = vec![version.clone()];
+    for v in n.also {
+        let mut old = version.clone();
+        old["name"] = json!(v);
+        old["storage"] = json!(false);
+        versions.push(old);
+    }
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -153,7 +180,7 @@ fn crd(n: &Names) -> Value {
             "group": "tekton.dev",
             "names": names,
             "scope": "Namespaced",
-            "versions": [version],
+            "versions": versions,
         },
     })
 }

@@ -27,6 +27,8 @@ pub enum Kind {
     ConfigMap,
     Secret,
     PipelineResource,
+    /// tekton.dev/v1beta1 (or v1alpha1): kept at v1beta1.
+    StepAction,
 }
 
 impl Kind {
@@ -39,6 +41,7 @@ impl Kind {
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
             Kind::PipelineResource => "PipelineResource",
+            Kind::StepAction => "StepAction",
         }
     }
 }
@@ -59,6 +62,7 @@ pub enum Object {
     ConfigMap(Box<core::ConfigMap>),
     Secret(Box<core::Secret>),
     PipelineResource(PipelineResource),
+    StepAction(Box<crate::v1beta1::StepAction>),
 }
 
 /// The API versions of tekton.dev tektite accepts.
@@ -305,6 +309,14 @@ fn decode(
         (Some(_), "Pipeline") => Kind::Pipeline,
         (Some(_), "PipelineRun") => Kind::PipelineRun,
         (Some(Version::V1Alpha1), "PipelineResource") => Kind::PipelineResource,
+        (Some(Version::V1Beta1 | Version::V1Alpha1), "StepAction") => Kind::StepAction,
+        (Some(Version::V1), "StepAction") => {
+            doc.problems.push(Problem::new(
+                root.field("apiVersion"),
+                "Tekton serves StepAction at tekton.dev/v1beta1 (and v1alpha1), not v1: write apiVersion: tekton.dev/v1beta1",
+            ));
+            return;
+        }
         (None, "ConfigMap") => Kind::ConfigMap,
         (None, "Secret") => Kind::Secret,
         (_, "") => {
@@ -322,7 +334,7 @@ fn decode(
             return;
         }
         (_, other) => {
-            doc.problems.push(Problem::new(root.field("kind"), format!("kind {other:?} is not supported with apiVersion {:?}; tektite reads Task, TaskRun, Pipeline, PipelineRun (and v1alpha1 PipelineResource, v1 ConfigMap and Secret)", doc.api_version)));
+            doc.problems.push(Problem::new(root.field("kind"), format!("kind {other:?} is not supported with apiVersion {:?}; tektite reads Task, TaskRun, Pipeline, PipelineRun, StepAction (and v1alpha1 PipelineResource, v1 ConfigMap and Secret)", doc.api_version)));
             return;
         }
     };
@@ -357,7 +369,13 @@ fn decode(
         return;
     }
 
-    if let Some(version) = version {
+    if kind == Kind::StepAction {
+        // The same spec at both versions; kept at the one Tekton stores.
+        obj.insert(
+            "apiVersion".into(),
+            Value::String(crate::v1beta1::API_VERSION.into()),
+        );
+    } else if let Some(version) = version {
         to_v1(obj, kind, version, known_resources, &mut findings);
     }
     let schema = schema::for_kind(kind);
@@ -371,6 +389,7 @@ fn decode(
         Kind::PipelineRun => typed(value, &mut findings).map(|t| Object::PipelineRun(Box::new(t))),
         Kind::ConfigMap => typed(value, &mut findings).map(|t| Object::ConfigMap(Box::new(t))),
         Kind::Secret => typed(value, &mut findings).map(|t| Object::Secret(Box::new(t))),
+        Kind::StepAction => typed(value, &mut findings).map(|t| Object::StepAction(Box::new(t))),
         Kind::PipelineResource => None,
     };
     finish(doc, findings);

@@ -27,6 +27,9 @@ pub const MEMBER_OF: &str = "tekton.dev/memberOf";
 pub const PIPELINE_RUN_UID: &str = "tekton.dev/pipelineRunUID";
 /// `tekton.dev/taskRunUID`: the UID of a Pod's TaskRun.
 pub const TASK_RUN_UID: &str = "tekton.dev/taskRunUID";
+/// The annotation on a pipeline task's TaskRun (and so its Pod) whose task has
+/// `onError: continue`: its failure is reported as `FailureIgnored`.
+pub const PIPELINE_TASK_ON_ERROR: &str = "pipeline.tekton.dev/pipeline-task-on-error";
 /// Annotations kubectl writes that are not copied onto children.
 pub const NOT_COPIED: &[&str] = &["kubectl.kubernetes.io/last-applied-configuration"];
 

@@ -125,5 +125,6 @@ pub fn for_kind(kind: Kind) -> &'static Value {
         Kind::ConfigMap => cached!(k8s_openapi::api::core::v1::ConfigMap),
         Kind::Secret => cached!(k8s_openapi::api::core::v1::Secret),
         Kind::PipelineResource => &Value::Bool(true),
+        Kind::StepAction => cached!(crate::v1beta1::StepAction),
     }
 }

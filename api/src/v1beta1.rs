@@ -1,17 +1,21 @@
-//! tekton.dev/v1beta1 CustomRun: what a PipelineRun creates for a custom task (a taskRef
-//! or taskSpec with an apiVersion outside tekton.dev, the seeds' `Run`). A controller of
-//! that kind runs it and writes its status; the PipelineRun waits for it.
+//! The kinds Tekton serves at tekton.dev/v1beta1 only. CustomRun: what a PipelineRun
+//! creates for a custom task (a taskRef or taskSpec with an apiVersion outside tekton.dev,
+//! the seeds' `Run`); a controller of that kind runs it and writes its status, and the
+//! PipelineRun waits for it. StepAction: the reusable work a step names with `ref`
+//! (also read at tekton.dev/v1alpha1, where it started).
 
+use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::v1::schema::{preserve_unknown_list, preserve_unknown_object};
 use crate::v1::{
-    Condition, Duration, GROUP, Param, PipelineTaskMetadata, TaskRef, WorkspaceBinding,
+    Condition, Duration, GROUP, Param, ParamSpec, PipelineTaskMetadata, StepResult, TaskRef,
+    WorkspaceBinding,
 };
 
-/// The version CustomRun is served at.
+/// The version CustomRun and StepAction are served at.
 pub const VERSION: &str = "v1beta1";
 /// `tekton.dev/v1beta1`.
 pub const API_VERSION: &str = "tekton.dev/v1beta1";
@@ -141,6 +145,72 @@ impl k8s_openapi::ListableResource for CustomRun {
 }
 
 impl k8s_openapi::Metadata for CustomRun {
+    type Ty = ObjectMeta;
+    fn metadata(&self) -> &Self::Ty {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut Self::Ty {
+        &mut self.metadata
+    }
+}
+
+/// A tekton.dev/v1beta1 StepAction: what a step that names it with `ref` runs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepAction {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: StepActionSpec,
+}
+
+/// A StepAction's container, params and results. The step that refers to it gives the
+/// rest of the container (resources, timeout, onError, workspaces, ...).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepActionSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<core::EnvVar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<ParamSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<StepResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<Box<core::SecurityContext>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<core::VolumeMount>,
+}
+
+impl k8s_openapi::Resource for StepAction {
+    const API_VERSION: &'static str = API_VERSION;
+    const GROUP: &'static str = GROUP;
+    const KIND: &'static str = "StepAction";
+    const VERSION: &'static str = VERSION;
+    const URL_PATH_SEGMENT: &'static str = "stepactions";
+    type Scope = k8s_openapi::NamespaceResourceScope;
+}
+
+impl k8s_openapi::ListableResource for StepAction {
+    const LIST_KIND: &'static str = "StepActionList";
+}
+
+impl k8s_openapi::Metadata for StepAction {
     type Ty = ObjectMeta;
     fn metadata(&self) -> &Self::Ty {
         &self.metadata

@@ -333,6 +333,9 @@ impl fmt::Display for Selector {
 pub enum Resolved {
     Text(String),
     Array(Vec<String>),
+    /// An object param or result taken whole (`$(params.obj[*])`): only a whole param
+    /// value can be one.
+    Object(std::collections::BTreeMap<String, String>),
 }
 
 /// Why a substitution could not be made.
@@ -342,6 +345,10 @@ pub enum SubstituteError {
         "{raw} is an array; it can only stand alone as a whole element of a list (args, command, array values)"
     )]
     ArrayInString { raw: String },
+    #[error(
+        "{raw} is an object; taken whole it can only be the whole value of an object param (use $(….key) for one key)"
+    )]
+    ObjectOutsideParam { raw: String },
     #[error("{field}: after substitution the value is no longer valid: {message}")]
     Misfit { field: String, message: String },
 }
@@ -364,6 +371,11 @@ pub fn substitute(
             Some(Resolved::Text(t)) => out.push_str(&t),
             Some(Resolved::Array(_)) => {
                 return Err(SubstituteError::ArrayInString {
+                    raw: o.raw.to_owned(),
+                });
+            }
+            Some(Resolved::Object(_)) => {
+                return Err(SubstituteError::ObjectOutsideParam {
                     raw: o.raw.to_owned(),
                 });
             }
@@ -427,41 +439,37 @@ pub fn substitute_list(
 ) -> Result<Vec<String>, SubstituteError> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        match whole_array(item, lookup) {
-            Some(values) => out.extend(values),
-            None => out.push(substitute(item, lookup)?),
+        match whole(item, lookup) {
+            Some(Resolved::Array(values)) => out.extend(values),
+            _ => out.push(substitute(item, lookup)?),
         }
     }
     Ok(out)
 }
 
-/// The values of `text` when it is exactly one reference that resolves to an array.
-fn whole_array(
-    text: &str,
-    lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>,
-) -> Option<Vec<String>> {
+/// What `text` resolves to when it is exactly one reference to an array or an object.
+fn whole(text: &str, lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>) -> Option<Resolved> {
     let refs = references(text);
     match refs.as_slice() {
-        [only] if only.start == 0 && only.end == text.len() => match lookup(&only.reference) {
-            Some(Resolved::Array(values)) => Some(values),
-            _ => None,
-        },
+        [only] if only.start == 0 && only.end == text.len() => lookup(&only.reference)
+            .filter(|r| matches!(r, Resolved::Array(_) | Resolved::Object(_))),
         _ => None,
     }
 }
 
-/// Substitutes a param value: a string that is exactly one array reference becomes
-/// that array; array elements expand as in [`substitute_list`]; object values are
-/// substituted one by one.
+/// Substitutes a param value: a string that is exactly one array (object) reference
+/// becomes that array (object); array elements expand as in [`substitute_list`]; object
+/// values are substituted one by one.
 pub fn substitute_param_value(
     value: &crate::v1::ParamValue,
     lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>,
 ) -> Result<crate::v1::ParamValue, SubstituteError> {
     use crate::v1::ParamValue;
     Ok(match value {
-        ParamValue::String(s) => match whole_array(s, lookup) {
-            Some(values) => ParamValue::Array(values),
-            None => ParamValue::String(substitute(s, lookup)?),
+        ParamValue::String(s) => match whole(s, lookup) {
+            Some(Resolved::Array(values)) => ParamValue::Array(values),
+            Some(Resolved::Object(map)) => ParamValue::Object(map),
+            _ => ParamValue::String(substitute(s, lookup)?),
         },
         ParamValue::Array(items) => ParamValue::Array(substitute_list(items, lookup)?),
         ParamValue::Object(map) => ParamValue::Object(

@@ -68,17 +68,18 @@ fn corpus() -> Vec<(String, PathBuf)> {
         .collect()
 }
 
+/// Every served version's schema, by `tekton.dev/<version>/<kind>`.
 fn schemas() -> BTreeMap<String, Value> {
-    crd::all()
-        .into_iter()
-        .map(|c| {
-            let doc: Value = serde_saphyr::from_str(&c.yaml).expect("CRD YAML parses");
-            let kind = doc["spec"]["names"]["kind"].as_str().unwrap().to_owned();
-            let version = &doc["spec"]["versions"][0];
+    let mut out = BTreeMap::new();
+    for c in crd::all() {
+        let doc: Value = serde_saphyr::from_str(&c.yaml).expect("CRD YAML parses");
+        let kind = doc["spec"]["names"]["kind"].as_str().unwrap().to_owned();
+        for version in doc["spec"]["versions"].as_array().unwrap() {
             let key = format!("tekton.dev/{}/{kind}", version["name"].as_str().unwrap());
-            (key, version["schema"]["openAPIV3Schema"].clone())
-        })
-        .collect()
+            out.insert(key, version["schema"]["openAPIV3Schema"].clone());
+        }
+    }
+    out
 }
 
 /// What a user sends for a document: itself when the CRD serves its version, else its v1

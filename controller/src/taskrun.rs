@@ -14,10 +14,14 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
+use std::collections::BTreeMap;
 use tektite_api::step::{StepReason, StepState};
 use tektite_api::v1::{Condition, Task, TaskRun, TaskRunStatus, TaskSpec, taskrun_reason};
 use tektite_engine::names::pod_name;
+
+use tektite_api::v1beta1::{StepAction, StepActionSpec};
 use tektite_engine::pipeline::Stop;
+use tektite_engine::step_action;
 use tektite_engine::taskrun::{self, TaskRunFacts};
 
 use crate::conditions::{is_done, transition};
@@ -31,6 +35,12 @@ use tektite_engine::pod::{self, BuildError, PodRequest, READY_ANNOTATION, READY_
 pub enum Error {
     #[error("fetching Task {name:?}: {source}")]
     GetTask {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("fetching StepAction {name:?}: {source}")]
+    GetStepAction {
         name: String,
         #[source]
         source: kube::Error,
@@ -83,6 +93,7 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::GetTask { .. } => "get_task",
+            Error::GetStepAction { .. } => "get_step_action",
             Error::CreatePod { .. } => "create_pod",
             Error::CreateClaim { .. } => "create_claim",
             Error::GetPod { .. } => "get_pod",
@@ -182,12 +193,10 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
     let spec = match &old.task_spec {
         Some(s) => s.clone(),
         None => match fetch_spec(tr, ctx).await? {
-            Ok((spec, task_name)) => {
-                match build(tr, ctx, &spec, task_name.as_deref(), retry, &[]) {
-                    Ok(b) => b.spec,
-                    Err(e) => return fail_build(tr, ctx, &old, e, now).await,
-                }
-            }
+            Ok(fetched) => match build(tr, ctx, &fetched, retry, &[]) {
+                Ok(b) => b.spec,
+                Err(e) => return fail_build(tr, ctx, &old, e, now).await,
+            },
             Err(c) => return finish(tr, ctx, &old, c, now).await,
         },
     };
@@ -280,8 +289,46 @@ fn is_ready(pod: &Pod) -> bool {
         .is_some_and(|v| !v.is_empty())
 }
 
-/// The Task to run, and its name when referenced; `Err(condition)` when it cannot be had.
-async fn fetch_spec(
+/// What a TaskRun's Pod is built from, as read from the cluster.
+struct Fetched {
+    spec: TaskSpec,
+    /// The Task's name when referenced.
+    task_name: Option<String>,
+    /// The StepActions its steps name (a missing one is not here: the build says so).
+    step_actions: BTreeMap<String, StepActionSpec>,
+}
+
+/// The Task to run and the StepActions it names; `Err(condition)` when the Task cannot
+/// be had.
+async fn fetch_spec(tr: &TaskRun, ctx: &Context) -> Result<Result<Fetched, Condition>, Error> {
+    let (spec, task_name) = match fetch_task(tr, ctx).await? {
+        Ok(found) => found,
+        Err(c) => return Ok(Err(c)),
+    };
+    let ns = tr.namespace().unwrap_or_default();
+    let api: Api<StepAction> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut step_actions = BTreeMap::new();
+    for name in step_action::names(&spec) {
+        let found = api
+            .get_opt(&name)
+            .await
+            .map_err(|source| Error::GetStepAction {
+                name: name.clone(),
+                source,
+            })?;
+        if let Some(a) = found {
+            step_actions.insert(name, a.spec);
+        }
+    }
+    Ok(Ok(Fetched {
+        spec,
+        task_name,
+        step_actions,
+    }))
+}
+
+/// The Task to run, and its name when referenced.
+async fn fetch_task(
     tr: &TaskRun,
     ctx: &Context,
 ) -> Result<Result<(TaskSpec, Option<String>), Condition>, Error> {
@@ -330,18 +377,19 @@ async fn fetch_spec(
 fn build(
     tr: &TaskRun,
     ctx: &Context,
-    spec: &TaskSpec,
-    task_name: Option<&str>,
+    fetched: &Fetched,
     retry: u32,
     credentials: &[Credential],
 ) -> Result<pod::Built, BuildError> {
     pod::build(&PodRequest {
         task_run: tr,
-        spec,
-        task_name,
+        spec: &fetched.spec,
+        task_name: fetched.task_name.as_deref(),
         retry,
         settings: &ctx.settings.pod,
         credentials,
+        step_actions: &fetched.step_actions,
+        step_actions_from: &format!(" in namespace {:?}", tr.namespace().unwrap_or_default()),
     })
 }
 
@@ -399,12 +447,12 @@ async fn start_pod(
     started_at: Timestamp,
     timeout: SignedDuration,
 ) -> Result<Action, Error> {
-    let (spec, task_name) = match fetch_spec(tr, ctx).await? {
+    let fetched = match fetch_spec(tr, ctx).await? {
         Ok(found) => found,
         Err(c) => return finish(tr, ctx, old, c, now).await,
     };
     let credentials = credentials(tr, ctx).await?;
-    let built = match build(tr, ctx, &spec, task_name.as_deref(), retry, &credentials) {
+    let built = match build(tr, ctx, &fetched, retry, &credentials) {
         Ok(b) => b,
         Err(e) => return fail_build(tr, ctx, old, e, now).await,
     };
@@ -428,7 +476,7 @@ async fn start_pod(
                     .pod_latency_ms
                     .get_or_create(&TaskLabels {
                         namespace: ns.clone(),
-                        task: task_name.clone().unwrap_or_default(),
+                        task: fetched.task_name.clone().unwrap_or_default(),
                     })
                     .set(ms as i64);
             }

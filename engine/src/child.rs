@@ -77,7 +77,7 @@ fn metadata(
     if task_run && let Some(n) = task.task_ref.as_ref().and_then(|r| r.name.clone()) {
         labels_map.insert(labels::TASK.into(), n);
     }
-    let annotations: BTreeMap<String, String> = pr
+    let mut annotations: BTreeMap<String, String> = pr
         .metadata
         .annotations
         .iter()
@@ -85,6 +85,9 @@ fn metadata(
         .filter(|(k, _)| !labels::NOT_COPIED.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    if task_run && task.on_error == Some(tektite_api::v1::OnError::Continue) {
+        annotations.insert(labels::PIPELINE_TASK_ON_ERROR.into(), "continue".into());
+    }
     ObjectMeta {
         name: Some(child.name.clone()),
         namespace: pr.metadata.namespace.clone(),

@@ -10,8 +10,8 @@ pub mod names;
 mod params;
 pub mod pipeline;
 pub mod pod;
+pub mod step_action;
 pub mod task;
 pub mod taskrun;
-mod when;
 
 pub use params::ParamError;

@@ -12,8 +12,9 @@ pub struct ParamError {
     pub missing: Vec<String>,
 }
 
-/// Every declared param's value: the one given, else its default. Params given but not
-/// declared are kept (Tekton passes them on).
+/// Every declared param's value: the one given, else its default (an object given only
+/// some keys takes the others from the default). Params given but not declared are kept
+/// (Tekton passes them on).
 pub fn effective_params(
     declared: &[ParamSpec],
     given: &[Param],
@@ -24,7 +25,15 @@ pub fn effective_params(
         .collect();
     let mut missing = Vec::new();
     for spec in declared {
-        if values.contains_key(&spec.name) {
+        if let Some(value) = values.get_mut(&spec.name) {
+            // An object given some keys takes the others from its default (Tekton's).
+            if let (ParamValue::Object(given), Some(ParamValue::Object(default))) =
+                (value, &spec.default)
+            {
+                for (k, v) in default {
+                    given.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
             continue;
         }
         match &spec.default {
@@ -52,7 +61,7 @@ pub fn select(value: &ParamValue, selector: &Selector) -> Option<Resolved> {
         (ParamValue::Array(a), Selector::Index(i)) => a.get(*i).cloned().map(Resolved::Text),
         (ParamValue::Object(o), Selector::Key(k)) => o.get(k).cloned().map(Resolved::Text),
         (ParamValue::Object(o), Selector::Whole | Selector::Star) => {
-            Some(Resolved::Array(o.values().cloned().collect()))
+            Some(Resolved::Object(o.clone()))
         }
         _ => None,
     }

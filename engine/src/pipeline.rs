@@ -19,7 +19,7 @@ use tektite_api::v1::{
 use tektite_api::vars::{self, Reference, Resolved, SubstituteError};
 
 use crate::params::{effective_params, select};
-use crate::when;
+use tektite_api::v1::when;
 
 /// A cancel request in `spec.status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

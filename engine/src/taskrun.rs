@@ -256,7 +256,7 @@ fn step_state(name: &str, state: Option<&contract::StepState>) -> v1::StepState 
             out.terminated = Some(k8s::ContainerStateTerminated {
                 exit_code,
                 reason: Some(
-                    if reason == StepReason::Completed {
+                    if matches!(reason, StepReason::Completed | StepReason::WhenSkipped) {
                         "Completed"
                     } else {
                         "Error"
@@ -284,10 +284,38 @@ fn step_state(name: &str, state: Option<&contract::StepState>) -> v1::StepState 
     out
 }
 
-/// The task results the steps wrote (a later step's value wins), typed as declared:
-/// array and object results are JSON in their files.
+/// The task results the steps wrote (a later step's value wins), then those a declared
+/// result takes from a step result (`value: $(steps.<s>.results.<r>)`), typed as
+/// declared: array and object results are JSON in their files.
 fn task_results(f: &TaskRunFacts<'_>) -> Vec<TaskRunResult> {
     let mut out: Vec<TaskRunResult> = Vec::new();
+    let mut put = |name: &str, raw: &str| {
+        let declared = f
+            .spec
+            .results
+            .iter()
+            .find(|d| d.name == name)
+            .and_then(|d| d.type_)
+            .unwrap_or_default();
+        let value = match declared {
+            ParamType::Array => serde_json::from_str::<Vec<String>>(raw.trim())
+                .map(ParamValue::Array)
+                .unwrap_or_else(|_| ParamValue::String(raw.to_owned())),
+            ParamType::Object => serde_json::from_str(raw.trim())
+                .map(ParamValue::Object)
+                .unwrap_or_else(|_| ParamValue::String(raw.to_owned())),
+            ParamType::String => ParamValue::String(raw.to_owned()),
+        };
+        let result = TaskRunResult {
+            name: name.to_owned(),
+            type_: Some(value.param_type()),
+            value,
+        };
+        match out.iter_mut().find(|o| o.name == name) {
+            Some(existing) => *existing = result,
+            None => out.push(result),
+        }
+    };
     for r in f
         .steps
         .iter()
@@ -295,33 +323,46 @@ fn task_results(f: &TaskRunFacts<'_>) -> Vec<TaskRunResult> {
         .flat_map(|s| &s.results)
         .filter(|r| r.kind == ResultKind::Task)
     {
-        let declared = f
+        put(&r.name, &r.value);
+    }
+    for d in &f.spec.results {
+        let Some((step, result)) = d.value.as_ref().and_then(step_result_reference) else {
+            continue;
+        };
+        let written = f
             .spec
-            .results
+            .steps
             .iter()
-            .find(|d| d.name == r.name)
-            .and_then(|d| d.type_)
-            .unwrap_or_default();
-        let value = match declared {
-            ParamType::Array => serde_json::from_str::<Vec<String>>(r.value.trim())
-                .map(ParamValue::Array)
-                .unwrap_or_else(|_| ParamValue::String(r.value.clone())),
-            ParamType::Object => serde_json::from_str(r.value.trim())
-                .map(ParamValue::Object)
-                .unwrap_or_else(|_| ParamValue::String(r.value.clone())),
-            ParamType::String => ParamValue::String(r.value.clone()),
-        };
-        let result = TaskRunResult {
-            name: r.name.clone(),
-            type_: Some(value.param_type()),
-            value,
-        };
-        match out.iter_mut().find(|o| o.name == r.name) {
-            Some(existing) => *existing = result,
-            None => out.push(result),
+            .position(|s| s.name == step)
+            .and_then(|i| f.steps.get(i)?.as_ref())
+            .and_then(|s| {
+                s.results
+                    .iter()
+                    .find(|r| r.kind == ResultKind::Step && r.name == result)
+            });
+        if let Some(r) = written {
+            put(&d.name, &r.value);
         }
     }
     out
+}
+
+/// `(step, result)` of a task result's `value` that is one step result, whole.
+fn step_result_reference(value: &ParamValue) -> Option<(String, String)> {
+    let ParamValue::String(text) = value else {
+        return None;
+    };
+    match tektite_api::vars::references(text).as_slice() {
+        [o] if o.start == 0 && o.end == text.len() => match &o.reference {
+            tektite_api::vars::Reference::StepResult {
+                step,
+                result,
+                selector: tektite_api::vars::Selector::Whole | tektite_api::vars::Selector::Star,
+            } => Some((step.clone(), result.clone())),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,14 @@ pub fn var_os(name: &str) -> Option<OsString> {
     }
 }
 
+/// Every variable.
+pub fn vars_os() -> Vec<(OsString, OsString)> {
+    match GIVEN.get() {
+        Some(env) => env.clone(),
+        None => std::env::vars_os().collect(),
+    }
+}
+
 /// Gives `cmd` the entrypoint's environment.
 pub fn apply(cmd: &mut Command) {
     if let Some(env) = GIVEN.get() {

@@ -13,6 +13,7 @@ mod markers;
 mod results;
 mod signals;
 mod step;
+mod step_results;
 mod supervise;
 mod wait;
 

@@ -3,6 +3,7 @@
 //! termination message, the state record, and last the post file or `.err`.
 
 use jiff::Timestamp;
+use std::ffi::OsString;
 use std::path::Path;
 
 use tektite_api::step::creds;
@@ -13,6 +14,7 @@ use crate::exit;
 use crate::markers::{self, MarkerError};
 use crate::results;
 use crate::signals::Signals;
+use crate::step_results;
 use crate::supervise::{self, Kill, Limits, SuperviseError};
 use crate::wait::{self, Waited};
 
@@ -114,6 +116,33 @@ fn try_run(args: &EntrypointArgs) -> Result<i32, StepError> {
         return Ok(exit::CANCELLED);
     }
 
+    // Earlier steps' results in the command, env and when expressions, then the when.
+    let prepared = match prepare(args) {
+        Ok(p) => p,
+        Err(message) => {
+            eprintln!("tektite-entrypoint: {message}");
+            let mut state = not_run(StepReason::Error, message);
+            state.exit_code = Some(1);
+            if let Some(dir) = &args.step_metadata_dir {
+                markers::write_exit_code(dir, 1)?;
+            }
+            finish(args, state, false)?;
+            return Ok(1);
+        }
+    };
+    let Some((command, env)) = prepared else {
+        let mut state = not_run(
+            StepReason::WhenSkipped,
+            "not run: its when expressions are false".to_owned(),
+        );
+        state.exit_code = Some(0);
+        if let Some(dir) = &args.step_metadata_dir {
+            markers::write_exit_code(dir, 0)?;
+        }
+        finish(args, state, true)?;
+        return Ok(0);
+    };
+
     if !args.credentials.is_empty() {
         install_credentials(args);
     }
@@ -124,8 +153,9 @@ fn try_run(args: &EntrypointArgs) -> Result<i32, StepError> {
         cancel_file: args.cancel_file.as_deref(),
         stdout_path: args.stdout_path.as_deref(),
         stderr_path: args.stderr_path.as_deref(),
+        env: &env,
     };
-    let ran = supervise::run(&args.command, &limits, &signals, held);
+    let ran = supervise::run(&command, &limits, &signals, held);
     let mut state = StepState {
         finished_at: Some(Timestamp::now()),
         ..started
@@ -169,6 +199,43 @@ fn try_run(args: &EntrypointArgs) -> Result<i32, StepError> {
     markers::write_state(&args.post_file, &state)?;
     markers::post(&args.post_file, ok)?;
     Ok(code)
+}
+
+/// The command and the env values to set, with earlier steps' results in them; `None`
+/// when the step's when expressions are false. `Err` says which reference or expression
+/// failed.
+type Prepared = Option<(Vec<String>, Vec<(OsString, OsString)>)>;
+
+fn prepare(args: &EntrypointArgs) -> Result<Prepared, String> {
+    use tektite_api::step::layout::{PodPaths, Volume};
+    let in_pod = PodPaths::in_pod().mount_path(&Volume::Steps);
+    let steps_dir = args
+        .step_metadata_dir
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap_or(&in_pod);
+    let mut reader = step_results::Reader::new(steps_dir);
+    let fail = |e: step_results::StepResultError| e.to_string();
+    if !args.when.is_empty() {
+        let when = reader.when(&args.when).map_err(fail)?;
+        let allowed = tektite_api::v1::when::allows(&when)
+            .map_err(|e| format!("the step's when expressions cannot be evaluated: {e}"))?;
+        if !allowed {
+            return Ok(None);
+        }
+    }
+    let command = reader.list(&args.command).map_err(fail)?;
+    let mut env = Vec::new();
+    for (k, v) in crate::env::vars_os() {
+        let Some(text) = v.to_str().filter(|t| t.contains("$(steps.")) else {
+            continue;
+        };
+        let replaced = reader
+            .text(text)
+            .map_err(|e| format!("env {}: {e}", k.to_string_lossy()))?;
+        env.push((k, replaced.into()));
+    }
+    Ok(Some((command, env)))
 }
 
 /// The step's reason and message, whether the next step may run, and this process's exit code.

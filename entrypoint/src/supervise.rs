@@ -28,6 +28,8 @@ pub struct Limits<'a> {
     pub cancel_file: Option<&'a Path>,
     pub stdout_path: Option<&'a Path>,
     pub stderr_path: Option<&'a Path>,
+    /// Variables set for the command over the entrypoint's own.
+    pub env: &'a [(std::ffi::OsString, std::ffi::OsString)],
 }
 
 /// How the command ended.
@@ -107,6 +109,7 @@ pub fn run(
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let mut cmd = Command::new(program);
     crate::env::apply(&mut cmd);
+    cmd.envs(limits.env.iter().map(|(k, v)| (k, v)));
     cmd.args(args).process_group(0);
     if stdout_copy.is_some() {
         cmd.stdout(Stdio::piped());

@@ -59,6 +59,9 @@ pub struct EntrypointArgs {
     pub cancel_file: Option<PathBuf>,
     /// Credentials to write into [`super::creds::CREDS_DIR`] and copy into `$HOME` first.
     pub credentials: Vec<Credential>,
+    /// The step's `when` expressions, left for the step's start because they may read
+    /// earlier steps' results; when one is false the step is skipped and the next runs.
+    pub when: Vec<v1::WhenExpression>,
     /// The command and its arguments; never empty.
     pub command: Vec<String>,
 }
@@ -84,6 +87,7 @@ impl EntrypointArgs {
             stderr_path: None,
             cancel_file: None,
             credentials: Vec::new(),
+            when: Vec::new(),
             command,
         }
     }
@@ -143,6 +147,10 @@ impl EntrypointArgs {
             let (flag, value) = c.to_flag();
             out.value(flag, value);
         }
+        if !self.when.is_empty() {
+            let json = serde_json::to_string(&self.when).expect("when expressions serialize");
+            out.value("--when", json);
+        }
         out.0.push("--".into());
         out.0.extend(self.command.iter().cloned());
         out.0
@@ -200,6 +208,14 @@ impl EntrypointArgs {
                 Arg::Long("stdout-path") => a.stdout_path = Some(path(&mut p)?),
                 Arg::Long("stderr-path") => a.stderr_path = Some(path(&mut p)?),
                 Arg::Long("cancel-file") => a.cancel_file = Some(path(&mut p)?),
+                Arg::Long("when") => {
+                    let v = string(&mut p)?;
+                    a.when = serde_json::from_str(&v).map_err(|e| ArgsError::Invalid {
+                        flag: "--when",
+                        value: v.clone(),
+                        why: format!("it must be a JSON list of when expressions: {e}"),
+                    })?;
+                }
                 Arg::Long(name) if Credential::flag(name).is_some() => {
                     let flag = Credential::flag(name).unwrap_or_default();
                     let value = string(&mut p)?;
@@ -462,6 +478,12 @@ mod tests {
                     secret: "old".into(),
                 },
             ],
+            when: vec![v1::WhenExpression {
+                input: Some("$(steps.make.results.ok)".into()),
+                operator: Some(v1::WhenOperator::In),
+                values: vec!["yes".into()],
+                cel: None,
+            }],
             command: vec!["sh".into(), "-c".into(), "--not-a-flag".into(), "".into()],
         }
     }

@@ -43,6 +43,8 @@ pub enum StepReason {
     Continued,
     /// Not run, because a step before it failed.
     Skipped,
+    /// Not run, because its `when` expressions are false: the next step runs.
+    WhenSkipped,
     /// Killed at its `timeout`.
     TimeoutExceeded,
     /// Killed because the run was cancelled (or the entrypoint was told to stop).
@@ -56,7 +58,10 @@ pub enum StepReason {
 impl StepReason {
     /// Whether the step counts as successful (the next step may run).
     pub fn is_success(self) -> bool {
-        matches!(self, StepReason::Completed | StepReason::Continued)
+        matches!(
+            self,
+            StepReason::Completed | StepReason::Continued | StepReason::WhenSkipped
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -64,7 +69,8 @@ impl StepReason {
             StepReason::Completed => "Completed",
             StepReason::Error => "Error",
             StepReason::Continued => "Continued",
-            StepReason::Skipped => "Skipped",
+            // Tekton's terminationReason for both.
+            StepReason::Skipped | StepReason::WhenSkipped => "Skipped",
             StepReason::TimeoutExceeded => "TimeoutExceeded",
             StepReason::Cancelled => "Cancelled",
             StepReason::ResultLargerThanAllowedLimit => "ResultLargerThanAllowedLimit",

@@ -9,7 +9,7 @@ pub(crate) mod schema;
 mod status;
 mod task;
 mod taskrun;
-mod when;
+pub mod when;
 mod workspace;
 
 pub use duration::{Duration, DurationError, parse_go_duration};

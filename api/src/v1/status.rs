@@ -72,6 +72,8 @@ pub mod taskrun_reason {
     pub const SUCCEEDED: &str = "Succeeded";
     pub const FAILED: &str = "Failed";
     pub const TO_BE_RETRIED: &str = "ToBeRetried";
+    /// Failed, in a pipeline task with `onError: continue`.
+    pub const FAILURE_IGNORED: &str = "FailureIgnored";
     pub const CANCELLED: &str = "TaskRunCancelled";
     pub const TIMED_OUT: &str = "TaskRunTimeout";
     pub const IMAGE_PULL_FAILED: &str = "TaskRunImagePullFailed";

@@ -37,6 +37,7 @@ impl Report {
 pub struct Catalog<'a> {
     pub tasks: HashMap<&'a str, &'a v1::TaskSpec>,
     pub pipelines: HashMap<&'a str, &'a v1::PipelineSpec>,
+    pub step_actions: HashMap<&'a str, &'a crate::v1beta1::StepActionSpec>,
     /// When true, a reference by name to a Task or Pipeline that is not here is a
     /// problem (a local run has nowhere else to find it); otherwise it is a note.
     pub complete: bool,
@@ -54,6 +55,10 @@ impl<'a> Catalog<'a> {
                 Some(Object::Pipeline(p)) if p.metadata.name.is_some() => {
                     c.pipelines
                         .insert(p.metadata.name.as_deref().unwrap_or_default(), &p.spec);
+                }
+                Some(Object::StepAction(a)) if a.metadata.name.is_some() => {
+                    c.step_actions
+                        .insert(a.metadata.name.as_deref().unwrap_or_default(), &a.spec);
                 }
                 _ => {}
             }
@@ -88,7 +93,7 @@ fn document(doc: &Document, catalog: &Catalog<'_>) -> Report {
     match object {
         Object::Task(t) => {
             metadata(&t.metadata, false, &mut r);
-            task::task_spec(&t.spec, &spec, None, &mut r);
+            task::task_spec(&t.spec, &spec, None, catalog, &mut r);
         }
         Object::Pipeline(p) => {
             metadata(&p.metadata, false, &mut r);
@@ -101,6 +106,10 @@ fn document(doc: &Document, catalog: &Catalog<'_>) -> Report {
         Object::PipelineRun(pr) => {
             metadata(&pr.metadata, true, &mut r);
             run::pipelinerun(pr, catalog, &mut r);
+        }
+        Object::StepAction(a) => {
+            metadata(&a.metadata, false, &mut r);
+            task::step_action(&a.spec, &spec, &mut r);
         }
         Object::ConfigMap(_) | Object::Secret(_) | Object::PipelineResource(_) => {}
     }
@@ -172,14 +181,7 @@ pub(crate) fn params_decl(params: &[ParamSpec], list: &FieldPath, r: &mut Report
                     ),
                 );
             }
-            if let (ParamValue::Object(values), Some(props)) = (d, &p.properties) {
-                for k in props.keys().filter(|k| !values.contains_key(*k)) {
-                    r.problem(
-                        &pp.field("default"),
-                        format!("the default has no value for key {k:?}"),
-                    );
-                }
-            }
+            // A default may give only some keys: a run gives the others (Tekton's).
             if let (ParamValue::String(s), false) = (d, p.enum_.is_empty())
                 && !p.enum_.contains(s)
             {
@@ -255,6 +257,40 @@ pub(crate) fn check_param_bindings(
                 format!(
                     "param {:?} is required by {owner} and has no default; give it a value",
                     d.name
+                ),
+            );
+        }
+    }
+    // An object's keys: those given, else the default's; all its properties are needed.
+    for d in decls {
+        let (Some(props), Some(ParamValue::Object(default))) = (&d.properties, &d.default) else {
+            continue;
+        };
+        let given = bound.iter().find(|b| b.name == d.name);
+        let given_keys = match given.map(|b| &b.value) {
+            Some(ParamValue::Object(o)) => Some(o),
+            Some(_) => continue, // a reference, or a type error reported below
+            None if also_bound.contains(&d.name.as_str()) => continue,
+            None => None,
+        };
+        let missing: Vec<&str> = props
+            .keys()
+            .filter(|k| {
+                !default.contains_key(*k) && !given_keys.is_some_and(|g| g.contains_key(*k))
+            })
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            let at = bound
+                .iter()
+                .position(|b| b.name == d.name)
+                .map_or_else(|| list.clone(), |i| list.index(i).field("value"));
+            r.problem(
+                &at,
+                format!(
+                    "object param {:?} of {owner} has no value for key {} (neither given nor in its default)",
+                    d.name,
+                    missing.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")
                 ),
             );
         }

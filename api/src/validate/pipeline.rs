@@ -49,6 +49,7 @@ fn results_info(spec: &TaskSpec) -> HashMap<String, TypeInfo> {
                 TypeInfo {
                     type_,
                     keys: res.properties.as_ref().map(|p| p.keys().cloned().collect()),
+                    implicit: false,
                 },
             )
         })
@@ -407,7 +408,13 @@ fn pipeline_task(
             workspaces: pipeline_workspaces,
             scope,
         };
-        task_spec(&embedded.task, &p.field("taskSpec"), Some(&outer), r);
+        task_spec(
+            &embedded.task,
+            &p.field("taskSpec"),
+            Some(&outer),
+            catalog,
+            r,
+        );
     }
 
     // Variables in the task's own fields.

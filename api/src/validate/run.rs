@@ -109,20 +109,13 @@ pub(crate) fn taskrun(run: &TaskRun, catalog: &Catalog<'_>, r: &mut Report) {
                 .map(|p| (p.name.clone(), TypeInfo::of_value(&p.value)))
                 .collect();
             let workspaces = HashSet::new(); // propagated by propagate_workspaces above
-            let scope = Scope {
-                params: HashMap::new(),
-                task_results: HashSet::new(),
-                steps: HashMap::new(),
-                workspaces: HashSet::new(),
-                pipeline: None,
-                context: Vec::new(),
-            };
+            let scope = Scope::default();
             let outer = Outer {
                 params: &params,
                 workspaces: &workspaces,
                 scope: &scope,
             };
-            task_spec(ts, &spec_path.field("taskSpec"), Some(&outer), r);
+            task_spec(ts, &spec_path.field("taskSpec"), Some(&outer), catalog, r);
             Some((ts, Owner::embedded("taskSpec")))
         }
         (Some(tr), None) => {

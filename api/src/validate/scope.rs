@@ -14,6 +14,9 @@ use crate::vars::{self, Reference, Selector, WorkspaceAttr};
 pub(crate) struct TypeInfo {
     pub type_: ParamType,
     pub keys: Option<BTreeSet<String>>,
+    /// Propagated, not declared: the type is the value's, which Tekton does not check
+    /// against its uses (a use that does not fit stays as written).
+    pub implicit: bool,
 }
 
 impl TypeInfo {
@@ -25,6 +28,7 @@ impl TypeInfo {
                 crate::v1::ParamValue::Object(o) => Some(o.keys().cloned().collect()),
                 _ => None,
             },
+            implicit: true,
         }
     }
 
@@ -32,6 +36,7 @@ impl TypeInfo {
         TypeInfo {
             type_: p.effective_type(),
             keys: p.properties.as_ref().map(|m| m.keys().cloned().collect()),
+            implicit: false,
         }
     }
 }
@@ -65,12 +70,16 @@ pub(crate) enum Place<'a> {
 pub(crate) struct Scope<'a> {
     pub params: HashMap<String, TypeInfo>,
     pub task_results: HashSet<String>,
-    /// Step name → the results it declares.
-    pub steps: HashMap<String, HashSet<String>>,
+    /// Step name → the results it declares; `None` when they are not known here (a
+    /// StepAction not among the documents).
+    pub steps: HashMap<String, Option<HashSet<String>>>,
     pub workspaces: HashSet<String>,
     pub pipeline: Option<&'a PipelineTasks>,
     /// Context objects allowed here, e.g. `taskRun`, `pipelineRun`.
     pub context: Vec<(&'static str, &'static [&'static str])>,
+    /// Inside a StepAction: the Task around it is not known, so only its own params and
+    /// step results are checked.
+    pub step_action: bool,
 }
 
 pub(crate) const TASK_CONTEXT: [(&str, &[&str]); 2] = [
@@ -152,7 +161,21 @@ impl<'a> Scope<'a> {
         let whole = pos == Position::WholeElement && alone;
         for o in &occurrences {
             if let Err(msg) = self.check_reference(&o.reference, place, step, whole) {
-                r.problem(path, format!("{}: {msg}", o.raw));
+                let implicit = matches!(&o.reference, Reference::Param { name, .. }
+                    if self.params.get(name).is_some_and(|i| i.implicit));
+                // Tekton checks no workspace a step's `when` names: an undeclared one's
+                // `bound` stays as written, which no `in` matches.
+                let unchecked = place == Place::Task
+                    && matches!(&o.reference, Reference::Workspace { attr: WorkspaceAttr::Bound, name }
+                        if !self.workspaces.contains(name));
+                if implicit || unchecked {
+                    r.note(
+                        path,
+                        format!("{}: {msg}; as in Tekton, it stays as written", o.raw),
+                    );
+                } else {
+                    r.problem(path, format!("{}: {msg}", o.raw));
+                }
             }
         }
     }
@@ -174,6 +197,8 @@ impl<'a> Scope<'a> {
                 }
                 self.check_param(name, selector, whole)
             }
+            // What a StepAction's step sees of its Task is not known here.
+            _ if self.step_action && !matches!(reference, Reference::OwnStepResultPath { .. }) => Ok(()),
             Reference::TaskResult { task, result, selector } => self.check_task_result(task, result, selector, place, whole),
             Reference::TaskStatus { task } | Reference::TaskReason { task } => match (place, self.pipeline) {
                 (Place::PipelineTask { finally: true, .. }, Some(p)) => {
@@ -199,7 +224,8 @@ impl<'a> Scope<'a> {
                 }
             }
             Reference::OwnStepResultPath { name } => match step.and_then(|s| self.steps.get(s)) {
-                Some(results) if results.contains(name) => Ok(()),
+                Some(None) => Ok(()),
+                Some(Some(results)) if results.contains(name) => Ok(()),
                 Some(_) => Err(format!("this step declares no result {name:?}; add it to the step's results")),
                 None => Err("$(step.results.<r>.path) can only be used inside a step".into()),
             },
@@ -211,7 +237,8 @@ impl<'a> Scope<'a> {
                 }
             }
             Reference::StepResult { step: s, result, .. } => match self.steps.get(s) {
-                Some(results) if results.contains(result) => Ok(()),
+                Some(None) => Ok(()),
+                Some(Some(results)) if results.contains(result) => Ok(()),
                 Some(_) => Err(format!("step {s:?} declares no result {result:?}")),
                 None => Err(format!("there is no step {s:?} in this Task")),
             },

@@ -149,6 +149,45 @@ pub enum Target {
     },
 }
 
+/// Images whose `/bin/sh` is not a plain POSIX shell: busybox's ash (alpine, busybox) and
+/// the bash image's speak `[[ ]]` and `==`, which scripts written for them use; where this
+/// machine's `/bin/sh` is another shell (Debian's dash), their containers get this
+/// machine's bash as `/bin/sh` (it runs as a POSIX sh that also knows those). Only with
+/// mount namespaces: rewritten paths cannot swap a script's interpreter.
+fn shells(sandboxed: bool) -> Vec<Image> {
+    let bash = std::path::Path::new("/bin/bash");
+    let sh_is_bash = std::fs::canonicalize("/bin/sh")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n == "bash"))
+        .unwrap_or(false);
+    if !sandboxed || sh_is_bash || !bash.is_file() {
+        return Vec::new();
+    }
+    let registries = [
+        "",
+        "docker.io/",
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "mirror.gcr.io/",
+        "mirror.gcr.io/library/",
+        "cgr.dev/chainguard/",
+    ];
+    let names = ["alpine", "busybox", "bash"];
+    registries
+        .iter()
+        .flat_map(|r| names.iter().map(move |n| format!("{r}{n}")))
+        .map(|prefix| Image {
+            prefix,
+            binds: vec![Bind {
+                host: bash.to_path_buf(),
+                path: "/bin/sh".into(),
+                read_only: true,
+            }],
+            ..Image::default()
+        })
+        .collect()
+}
+
 struct PipelineState {
     run: Box<PipelineRun>,
     spec: Box<PipelineSpec>,
@@ -209,25 +248,27 @@ impl Executor {
         let sandboxed = !refused
             && kubelet::container::available(&exe, &settings.state_dir.join("sandbox-check"));
         let image = PodSettings::default().entrypoint_image;
+        let mut images = shells(sandboxed);
+        images.push(Image {
+            prefix: image.split(':').next().unwrap_or_default().into(),
+            binds: vec![Bind {
+                host: entrypoint.clone(),
+                path: ENTRYPOINT_IN_IMAGE.into(),
+                read_only: true,
+            }],
+            command: vec![ENTRYPOINT_IN_IMAGE.into()],
+            bare: true,
+            // Every container here sees this machine's paths: the init container links
+            // `/tekton/bin/entrypoint` to `tkt` rather than copying it.
+            env: vec![(
+                tektite_entrypoint::LINK_ENV.into(),
+                entrypoint.display().to_string(),
+            )],
+        });
         let config = kubelet::Config {
             root,
             relist: Duration::ZERO,
-            images: vec![Image {
-                prefix: image.split(':').next().unwrap_or_default().into(),
-                binds: vec![Bind {
-                    host: entrypoint.clone(),
-                    path: ENTRYPOINT_IN_IMAGE.into(),
-                    read_only: true,
-                }],
-                command: vec![ENTRYPOINT_IN_IMAGE.into()],
-                bare: true,
-                // Every container here sees this machine's paths: the init container links
-                // `/tekton/bin/entrypoint` to `tkt` rather than copying it.
-                env: vec![(
-                    tektite_entrypoint::LINK_ENV.into(),
-                    entrypoint.display().to_string(),
-                )],
-            }],
+            images,
             // The host's tools with the user's environment, but a HOME of the Pod's own, so
             // that steps do not write into the user's.
             userland_env: std::env::vars()

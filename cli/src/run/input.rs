@@ -22,6 +22,7 @@ pub struct Plan {
     pub tasks: BTreeMap<String, TaskSpec>,
     pub config_maps: BTreeMap<String, core::ConfigMap>,
     pub secrets: BTreeMap<String, core::Secret>,
+    pub step_actions: BTreeMap<String, tektite_api::v1beta1::StepActionSpec>,
     /// `-w name=PATH`: host directories bound by name.
     pub host_workspaces: BTreeMap<String, PathBuf>,
     /// Workspaces no one bound: each gets a fresh directory shared by all tasks.
@@ -422,6 +423,7 @@ fn build(
     let mut pipelines = BTreeMap::new();
     let mut config_maps = BTreeMap::new();
     let mut secrets = BTreeMap::new();
+    let mut step_actions = BTreeMap::new();
     let mut run = None;
     for d in docs {
         match d.object {
@@ -436,6 +438,9 @@ fn build(
             }
             Some(Object::Secret(s)) => {
                 secrets.insert(s.metadata.name.clone().unwrap_or_default(), *s);
+            }
+            Some(Object::StepAction(a)) => {
+                step_actions.insert(a.metadata.name.clone().unwrap_or_default(), a.spec);
             }
             Some(o @ (Object::PipelineRun(_) | Object::TaskRun(_))) => run = Some(o),
             _ => {}
@@ -506,6 +511,7 @@ fn build(
         tasks,
         config_maps,
         secrets,
+        step_actions,
         host_workspaces,
         defaulted_workspaces,
     };
@@ -522,21 +528,30 @@ fn local_limits(plan: &Plan) -> Vec<String> {
     let mut lines = Vec::new();
     let check_task = |who: &str, spec: &TaskSpec, lines: &mut Vec<String>| {
         for (i, s) in spec.steps.iter().enumerate() {
-            let command = s.command.is_empty()
+            // A step that runs a StepAction runs the StepAction's container.
+            let (command, script, image, of) = match &s.ref_ {
+                Some(r) if r.resolver.is_some() => {
+                    lines.push(format!(
+                        "{who}: spec.steps[{i}].ref: resolvers need a cluster; pass the StepAction's file instead"
+                    ));
+                    continue;
+                }
+                Some(r) => match r.name.as_ref().and_then(|n| plan.step_actions.get(n)) {
+                    Some(a) => (&a.command, &a.script, &a.image, " (its StepAction)"),
+                    None => continue, // validation names what is missing
+                },
+                None => (&s.command, &s.script, &s.image, ""),
+            };
+            let no_command = command.is_empty()
                 && spec
                     .step_template
                     .as_ref()
                     .is_none_or(|t| t.command.is_empty());
-            if command && s.script.is_none() {
+            if no_command && script.is_none() {
                 lines.push(format!(
-                    "{who}: spec.steps[{i}] ({:?}): it has no command and no script, so it would run the entrypoint of image {:?}, which tkt run cannot know: add a command or a script",
+                    "{who}: spec.steps[{i}] ({:?}){of}: it has no command and no script, so it would run the entrypoint of image {:?}, which tkt run cannot know: add a command or a script",
                     s.name,
-                    s.image.as_deref().unwrap_or("(none)")
-                ));
-            }
-            if s.ref_.is_some() {
-                lines.push(format!(
-                    "{who}: spec.steps[{i}].ref: StepActions need a cluster; inline the step"
+                    image.as_deref().unwrap_or("(none)")
                 ));
             }
         }

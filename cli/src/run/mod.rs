@@ -253,6 +253,7 @@ fn run_one(
     let sources = Sources {
         config_maps: plan.config_maps,
         secrets: plan.secrets,
+        step_actions: plan.step_actions,
         host: plan.host_workspaces,
     };
     let finished = match Executor::new(target, sources, settings, name).and_then(Executor::run) {

@@ -3,7 +3,10 @@
 //!
 //! What differs from a cluster is only how that Pod is executed, and it is written here:
 //! - every image is this machine's userland, with `tkt`'s own environment as its env (the
-//!   host's tools); the entrypoint's image holds `tkt`, which is the entrypoint;
+//!   host's tools); the entrypoint's image holds `tkt`, which is the entrypoint; alpine,
+//!   busybox and bash images get this machine's bash as `/bin/sh` where that is another
+//!   shell (`executor::shells`);
+//! - StepActions come from the files given, not a namespace;
 //! - a workspace bound with `-w NAME=PATH` is a hostPath volume at PATH;
 //! - where no mount namespace can be had, the kubelet rewrites Pod paths to this
 //!   machine's directories ([`tektite_cli::kubelet::Isolation::Rewritten`]);
@@ -137,6 +140,8 @@ impl Pod {
             retry: req.retry,
             settings: &settings,
             credentials: &[],
+            step_actions: &host.sources().step_actions,
+            step_actions_from: " among the files",
         })?;
         let mut object = built.pod;
         object.metadata.uid = Some(req.uid.clone());

@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1 as core;
 pub struct Sources {
     pub config_maps: BTreeMap<String, core::ConfigMap>,
     pub secrets: BTreeMap<String, core::Secret>,
+    /// The StepActions among the files, by name.
+    pub step_actions: BTreeMap<String, tektite_api::v1beta1::StepActionSpec>,
     /// `-w name=PATH`: host directories, by the run's workspace name.
     pub host: BTreeMap<String, PathBuf>,
 }

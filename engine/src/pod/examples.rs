@@ -244,6 +244,8 @@ fn each_examples_pod_is_the_one_written_by_hand() {
             retry: case.retry,
             settings: &settings,
             credentials: &[],
+            step_actions: &BTreeMap::new(),
+            step_actions_from: "",
         })
         .unwrap_or_else(|e| panic!("{}: {e}", case.example));
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -17,11 +17,14 @@ mod steps;
 mod template;
 mod volumes;
 
+use crate::step_action::{self, StepActionError};
 use crate::task::{self, ResolveError, TaskContext, TaskPaths};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use std::collections::BTreeMap;
 use tektite_api::step::creds::Credential;
 use tektite_api::v1::{TaskRun, TaskSpec};
+use tektite_api::v1beta1::StepActionSpec;
 
 pub use meta::{CANCEL_ANNOTATION, READY_ANNOTATION, READY_VALUE, controller_ref};
 pub use volumes::volume_name as workspace_volume;
@@ -91,6 +94,11 @@ pub struct PodRequest<'a> {
     pub settings: &'a PodSettings,
     /// What the ServiceAccount's Secrets provide.
     pub credentials: &'a [Credential],
+    /// The StepActions the steps name ([`step_action::names`]), by name.
+    pub step_actions: &'a BTreeMap<String, StepActionSpec>,
+    /// Where the shell looked for them, for the error when one is missing
+    /// (` in namespace "ci"`, with a leading space), or empty.
+    pub step_actions_from: &'a str,
 }
 
 /// The Pod, and the Task as its steps run it (for `status.taskSpec`).
@@ -105,6 +113,8 @@ pub struct Built {
 pub enum BuildError {
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    StepAction(#[from] StepActionError),
     #[error(
         "step {step:?} has neither command nor script: tektite does not look up an image's own entrypoint in its registry yet; give the step a command (spec.steps[{index}].command)"
     )]
@@ -121,6 +131,8 @@ impl BuildError {
         use tektite_api::v1::taskrun_reason;
         match self {
             BuildError::Resolve(ResolveError::Params(_)) => "InvalidParamValue",
+            BuildError::StepAction(StepActionError::Params { .. }) => "InvalidParamValue",
+            BuildError::StepAction(_) => taskrun_reason::RESOLUTION_FAILED,
             BuildError::Resolve(_) | BuildError::NoCommand { .. } | BuildError::NoVolume(_) => {
                 taskrun_reason::VALIDATION_FAILED
             }
@@ -144,6 +156,13 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
         }
         None => req.spec,
     };
+    let written = step_action::inline(
+        written,
+        &tr.spec.params,
+        req.step_actions,
+        req.step_actions_from,
+    )?;
+    let written = &written;
     let workspaces = volumes::workspaces(written, &tr.spec.workspaces, owner_uid)?;
     let context = TaskContext {
         task_run_name: name,

@@ -253,7 +253,8 @@ pub fn merged_steps(
 }
 
 /// A failed TaskRun's condition with what only the kubelet knows: the Pod's own failure
-/// (unless the run was stopped), else a step killed for memory.
+/// (unless the run was stopped), else a step killed for memory; and, as Tekton reports
+/// it, `FailureIgnored` for the Pod of a pipeline task with `onError: continue`.
 pub fn failed_condition(
     condition: &mut Condition,
     failure: Option<&PodFailure>,
@@ -275,5 +276,19 @@ pub fn failed_condition(
             "{:?} exited with code 137: {OOM_KILLED}",
             step_container(&step.name)
         ));
+    }
+    // A pipeline task with `onError: continue` whose Pod failed (not one stopped).
+    let ignored = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(tektite_api::labels::PIPELINE_TASK_ON_ERROR))
+        .is_some_and(|v| v == "continue");
+    let stopped_for = |r: &str| {
+        use tektite_api::v1::taskrun_reason::{CANCELLED, TIMED_OUT};
+        r == CANCELLED || r == TIMED_OUT
+    };
+    if ignored && !stopped && !condition.reason.as_deref().is_some_and(stopped_for) {
+        condition.reason = Some(tektite_api::v1::taskrun_reason::FAILURE_IGNORED.into());
     }
 }

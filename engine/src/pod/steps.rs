@@ -131,6 +131,7 @@ pub fn containers(
         args.stderr_path = output(&step.stderr_config);
         args.cancel_file = Some(paths.cancel_file());
         args.credentials = credentials.to_vec();
+        args.when = step.when.clone();
 
         let mut implicit = vec![mount(&Volume::Bin, true)];
         implicit.extend((0..n).map(|j| mount(&Volume::Run(j), j != i)));

@@ -27,6 +27,8 @@ fn build_pod(tr: &TaskRun, settings: &PodSettings) -> Result<Built, BuildError> 
         retry: 0,
         settings,
         credentials: &[],
+        step_actions: &BTreeMap::new(),
+        step_actions_from: "",
     })
 }
 
@@ -470,6 +472,8 @@ spec:
         retry: 2,
         settings: &settings,
         credentials: &[],
+        step_actions: &BTreeMap::new(),
+        step_actions_from: "",
     })
     .unwrap();
     let pod = built.pod;
@@ -527,6 +531,8 @@ spec:
         retry: 0,
         settings: &PodSettings::default(),
         credentials: &credentials,
+        step_actions: &BTreeMap::new(),
+        step_actions_from: "",
     })
     .unwrap()
     .pod;
