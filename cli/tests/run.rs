@@ -707,6 +707,40 @@ fn a_matrix_fans_out_and_gathers_results_into_arrays() {
     );
 }
 
+#[test]
+fn a_step_runs_its_step_action_with_an_earlier_steps_result_and_a_false_when_skips_one() {
+    let state = tempfile::tempdir().unwrap();
+    let r = run(&[&example("step-action.yaml")], state.path());
+    succeeded(&r);
+    let tr = r.task_run("");
+    assert_eq!(Ran::reason(tr), "Succeeded");
+    // sha256 of "contents of tektite\n", the file the first step wrote.
+    let digest = "0467ac1ca467a6cbe13a24bb06a67ababd9507f21581b704efcbdd0e86ed028b";
+    assert_eq!(
+        Ran::result(tr, "digest"),
+        digest,
+        "the Task's result is the step's"
+    );
+    let steps = tr["status"]["steps"].as_array().unwrap();
+    assert_eq!(steps[1]["name"], "sum");
+    assert_eq!(steps[1]["results"][0]["value"], digest);
+    assert_eq!(steps[2]["name"], "publish");
+    assert_eq!(steps[2]["terminationReason"], "Skipped");
+    assert_eq!(steps[2]["terminated"]["exitCode"], 0);
+    assert!(!r.stderr.contains("publishing"), "{}", r.stderr);
+    // The StepAction's container is written into the step, as status.taskSpec shows.
+    let sum = &tr["status"]["taskSpec"]["steps"][1];
+    assert_eq!(sum["image"], "docker.io/library/alpine:3.20");
+    assert!(sum.get("ref").is_none(), "{sum:#}");
+    assert_eq!(sum["env"][0]["value"], "$(steps.write.results.file)");
+    assert!(
+        r.stderr
+            .contains(" : sum] sha256 of /tekton/home/tektite.tar: 0467ac1c"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// The README promises every example runs: each must be run by a test in this file.
 #[test]
 fn every_example_is_run_by_a_test() {

@@ -255,6 +255,72 @@ async fn a_referenced_task_is_fetched_and_a_missing_one_fails_the_run() {
 }
 
 #[tokio::test]
+async fn a_step_action_is_read_from_the_namespace_and_a_missing_one_fails_the_run() {
+    let mut tr = two_steps();
+    tr.spec.task_spec = Some(yaml(
+        "{steps: [{name: greet, ref: {name: hello}, params: [{name: who, value: tekton}]}]}",
+    ));
+    let action = json!({"apiVersion": "tekton.dev/v1beta1", "kind": "StepAction",
+        "metadata": {"name": "hello", "namespace": "ci"},
+        "spec": {"image": "alpine", "params": [{"name": "who"}],
+                 "command": ["echo"], "args": ["hello $(params.who)"]}});
+    const ACTION: &str = "/apis/tekton.dev/v1beta1/namespaces/ci/stepactions/hello";
+    let h = harness(
+        vec![
+            Expect::get(ACTION).reply(200, action),
+            Expect::get(ACCOUNT).fail(404, "NotFound"),
+            Expect::post(PODS).body(|pod| {
+                let step = &pod["spec"]["containers"][0];
+                assert_eq!(step["name"], "step-greet");
+                assert_eq!(step["image"], "alpine");
+                let args: Vec<&str> = step["args"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap())
+                    .collect();
+                assert_eq!(args[args.len() - 2..], ["echo", "hello tekton"]);
+            }),
+            Expect::patch(&format!("{TASKRUNS}/build/status")).body(|b| {
+                let step = &b["status"]["taskSpec"]["steps"][0];
+                assert_eq!(step["image"], "alpine", "status shows the step as it runs");
+                assert!(step.get("ref").is_none());
+            }),
+        ],
+        vec![],
+        vec![],
+        at(NOW),
+    );
+    reconcile(Arc::new(tr.clone()), h.ctx.clone())
+        .await
+        .unwrap();
+    h.finish().await;
+
+    let h = harness(
+        vec![
+            Expect::get(ACTION).fail(404, "NotFound"),
+            Expect::get(ACCOUNT).fail(404, "NotFound"),
+            Expect::patch(&format!("{TASKRUNS}/build/status")).body(|b| {
+                assert_eq!(
+                    condition(b),
+                    ("False".into(), "TaskRunResolutionFailed".into())
+                );
+                let message = b["status"]["conditions"][0]["message"].as_str().unwrap();
+                assert_eq!(
+                    message,
+                    "spec.steps[0].ref.name: StepAction \"hello\" was not found in namespace \"ci\""
+                );
+            }),
+        ],
+        vec![],
+        vec![],
+        at(NOW),
+    );
+    reconcile(Arc::new(tr), h.ctx.clone()).await.unwrap();
+    h.finish().await;
+}
+
+#[tokio::test]
 async fn agent_events_become_one_status_patch() {
     let h = harness(
         vec![

@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use tektite_api::step::layout::{Marker, PodPaths};
 use tektite_api::step::termination::{self, TerminationEntry};
 use tektite_api::step::{EntrypointArgs, InitArgs, ResultKind, StepReason, StepState, WaitMode};
-use tektite_api::v1::OnError;
+use tektite_api::v1::{OnError, WhenExpression, WhenOperator};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tektite-entrypoint");
 
@@ -384,6 +384,81 @@ fn results_land_in_the_state_record_and_the_termination_message() {
         kind: 4
     }));
     assert!(t.iter().any(|e| e.key == "StartedAt"));
+}
+
+#[test]
+fn earlier_step_results_reach_args_env_and_when_and_a_false_when_skips_the_step() {
+    let pod = Pod::new();
+    // Step s0 writes two step results, as its own step_results would collect them.
+    let mut a = pod.step(
+        0,
+        "printf yes > $STEP/results/go; printf '[\"a\",\"b\"]' > $STEP/results/list",
+    );
+    a.step_results = vec!["go".into(), "list".into()];
+    fs::create_dir_all(a.step_metadata_dir.as_ref().unwrap().join("results")).unwrap();
+    let status = Command::new(BIN)
+        .args(a.to_args())
+        .env("STEP", a.step_metadata_dir.as_ref().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // Step s1 reads them in its args and env; its when holds.
+    let out = pod.root().join("seen");
+    let mut b = pod.step(1, "");
+    b.command = vec![
+        "sh".into(),
+        "-c".into(),
+        format!("echo \"$@ $GO\" > {}", out.display()),
+        "sh".into(),
+        "$(steps.s0.results.list[*])".into(),
+        "$(steps.s0.results.list[1])".into(),
+    ];
+    b.when = vec![WhenExpression {
+        input: Some("$(steps.s0.results.go)".into()),
+        operator: Some(WhenOperator::In),
+        values: vec!["yes".into()],
+        cel: None,
+    }];
+    let status = Command::new(BIN)
+        .args(b.to_args())
+        .env("GO", "go=$(steps.s0.results.go)")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(fs::read_to_string(&out).unwrap(), "a b b go=yes\n");
+
+    // Step s2's when is false: skipped, and the next step may run.
+    let mut c = pod.step(2, "echo ran > /dev/stderr; exit 1");
+    c.when = vec![WhenExpression {
+        input: Some("$(steps.s0.results.go)".into()),
+        operator: Some(WhenOperator::NotIn),
+        values: vec!["yes".into()],
+        cel: None,
+    }];
+    assert_eq!(run(&c), 0);
+    assert!(pod.posted(2) && !pod.failed(2));
+    let s = pod.state(2);
+    assert_eq!(
+        (s.reason, s.exit_code),
+        (Some(StepReason::WhenSkipped), Some(0))
+    );
+    assert!(
+        pod.termination(2)
+            .iter()
+            .any(|e| e.key == "Reason" && e.value == "WhenSkipped")
+    );
+
+    // A result no step wrote fails the step, naming the reference.
+    let mut d = pod.step(3, "true");
+    d.command.push("$(steps.s0.results.nope)".into());
+    assert_eq!(run(&d), 1);
+    assert!(pod.failed(3));
+    let message = pod.state(3).message.unwrap();
+    assert!(
+        message.starts_with("$(steps.s0.results.nope): step \"s0\" wrote no result \"nope\""),
+        "{message}"
+    );
 }
 
 #[test]

@@ -59,10 +59,7 @@ fn finished(
         started_at: Some(timestamp(state.started_at)),
         finished_at: state.finished_at.map(timestamp),
         exit_code: state.exit_code,
-        reason: state
-            .reason
-            .map(|r| r.as_str().to_owned())
-            .unwrap_or_default(),
+        reason: state.reason.map(|r| r.key().to_owned()).unwrap_or_default(),
         message: state.message.clone().unwrap_or_default(),
         results: state
             .results

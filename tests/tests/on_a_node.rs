@@ -27,6 +27,7 @@ fn resource(kind: &str) -> ApiResource {
         "PipelineRun" => ("tekton.dev", "v1", "pipelineruns"),
         "ConfigMap" => ("", "v1", "configmaps"),
         "Secret" => ("", "v1", "secrets"),
+        "StepAction" => ("tekton.dev", "v1beta1", "stepactions"),
         other => panic!("no resource for {other}"),
     };
     ApiResource {
@@ -82,6 +83,7 @@ async fn create_file(node: &Node, path: &Path, params: &[(&str, &str)]) -> (Stri
             Some(Object::PipelineRun(p)) => ("PipelineRun", serde_json::to_value(p).unwrap()),
             Some(Object::ConfigMap(c)) => ("ConfigMap", serde_json::to_value(c).unwrap()),
             Some(Object::Secret(s)) => ("Secret", serde_json::to_value(s).unwrap()),
+            Some(Object::StepAction(a)) => ("StepAction", serde_json::to_value(a).unwrap()),
             _ => continue,
         };
         if kind.ends_with("Run") {
@@ -623,6 +625,7 @@ async fn every_examples_pods_are_the_same_from_the_controller_and_from_tkt_run()
         "test-then-build.yaml",
         "build-id.yaml",
         "sidecar-service.yaml",
+        "step-action.yaml",
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut node = Node::start(dir.path(), RELIST).await;

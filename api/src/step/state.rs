@@ -64,6 +64,17 @@ impl StepReason {
         )
     }
 
+    /// The name the state record, the termination message and the agent's wire carry
+    /// (its serde name), read back by [`StepReason`]'s `Deserialize`: [`Self::as_str`]
+    /// but for a when-skipped step, which Tekton reports as `Skipped` too.
+    pub fn key(self) -> &'static str {
+        match self {
+            StepReason::WhenSkipped => "WhenSkipped",
+            other => other.as_str(),
+        }
+    }
+
+    /// Tekton's `terminationReason`.
     pub fn as_str(self) -> &'static str {
         match self {
             StepReason::Completed => "Completed",
@@ -176,6 +187,28 @@ mod tests {
         );
         assert!(text.contains(r#""reason":"Continued""#), "{text}");
         assert_eq!(StepState::decode(text.as_bytes()).unwrap(), s);
+    }
+
+    #[test]
+    fn every_reason_reads_back_from_its_key_and_when_skipped_is_tektons_skipped() {
+        use StepReason::*;
+        for r in [
+            Completed,
+            Error,
+            Continued,
+            Skipped,
+            WhenSkipped,
+            TimeoutExceeded,
+            Cancelled,
+            ResultLargerThanAllowedLimit,
+            InvalidResult,
+        ] {
+            let back: StepReason =
+                serde_json::from_value(serde_json::Value::String(r.key().into())).unwrap();
+            assert_eq!(back, r);
+        }
+        assert_eq!(WhenSkipped.as_str(), "Skipped");
+        assert!(WhenSkipped.is_success() && !Skipped.is_success());
     }
 
     #[test]

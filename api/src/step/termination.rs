@@ -51,12 +51,7 @@ pub fn encode(state: &StepState, limit: usize) -> String {
     let mut base = vec![TerminationEntry::internal(KEY_STARTED_AT, started)];
     if let Some(reason) = state.reason {
         if !matches!(reason, StepReason::Completed | StepReason::Error) {
-            // Read back by name: a when-skipped step is not one skipped after a failure.
-            let name = match reason {
-                StepReason::WhenSkipped => "WhenSkipped",
-                r => r.as_str(),
-            };
-            base.push(TerminationEntry::internal(KEY_REASON, name));
+            base.push(TerminationEntry::internal(KEY_REASON, reason.key()));
         }
         if reason == StepReason::Continued
             && let Some(code) = state.exit_code

@@ -128,6 +128,12 @@ spec:
         retry: 0,
     },
     Case {
+        example: "step-action",
+        from: From::Task("package"),
+        task_run: "",
+        retry: 0,
+    },
+    Case {
         example: "test-then-build",
         from: From::Task("build-and-push"),
         task_run: r#"
@@ -165,6 +171,17 @@ fn documents(example: &str) -> Vec<Document> {
         assert!(d.problems.is_empty(), "{example}: {:?}", d.problems);
     }
     docs
+}
+
+/// The example's StepActions, by name.
+fn step_actions(case: &Case) -> BTreeMap<String, StepActionSpec> {
+    documents(case.example)
+        .into_iter()
+        .filter_map(|d| match d.object? {
+            Object::StepAction(a) => Some((a.metadata.name.clone().unwrap_or_default(), a.spec)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The Task spec, its name (for a Task document), and the example's own TaskRun.
@@ -244,7 +261,7 @@ fn each_examples_pod_is_the_one_written_by_hand() {
             retry: case.retry,
             settings: &settings,
             credentials: &[],
-            step_actions: &BTreeMap::new(),
+            step_actions: &step_actions(case),
             step_actions_from: "",
         })
         .unwrap_or_else(|e| panic!("{}: {e}", case.example));
