@@ -69,6 +69,9 @@ const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// `tkt container SPEC.json` (`-`: the spec on stdin; or `tkt container --check DIR`);
 /// returns only on failure, with the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
+    // A session of its own, as a runtime gives a container: the kubelet ends every
+    // process of it, whatever process group a process made.
+    let _ = nix::unistd::setsid();
     if args.first().is_some_and(|a| a == CHECK) {
         let Some(dir) = args.get(1) else {
             return 2;

@@ -34,8 +34,12 @@
 //! working directory name is rewritten to the directory it stands for on this machine
 //! (see [`rewrite`]); the termination-message file likewise.
 //!
-//! Every process it starts is a process group it ends by PID: when the Pod is deleted,
-//! and at [`Kubelet::kill_all`].
+//! Every container it starts is a process group it signals by PID, and, with mount
+//! namespaces, a session of its own (`tkt container` calls `setsid`): when a container
+//! ends or is killed, every process of its session is killed too, as a runtime kills its
+//! cgroup (the entrypoint runs a step in a process group of its own, which a kill of the
+//! container's group alone would miss): when the Pod is deleted, and at
+//! [`Kubelet::kill_all`].
 
 pub mod container;
 pub mod files;
@@ -275,7 +279,7 @@ impl Kubelet {
     /// Sends SIGKILL to every container's process group.
     pub fn kill_all(&self) {
         for pid in self.shared.groups().iter() {
-            let _ = killpg(Pid::from_raw(*pid), Signal::SIGKILL);
+            signal_container(*pid, Signal::SIGKILL);
         }
     }
 
@@ -285,5 +289,40 @@ impl Kubelet {
             .groups()
             .iter()
             .any(|pid| killpg(Pid::from_raw(*pid), None).is_ok())
+    }
+}
+
+/// Sends `signal` to the container whose process is `pid`: its process group (the
+/// process itself if it has not made its group yet); a SIGKILL reaches every process of
+/// its session as well.
+pub(crate) fn signal_container(pid: i32, signal: Signal) {
+    if killpg(Pid::from_raw(pid), signal).is_err() {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+    }
+    if signal == Signal::SIGKILL {
+        kill_session(pid);
+    }
+}
+
+/// SIGKILL to every process whose session is `sid` (read from `/proc/<pid>/stat`).
+fn kill_session(sid: i32) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp session ...`; comm may hold spaces and parentheses.
+        let session = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(3))
+            .and_then(|s| s.parse::<i32>().ok());
+        if session == Some(sid) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
     }
 }

@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{self as core, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use super::container::{self, Bind, ContainerSpec, START_ERROR, START_ERROR_CODE, SUBCOMMAND};
 use super::files::{expand, field, key_to_path, write_atomic};
 use super::rewrite::Rewrites;
-use super::{Image, Isolation, Kubelet, Message, What, probe};
+use super::{Image, Isolation, Kubelet, Message, What, probe, signal_container};
 
 /// The Pod as the kubelet was given it, in its directory.
 pub const POD_FILE: &str = "pod.json";
@@ -269,7 +268,7 @@ impl Worker {
     fn tear_down(&mut self, rx: &mpsc::Receiver<Message>) {
         let groups: Vec<i32> = self.slots.iter().filter_map(|s| s.pid).collect();
         for pid in &groups {
-            let _ = killpg(Pid::from_raw(*pid), Signal::SIGTERM);
+            signal_container(*pid, Signal::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(1);
         while self.slots.iter().any(|s| s.pid.is_some()) {
@@ -277,7 +276,7 @@ impl Worker {
             if left.is_zero() {
                 for s in &self.slots {
                     if let Some(pid) = s.pid {
-                        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                        signal_container(pid, Signal::SIGKILL);
                     }
                 }
             }
@@ -456,7 +455,7 @@ impl Worker {
             }
             if s.seen.running() && !s.stopping {
                 if let Some(pid) = s.pid {
-                    let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
+                    signal_container(pid, Signal::SIGTERM);
                 }
                 s.stopping = true;
             } else if s.seen.terminated() && s.raw.terminated() {
@@ -468,7 +467,7 @@ impl Worker {
             for s in self.slots.iter_mut().filter(|s| s.sidecar) {
                 if s.seen.running() && !s.stopping {
                     if let Some(pid) = s.pid {
-                        let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
+                        signal_container(pid, Signal::SIGTERM);
                     }
                     s.stopping = true;
                 }
@@ -805,8 +804,12 @@ impl Worker {
             Stdio::null()
         })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
+        // `tkt container` makes its own session (and so its group); a plain process gets
+        // a group of its own here.
+        if matches!(self.kubelet.config.isolation, Isolation::Rewritten) {
+            cmd.process_group(0);
+        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -888,7 +891,7 @@ impl Worker {
             };
             // What it left behind in its group dies with it, as in a container; then its
             // output is complete.
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            signal_container(pid, Signal::SIGKILL);
             for r in readers {
                 let _ = r.join();
             }
