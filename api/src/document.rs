@@ -379,6 +379,7 @@ fn decode(
         to_v1(obj, kind, version, known_resources, &mut findings);
     }
     let schema = schema::for_kind(kind);
+    strict::fold_case(&mut value, schema, &root, &mut findings.notes);
     let mut unknown = Vec::new();
     strict::unknown_fields(&value, schema, &root, &mut unknown);
     findings.problems.extend(unknown);

@@ -62,6 +62,59 @@ pub fn unknown_fields(value: &Value, schema: &Value, path: &FieldPath, out: &mut
     }
 }
 
+/// Renames each field of `value` that `schema` declares in another case (`mountpath` for
+/// `mountPath`) to the declared name, as Tekton's decoding (Go's JSON) matches field names
+/// case-insensitively; each rename is noted. A field whose declared spelling is also
+/// present is left for [`unknown_fields`] to report.
+pub fn fold_case(value: &mut Value, schema: &Value, path: &FieldPath, notes: &mut Vec<Problem>) {
+    let Some(schema) = schema.as_object() else {
+        return;
+    };
+    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        return;
+    }
+    let alternatives = alternatives(schema);
+    match value {
+        Value::Object(map) => {
+            let declared: Vec<(&String, &Value)> = alternatives
+                .iter()
+                .filter_map(|s| s.get("properties").and_then(Value::as_object))
+                .flat_map(|p| p.iter())
+                .collect();
+            let renames: Vec<(String, String)> = map
+                .keys()
+                .filter(|k| !declared.iter().any(|(d, _)| d == k))
+                .filter_map(|k| {
+                    let (d, _) = declared.iter().find(|(d, _)| d.eq_ignore_ascii_case(k))?;
+                    (!map.contains_key(d.as_str())).then(|| (k.clone(), (*d).clone()))
+                })
+                .collect();
+            for (from, to) in renames {
+                if let Some(v) = map.remove(&from) {
+                    notes.push(Problem::new(
+                        path.field(&from),
+                        format!("read as {to:?}, as Tekton reads field names whatever their case; write {to:?} (a cluster's API server drops {from:?})"),
+                    ));
+                    map.insert(to, v);
+                }
+            }
+            for (key, child) in map.iter_mut() {
+                if let Some((_, child_schema)) = declared.iter().find(|(d, _)| *d == key) {
+                    fold_case(child, child_schema, &path.field(key), notes);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = alternatives.iter().find_map(|s| s.get("items")) {
+                for (i, item) in items.iter_mut().enumerate() {
+                    fold_case(item, item_schema, &path.index(i), notes);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The schema itself plus the branches of any `allOf`/`anyOf`/`oneOf` in it.
 fn alternatives(schema: &serde_json::Map<String, Value>) -> Vec<&serde_json::Map<String, Value>> {
     let mut out = vec![schema];
@@ -127,6 +180,34 @@ mod tests {
             vec![
                 "spec.steps[1].nmae: unknown field \"nmae\"; did you mean \"name\"?",
                 "spec.stepz: unknown field \"stepz\"; did you mean \"steps\"?",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_field_in_another_case_is_read_as_declared_and_noted() {
+        let schema = json!({"type": "object", "properties": {
+            "workspaces": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "mountPath": {"type": "string"}}}}
+        }});
+        let mut value = json!({"workspaces": [{"name": "a", "mountpath": "/x"}, {"mountPath": "/y", "MOUNTPATH": "/z"}]});
+        let mut notes = Vec::new();
+        fold_case(&mut value, &schema, &FieldPath::root(), &mut notes);
+        assert_eq!(
+            value["workspaces"][0],
+            json!({"name": "a", "mountPath": "/x"})
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0]
+                .to_string()
+                .starts_with("workspaces[0].mountpath: read as \"mountPath\"")
+        );
+        // Both spellings: the other one stays, and is unknown.
+        assert_eq!(
+            check(value, schema),
+            vec![
+                "workspaces[1].MOUNTPATH: unknown field \"MOUNTPATH\"; did you mean \"mountPath\"?"
             ]
         );
     }

@@ -36,7 +36,8 @@ pub enum WorkspaceAttr {
 pub enum Reference {
     /// `$(params.<p>)`, `$(params["<p>"])`, with a selector.
     Param { name: String, selector: Selector },
-    /// `$(tasks.<t>.results.<r>)`, with a selector.
+    /// `$(tasks.<t>.results.<r>)` (or, for a finally task in pipeline results,
+    /// `$(finally.<t>.results.<r>)`), with a selector.
     TaskResult {
         task: String,
         result: String,
@@ -91,6 +92,7 @@ const ROOTS: &[&str] = &[
     "context",
     "resources",
     "inputs",
+    "finally",
 ];
 
 /// A token of the inside of `$(...)`: `.name` or `[...]`.
@@ -218,6 +220,21 @@ fn interpret(inner: &str) -> Option<Reference> {
             _ => malformed(
                 "write $(tasks.<task>.results.<result>), $(tasks.<task>.status) or $(tasks.status)",
             ),
+        },
+        // `$(finally.<t>.results.<r>)`: a finally task's result, for pipeline results.
+        "finally" => match rest {
+            [t, Token::Name("results"), r, sel @ ..] => {
+                match (name_of(Some(t)), name_of(Some(r)), selector(sel)) {
+                    (Some(task), Some(result), Ok(selector)) => Reference::TaskResult {
+                        task,
+                        result,
+                        selector,
+                    },
+                    (_, _, Err(e)) => malformed(e),
+                    _ => malformed("write $(finally.<task>.results.<result>)"),
+                }
+            }
+            _ => malformed("write $(finally.<task>.results.<result>)"),
         },
         "results" => match rest {
             [r, Token::Name("path")] => Reference::ResultPath {

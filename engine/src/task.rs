@@ -79,7 +79,7 @@ pub fn resolve(
             return Err(ResolveError::UnboundWorkspace(w.name.clone()));
         }
     }
-    let mut lookup = |r: &Reference| -> Option<Resolved> {
+    let lookup = |r: &Reference| -> Option<Resolved> {
         let text = |s: &str| Some(Resolved::Text(s.to_owned()));
         match r {
             Reference::Param { name, selector } => select(params.get(name)?, selector),
@@ -116,6 +116,22 @@ pub fn resolve(
     };
     let mut out = spec.clone();
     out.name_unnamed();
+    // As Tekton's passes: params first, then the rest, so that a param's value may
+    // itself name a workspace path or the context (a Pipeline passing
+    // `$(workspaces.source.path)/Dockerfile` to its Task).
+    let in_stages = |item: &mut dyn FnMut(&mut Lookup<'_>) -> Result<(), ResolveError>,
+                     own: &dyn Fn(&Reference) -> Option<Resolved>| {
+        let params_first = |r: &Reference| matches!(r, Reference::Param { .. });
+        item(&mut |r: &Reference| params_first(r).then(|| lookup(r)).flatten())?;
+        item(&mut |r: &Reference| {
+            if params_first(r) {
+                None
+            } else {
+                own(r).or_else(|| lookup(r))
+            }
+        })
+    };
+    let none = |_: &Reference| None;
     for (i, step) in out.steps.iter_mut().enumerate() {
         if let Some(template) = &spec.step_template {
             merge_template(step, template);
@@ -125,19 +141,22 @@ pub fn resolve(
             paths.steps,
             step_dir_name(&step.name)
         );
-        let mut step_lookup = |r: &Reference| match r {
+        let own = |r: &Reference| match r {
             Reference::OwnStepResultPath { name } => {
                 Some(Resolved::Text(format!("{own_results}/{name}")))
             }
-            other => lookup(other),
+            _ => None,
         };
-        substitute_fields(step, &format!("spec.steps[{i}]"), true, &mut step_lookup)?;
+        let at = format!("spec.steps[{i}]");
+        in_stages(&mut |l| substitute_fields(step, &at, true, l), &own)?;
     }
     for (i, s) in out.sidecars.iter_mut().enumerate() {
-        substitute_fields(s, &format!("spec.sidecars[{i}]"), true, &mut lookup)?;
+        let at = format!("spec.sidecars[{i}]");
+        in_stages(&mut |l| substitute_fields(s, &at, true, l), &none)?;
     }
     for (i, v) in out.volumes.iter_mut().enumerate() {
-        substitute_fields(v, &format!("spec.volumes[{i}]"), false, &mut lookup)?;
+        let at = format!("spec.volumes[{i}]");
+        in_stages(&mut |l| substitute_fields(v, &at, false, l), &none)?;
     }
     Ok(out)
 }
@@ -395,6 +414,30 @@ mod tests {
         assert!(
             err.to_string().starts_with("spec.steps[0].script: "),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_param_whose_value_names_a_workspace_path_gets_the_path_but_params_are_read_once() {
+        let task = spec(json!({
+            "params": [{"name": "file"}, {"name": "literal"}],
+            "workspaces": [{"name": "src"}],
+            "steps": [{"name": "s", "image": "alpine", "command": ["cat", "$(params.file)", "$(params.literal)"]}],
+        }));
+        let given = [
+            Param {
+                name: "file".into(),
+                value: ParamValue::String("$(workspaces.src.path)/Dockerfile".into()),
+            },
+            Param {
+                name: "literal".into(),
+                value: ParamValue::String("$(params.file)".into()),
+            },
+        ];
+        let r = resolve(&task, &given, &context(), &paths()).unwrap();
+        assert_eq!(
+            r.steps[0].command,
+            ["cat", "/workspace/src/Dockerfile", "$(params.file)"]
         );
     }
 

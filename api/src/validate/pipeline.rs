@@ -8,7 +8,7 @@ use super::task::{Outer, task_spec};
 use super::{
     Catalog, Owner, Report, check_param_bindings, duplicates, names, params_decl, timeout, when,
 };
-use crate::dag::{Dag, own_strings};
+use crate::dag::{Dag, Slot, own_strings};
 use crate::problem::FieldPath;
 use crate::v1::{ParamType, ParamValue, PipelineSpec, PipelineTask, TaskSpec};
 use crate::vars::{self, Reference, Selector};
@@ -313,10 +313,17 @@ fn pipeline_task(
 
     let target = resolved(task, catalog);
     let value_type = |v: &ParamValue| value_type(v, scope);
+    // What a matrix gives each combination: its params, and those of its include entries
+    // (an explicit combination gives its own).
     let matrix_names: Vec<&str> = task
         .matrix
         .iter()
-        .flat_map(|m| m.params.iter().map(|x| x.name.as_str()))
+        .flat_map(|m| {
+            m.params
+                .iter()
+                .chain(m.include.iter().flat_map(|i| &i.params))
+                .map(|x| x.name.as_str())
+        })
         .collect();
     match &target {
         Some((tspec, owner)) => {
@@ -423,14 +430,27 @@ fn pipeline_task(
         finally,
     };
     own_strings(task, &mut |s, slot| {
-        if s.contains("$(") {
-            let position = if slot.whole_element() {
-                Position::WholeElement
-            } else {
-                Position::InText
-            };
-            scope.check_string(s, &slot.path(p), place, None, position, r);
+        if !s.contains("$(") {
+            return;
         }
+        // A matrixed task's displayName may name its matrix params (one value each):
+        // the rest of it is checked.
+        let mut text = s.to_owned();
+        if matches!(slot, Slot::DisplayName) {
+            for o in vars::references(s).iter().rev() {
+                if matches!(&o.reference, Reference::Param { name, selector: Selector::Whole }
+                    if matrix_names.contains(&name.as_str()))
+                {
+                    text.replace_range(o.start..o.end, "");
+                }
+            }
+        }
+        let position = if slot.whole_element() {
+            Position::WholeElement
+        } else {
+            Position::InText
+        };
+        scope.check_string(&text, &slot.path(p), place, None, position, r);
     });
 
     // A finally task reading results of a task that may be skipped.

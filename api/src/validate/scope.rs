@@ -82,6 +82,9 @@ pub(crate) struct Scope<'a> {
     pub step_action: bool,
 }
 
+/// Every context object Tekton defines, wherever it may be used.
+const ALL_CONTEXTS: [&str; 5] = ["taskRun", "task", "pipelineRun", "pipeline", "pipelineTask"];
+
 pub(crate) const TASK_CONTEXT: [(&str, &[&str]); 2] = [
     ("taskRun", &["name", "namespace", "uid"]),
     ("task", &["name", "retry-count"]),
@@ -163,11 +166,21 @@ impl<'a> Scope<'a> {
             if let Err(msg) = self.check_reference(&o.reference, place, step, whole) {
                 let implicit = matches!(&o.reference, Reference::Param { name, .. }
                     if self.params.get(name).is_some_and(|i| i.implicit));
-                // Tekton checks no workspace a step's `when` names: an undeclared one's
-                // `bound` stays as written, which no `in` matches.
-                let unchecked = place == Place::Task
-                    && matches!(&o.reference, Reference::Workspace { attr: WorkspaceAttr::Bound, name }
-                        if !self.workspaces.contains(name));
+                // What Tekton does not check stays as written: a workspace a step's `when`
+                // names but the Task does not declare (no `in` matches it), a workspace path
+                // in a pipeline task's params (the Task substitutes it as its own), a
+                // context object it does not define.
+                let unchecked = match &o.reference {
+                    Reference::Workspace { attr, name } => match place {
+                        Place::Task => {
+                            *attr == WorkspaceAttr::Bound && !self.workspaces.contains(name)
+                        }
+                        Place::PipelineTask { .. } => *attr != WorkspaceAttr::Bound,
+                        Place::PipelineResults => false,
+                    },
+                    Reference::Context { object, .. } => !ALL_CONTEXTS.contains(&object.as_str()),
+                    _ => false,
+                };
                 if implicit || unchecked {
                     r.note(
                         path,
