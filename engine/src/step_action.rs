@@ -300,7 +300,10 @@ mod tests {
         );
         assert_eq!(s.env[0].value.as_deref(), Some("tekton"));
         assert_eq!(s.results[0].name, "out");
-        assert_eq!(s.on_error, Some(tektite_api::v1::OnError::Continue));
+        assert_eq!(
+            s.on_error.as_ref().and_then(|o| o.known()),
+            Some(tektite_api::v1::OnError::Continue)
+        );
         assert!(s.timeout.is_some(), "the step's own fields stay");
     }
 

@@ -26,8 +26,8 @@ pub use pipelinerun::{
 pub use pod_template::PodTemplate;
 pub use status::{Condition, Provenance, RefSource, SUCCEEDED, pipelinerun_reason, taskrun_reason};
 pub use task::{
-    OnError, Ref, Sidecar, Step, StepOutputConfig, StepResult, StepTemplate, Task, TaskResult,
-    TaskSpec,
+    OnError, Ref, Sidecar, Step, StepOnError, StepOutputConfig, StepResult, StepTemplate, Task,
+    TaskResult, TaskSpec,
 };
 pub use taskrun::{
     Artifact, ArtifactValue, Artifacts, SidecarState, StepState, TaskBreakpoints, TaskRun,

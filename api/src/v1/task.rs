@@ -91,6 +91,31 @@ pub enum OnError {
     StopAndFail,
 }
 
+/// A step's `onError`: `continue`, `stopAndFail`, or a variable that becomes one of them
+/// when the Task's params are substituted (`$(params.on-error)`, as Tekton allows).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StepOnError {
+    Known(OnError),
+    Variable(String),
+}
+
+impl StepOnError {
+    /// The behaviour, once no variable is left.
+    pub fn known(&self) -> Option<OnError> {
+        match self {
+            StepOnError::Known(o) => Some(*o),
+            StepOnError::Variable(_) => None,
+        }
+    }
+}
+
+impl From<OnError> for StepOnError {
+    fn from(o: OnError) -> Self {
+        StepOnError::Known(o)
+    }
+}
+
 /// Where a step's stdout or stderr is also written.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -150,7 +175,8 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workspaces: Vec<WorkspaceUsage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_error: Option<OnError>,
+    #[schemars(with = "Option<String>")]
+    pub on_error: Option<StepOnError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdout_config: Option<StepOutputConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -66,6 +66,14 @@ pub(crate) fn task_spec(
         if let Some(t) = &step.timeout {
             timeout(t, &p.field("timeout"), r);
         }
+        if let Some(crate::v1::StepOnError::Variable(v)) = &step.on_error
+            && !v.contains("$(")
+        {
+            r.problem(
+                &p.field("onError"),
+                format!("onError {v:?} must be continue or stopAndFail (or a param that is one)"),
+            );
+        }
         for (j, w) in step.workspaces.iter().enumerate() {
             if !spec.workspaces.iter().any(|d| d.name == w.name)
                 && !outer.is_some_and(|o| o.workspaces.contains(&w.name))

@@ -123,6 +123,14 @@ pub enum BuildError {
         "workspace {0:?} binds no volume: give it one of emptyDir, persistentVolumeClaim, volumeClaimTemplate, configMap, secret, projected or csi"
     )]
     NoVolume(String),
+    #[error(
+        "step {step:?} has onError {value:?}: it must be continue or stopAndFail (spec.steps[{index}].onError)"
+    )]
+    OnError {
+        index: usize,
+        step: String,
+        value: String,
+    },
 }
 
 impl BuildError {
@@ -133,9 +141,10 @@ impl BuildError {
             BuildError::Resolve(ResolveError::Params(_)) => "InvalidParamValue",
             BuildError::StepAction(StepActionError::Params { .. }) => "InvalidParamValue",
             BuildError::StepAction(_) => taskrun_reason::RESOLUTION_FAILED,
-            BuildError::Resolve(_) | BuildError::NoCommand { .. } | BuildError::NoVolume(_) => {
-                taskrun_reason::VALIDATION_FAILED
-            }
+            BuildError::Resolve(_)
+            | BuildError::NoCommand { .. }
+            | BuildError::NoVolume(_)
+            | BuildError::OnError { .. } => taskrun_reason::VALIDATION_FAILED,
         }
     }
 }
@@ -176,6 +185,21 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
         ..TaskPaths::default()
     };
     let spec = task::resolve(written, &tr.spec.params, &context, &paths)?;
+    if let Some((index, s, value)) =
+        spec.steps
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| match &s.on_error {
+                Some(tektite_api::v1::StepOnError::Variable(v)) => Some((i, s, v)),
+                _ => None,
+            })
+    {
+        return Err(BuildError::OnError {
+            index,
+            step: s.name.clone(),
+            value: value.clone(),
+        });
+    }
     if let Some((index, s)) = spec
         .steps
         .iter()

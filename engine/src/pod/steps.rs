@@ -118,7 +118,12 @@ pub fn containers(
         args.step_results = step.results.iter().map(|r| r.name.clone()).collect();
         args.results_limit = settings.results_limit;
         args.termination_path = Some(paths.termination_file());
-        args.on_error = step.on_error.unwrap_or(OnError::StopAndFail);
+        // A variable left unsubstituted was refused by the build.
+        args.on_error = step
+            .on_error
+            .as_ref()
+            .and_then(|o| o.known())
+            .unwrap_or(OnError::StopAndFail);
         args.timeout = step
             .timeout
             .as_ref()

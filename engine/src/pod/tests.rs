@@ -697,3 +697,41 @@ spec:
         step.args
     );
 }
+
+#[test]
+fn a_steps_on_error_may_be_a_param_and_an_unknown_value_fails_the_build() {
+    let tr = task_run(
+        r#"
+metadata: {name: oe, namespace: ci, uid: u6}
+spec:
+  params: [{name: on-error, value: continue}]
+  taskSpec:
+    params: [{name: on-error}]
+    steps:
+      - {name: s, image: alpine, script: exit 1, onError: $(params.on-error)}
+"#,
+    );
+    let built = build_pod(&tr, &PodSettings::default()).unwrap();
+    let args = built.pod.spec.as_ref().unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(args.iter().any(|a| a == "--on-error=continue"), "{args:?}");
+
+    let tr = task_run(
+        r#"
+metadata: {name: oe, namespace: ci, uid: u6}
+spec:
+  params: [{name: on-error, value: sometimes}]
+  taskSpec:
+    params: [{name: on-error}]
+    steps:
+      - {name: s, image: alpine, script: exit 1, onError: $(params.on-error)}
+"#,
+    );
+    let err = build_pod(&tr, &PodSettings::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "step \"s\" has onError \"sometimes\": it must be continue or stopAndFail (spec.steps[0].onError)"
+    );
+}
