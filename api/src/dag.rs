@@ -266,7 +266,8 @@ fn task_mentions<'a>(s: &str, at: impl Fn() -> Mention<'a>, out: &mut Vec<Depend
     for o in vars::references(s) {
         if let Reference::TaskResult { task, .. }
         | Reference::TaskStatus { task }
-        | Reference::TaskReason { task } = o.reference
+        | Reference::TaskReason { task }
+        | Reference::MatrixLength { task, .. } = o.reference
         {
             out.push(Dependency {
                 on: Cow::Owned(task),

@@ -49,6 +49,12 @@ pub enum Reference {
     TaskReason { task: String },
     /// `$(tasks.status)`: the aggregate status of the tasks (finally tasks only).
     TasksStatus,
+    /// `$(tasks.<t>.matrix.length)`: how many TaskRuns a matrixed task fanned out into;
+    /// `$(tasks.<t>.matrix.<r>.length)`: how many of them wrote result `r`.
+    MatrixLength {
+        task: String,
+        result: Option<String>,
+    },
     /// `$(results.<r>.path)`: where a step writes a task result.
     ResultPath { name: String },
     /// `$(steps.step-<s>.exitCode.path)` (also `$(steps.<s>.exitCode.path)`).
@@ -206,6 +212,14 @@ fn interpret(inner: &str) -> Option<Reference> {
             [t, Token::Name("reason")] => Reference::TaskReason {
                 task: name_of(Some(t))?,
             },
+            [t, Token::Name("matrix"), Token::Name("length")] => Reference::MatrixLength {
+                task: name_of(Some(t))?,
+                result: None,
+            },
+            [t, Token::Name("matrix"), r, Token::Name("length")] => Reference::MatrixLength {
+                task: name_of(Some(t))?,
+                result: Some(name_of(Some(r))?),
+            },
             [t, Token::Name("results"), r, sel @ ..] => {
                 match (name_of(Some(t)), name_of(Some(r)), selector(sel)) {
                     (Some(task), Some(result), Ok(selector)) => Reference::TaskResult {
@@ -218,7 +232,7 @@ fn interpret(inner: &str) -> Option<Reference> {
                 }
             }
             _ => malformed(
-                "write $(tasks.<task>.results.<result>), $(tasks.<task>.status) or $(tasks.status)",
+                "write $(tasks.<task>.results.<result>), $(tasks.<task>.status), $(tasks.<task>.matrix.length) or $(tasks.status)",
             ),
         },
         // `$(finally.<t>.results.<r>)`: a finally task's result, for pipeline results.
@@ -586,6 +600,28 @@ mod tests {
             one("$(steps.step-build.exitCode.path)"),
             Reference::StepExitCodePath {
                 step: "build".into()
+            }
+        );
+        assert_eq!(
+            one("$(tasks.build.matrix.length)"),
+            Reference::MatrixLength {
+                task: "build".into(),
+                result: None
+            }
+        );
+        assert_eq!(
+            one("$(tasks.build.matrix.IMAGE-URL.length)"),
+            Reference::MatrixLength {
+                task: "build".into(),
+                result: Some("IMAGE-URL".into())
+            }
+        );
+        assert_eq!(
+            one("$(finally.report.results.url)"),
+            Reference::TaskResult {
+                task: "report".into(),
+                result: "url".into(),
+                selector: Selector::Whole
             }
         );
         assert_eq!(

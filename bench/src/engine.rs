@@ -40,10 +40,10 @@ fn children(spec: &PipelineSpec, done: usize) -> BTreeMap<String, Child> {
         .map(|t| {
             (
                 t.name.clone(),
-                Child {
-                    outcome: Outcome::Succeeded,
-                    results: BTreeMap::from([("out".to_owned(), ParamValue::String("x+".into()))]),
-                },
+                Child::of(
+                    Outcome::Succeeded,
+                    BTreeMap::from([("out".to_owned(), ParamValue::String("x+".into()))]),
+                ),
             )
         })
         .collect()

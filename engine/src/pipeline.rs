@@ -99,6 +99,19 @@ impl Outcome {
 pub struct Child {
     pub outcome: Outcome,
     pub results: BTreeMap<String, ParamValue>,
+    /// How many TaskRuns it stands for: 1, or a matrixed task's gathered children.
+    pub runs: usize,
+}
+
+impl Child {
+    /// One TaskRun.
+    pub fn of(outcome: Outcome, results: BTreeMap<String, ParamValue>) -> Child {
+        Child {
+            outcome,
+            results,
+            runs: 1,
+        }
+    }
 }
 
 /// `spec.timeouts`; `None` (or zero, which Tekton reads as "no timeout") for none.
@@ -867,6 +880,18 @@ impl Context<'_, '_> {
                 Some(Resolved::Text(statuses?.tasks.get(task)?.1.clone()))
             }
             Reference::TasksStatus => Some(Resolved::Text(statuses?.aggregate.clone())),
+            Reference::MatrixLength { task, result } => {
+                let child = self.f.children.get(task)?;
+                let n = match result {
+                    None => child.runs,
+                    Some(r) => match child.results.get(r) {
+                        Some(ParamValue::Array(a)) => a.len(),
+                        Some(_) => 1,
+                        None => 0,
+                    },
+                };
+                Some(Resolved::Text(n.to_string()))
+            }
             Reference::Context { object, field } => {
                 let value = match (object.as_str(), field.as_str()) {
                     ("pipelineRun", "name") => self.f.name,
@@ -1117,7 +1142,11 @@ pub fn gather(children: &[Child]) -> Child {
             }
         }
     }
-    Child { outcome, results }
+    Child {
+        outcome,
+        results,
+        runs: children.len(),
+    }
 }
 
 /// An embedded taskSpec sees the PipelineRun's context and, propagated, every Pipeline

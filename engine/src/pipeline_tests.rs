@@ -59,6 +59,7 @@ impl Run {
         self.children.insert(
             name.into(),
             Child {
+                runs: 1,
                 outcome,
                 results: results
                     .iter()
@@ -645,9 +646,11 @@ fn an_empty_matrix_array_skips_the_task() {
 
 #[test]
 fn matrixed_children_gather_into_one_outcome_and_array_results() {
-    let child = |outcome: Outcome, v: &str| Child {
-        outcome,
-        results: BTreeMap::from([("artifact".to_owned(), ParamValue::String(v.into()))]),
+    let child = |outcome: Outcome, v: &str| {
+        Child::of(
+            outcome,
+            BTreeMap::from([("artifact".to_owned(), ParamValue::String(v.into()))]),
+        )
     };
     let all = gather(&[
         child(Outcome::Succeeded, "a"),
@@ -759,9 +762,11 @@ fn children_are_grouped_by_task_and_a_matrixed_tasks_gathered() {
          "matrix": {"params": [{"name": "os", "value": ["linux", "mac"]}]}},
         {"name": "test", "taskRef": {"name": "t"}}
     ]}));
-    let child = |outcome: Outcome, v: &str| Child {
-        outcome,
-        results: [("out".to_string(), ParamValue::String(v.into()))].into(),
+    let child = |outcome: Outcome, v: &str| {
+        Child::of(
+            outcome,
+            [("out".to_string(), ParamValue::String(v.into()))].into(),
+        )
     };
     let grouped = by_task(
         &s,
@@ -818,4 +823,35 @@ fn a_run_is_done_only_once_nothing_it_started_still_runs() {
     let d = run.decide();
     assert!(d.done);
     assert_eq!(d.condition.status, "False");
+}
+
+#[test]
+fn a_matrixed_tasks_length_and_its_results_length_reach_later_tasks() {
+    let mut run = Run::new(json!({
+        "tasks": [
+            {"name": "build", "taskRef": {"name": "t"},
+             "matrix": {"params": [{"name": "os", "value": ["linux", "mac", "windows"]}]}},
+            {"name": "count", "taskRef": {"name": "t"}, "params": [
+                {"name": "n", "value": "$(tasks.build.matrix.length)"},
+                {"name": "urls", "value": "$(tasks.build.matrix.url.length)"},
+                {"name": "none", "value": "$(tasks.build.matrix.nothing.length)"},
+            ]},
+        ]
+    }));
+    let one = |url: Option<&str>| {
+        let results = url
+            .map(|u| BTreeMap::from([("url".to_owned(), ParamValue::String(u.into()))]))
+            .unwrap_or_default();
+        Child::of(Outcome::Succeeded, results)
+    };
+    run.children.insert(
+        "build".into(),
+        gather(&[one(Some("a")), one(None), one(Some("c"))]),
+    );
+    let d = run.decide();
+    assert_eq!(started(&d), ["count"]);
+    let count = &d.start[0];
+    assert_eq!(param(count, "n"), &ParamValue::String("3".into()));
+    assert_eq!(param(count, "urls"), &ParamValue::String("2".into()));
+    assert_eq!(param(count, "none"), &ParamValue::String("0".into()));
 }

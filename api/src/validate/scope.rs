@@ -223,6 +223,19 @@ impl<'a> Scope<'a> {
                 }
                 _ => Err("only finally tasks can read the status of other tasks".into()),
             },
+            Reference::MatrixLength { task, result } => match (place, self.pipeline) {
+                (Place::PipelineTask { name, .. }, _) if name == task => {
+                    Err("a task cannot use its own matrix".into())
+                }
+                (Place::PipelineTask { .. } | Place::PipelineResults, Some(p)) => match p.dag.get(task) {
+                    None => Err(format!("there is no task {task:?} in this pipeline")),
+                    Some(Some(results)) if result.as_ref().is_some_and(|r| !results.contains_key(r)) => {
+                        Err(format!("task {task:?} declares no result {:?}", result.as_deref().unwrap_or_default()))
+                    }
+                    Some(_) => Ok(()),
+                },
+                _ => Err("$(tasks.<task>.matrix...) can only be used in a Pipeline".into()),
+            },
             Reference::TasksStatus => match place {
                 Place::PipelineTask { finally: true, .. } => Ok(()),
                 _ => Err("only finally tasks can read $(tasks.status)".into()),

@@ -750,10 +750,7 @@ impl Executor {
         let children = pipeline::by_task(
             &p.spec,
             self.runs.iter().filter_map(|r| {
-                let child = Child {
-                    outcome: r.outcome(),
-                    results: r.results(),
-                };
+                let child = Child::of(r.outcome(), r.results());
                 Some((r.pipeline_task.clone()?, child))
             }),
         );
