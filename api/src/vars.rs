@@ -57,6 +57,8 @@ pub enum Reference {
     },
     /// `$(results.<r>.path)`: where a step writes a task result.
     ResultPath { name: String },
+    /// `$(credentials.path)`: where the ServiceAccount's credentials are written.
+    CredentialsPath,
     /// `$(steps.step-<s>.exitCode.path)` (also `$(steps.<s>.exitCode.path)`).
     StepExitCodePath { step: String },
     /// `$(steps.<s>.results.<r>)`: a result of an earlier step.
@@ -99,6 +101,7 @@ const ROOTS: &[&str] = &[
     "resources",
     "inputs",
     "finally",
+    "credentials",
 ];
 
 /// A token of the inside of `$(...)`: `.name` or `[...]`.
@@ -249,6 +252,10 @@ fn interpret(inner: &str) -> Option<Reference> {
                 }
             }
             _ => malformed("write $(finally.<task>.results.<result>)"),
+        },
+        "credentials" => match rest {
+            [Token::Name("path")] => Reference::CredentialsPath,
+            _ => malformed("write $(credentials.path)"),
         },
         "results" => match rest {
             [r, Token::Name("path")] => Reference::ResultPath {
@@ -602,6 +609,7 @@ mod tests {
                 step: "build".into()
             }
         );
+        assert_eq!(one("$(credentials.path)"), Reference::CredentialsPath);
         assert_eq!(
             one("$(tasks.build.matrix.length)"),
             Reference::MatrixLength {

@@ -84,6 +84,7 @@ pub fn resolve(
         match r {
             Reference::Param { name, selector } => select(params.get(name)?, selector),
             Reference::ResultPath { name } => text(&format!("{}/{name}", paths.results)),
+            Reference::CredentialsPath => text(tektite_api::step::creds::CREDS_DIR),
             Reference::StepExitCodePath { step } => {
                 let dir = step.strip_prefix("step-").unwrap_or(step);
                 text(&format!(
@@ -290,13 +291,14 @@ mod tests {
                 "command": ["make"],
                 "args": ["$(params.flags[*])", "--out=$(results.digest.path)"],
                 "workingDir": "$(workspaces.src.path)",
-                "env": [{"name": "RUN", "value": "$(context.taskRun.name)/$(context.task.retry-count)"}],
+                "env": [{"name": "RUN", "value": "$(context.taskRun.name)/$(context.task.retry-count)"}, {"name": "CREDS", "value": "$(credentials.path)"}],
                 "script": "echo $(workspaces.cache.bound) $(workspaces.src.claim) > $(step.results.n.path); cat $(steps.step-build.exitCode.path) $(steps.build.results.x)",
             }]
         }));
         let r = resolve(&task, &[], &context(), &paths()).unwrap();
         let s = &r.steps[0];
         assert_eq!(s.image.as_deref(), Some("alpine:world"));
+        assert_eq!(s.env[1].value.as_deref(), Some("/tekton/creds"));
         assert_eq!(s.args, ["-a", "-b", "--out=/tekton/results/digest"]);
         assert_eq!(s.working_dir.as_deref(), Some("/workspace/src"));
         assert_eq!(s.env[0].value.as_deref(), Some("build-run/2"));

@@ -240,6 +240,13 @@ impl<'a> Scope<'a> {
                 Place::PipelineTask { finally: true, .. } => Ok(()),
                 _ => Err("only finally tasks can read $(tasks.status)".into()),
             },
+            Reference::CredentialsPath => {
+                if in_task {
+                    Ok(())
+                } else {
+                    Err("$(credentials.path) can only be used inside a Task's steps".into())
+                }
+            }
             Reference::ResultPath { name } => {
                 if !in_task {
                     Err("$(results.<r>.path) can only be used inside a Task's steps".into())

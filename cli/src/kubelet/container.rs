@@ -1,7 +1,8 @@
 //! How the local kubelet starts one container: `tkt container SPEC.json` reads a
 //! [`ContainerSpec`], enters a private mount namespace (inside a user namespace when not
 //! root), builds the container's root on a tmpfs (this machine's top-level directories
-//! bound in, a `/dev` of its own with the usual devices, and the container's own mounts:
+//! bound in, read-only but `/tmp`, a `/dev` of its own with the usual devices, and the
+//! container's own mounts:
 //! volumes, subPaths, read-only ones, the termination-message file), chroots into it and
 //! execs the container's command. Every mount dies with the process; nothing is left on
 //! the host.
@@ -271,7 +272,10 @@ fn enter(spec: &ContainerSpec) -> Result<(), String> {
             std::os::unix::fs::symlink(to, &target).map_err(io(target.display()))?;
         } else if kind.is_dir() && (spec.userland || name != "usr") {
             fs::create_dir(&target).map_err(io(target.display()))?;
-            bind(&entry.path(), &target, false)?;
+            // An image's files are its own; this machine's are not the container's to
+            // change: read-only, but /tmp (and the API file systems, whose own rules hold).
+            let writable = ["tmp", "proc", "sys"].iter().any(|w| name == *w);
+            bind(&entry.path(), &target, !writable)?;
         }
     }
     if !spec.userland {

@@ -73,7 +73,8 @@ pub struct Image {
     /// The image holds nothing but its binds (and the C library they link), as the
     /// entrypoint's image holds nothing but the entrypoint: no shell, no `/bin`.
     pub bare: bool,
-    /// The image's ENV (before [`Config::userland_env`] when not bare).
+    /// The image's ENV: when not bare, over [`Config::userland_env`] (a `$(NAME)` in a
+    /// value is that variable of the userland env, as in `PATH=/x:$(PATH)`).
     pub env: Vec<(String, String)>,
 }
 

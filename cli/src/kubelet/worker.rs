@@ -518,8 +518,13 @@ impl Worker {
         let mut env: Vec<(String, String)> = match self.image_for(image) {
             Some(i) if i.bare => i.env.clone(),
             Some(i) => {
+                // The image's ENV over this machine's, `$(NAME)` in it read from that.
                 let mut e = self.kubelet.config.userland_env.clone();
-                e.extend(i.env.iter().cloned());
+                for (k, v) in &i.env {
+                    let v = expand(v, &e);
+                    e.retain(|(have, _)| have != k);
+                    e.push((k.clone(), v));
+                }
                 e
             }
             None => self.kubelet.config.userland_env.clone(),

@@ -149,18 +149,45 @@ pub enum Target {
     },
 }
 
-/// Images whose `/bin/sh` is not a plain POSIX shell: busybox's ash (alpine, busybox) and
-/// the bash image's speak `[[ ]]` and `==`, which scripts written for them use; where this
-/// machine's `/bin/sh` is another shell (Debian's dash), their containers get this
-/// machine's bash as `/bin/sh` (it runs as a POSIX sh that also knows those). Only with
-/// mount namespaces: rewritten paths cannot swap a script's interpreter.
-fn shells(sandboxed: bool) -> Vec<Image> {
+/// Images whose shell is busybox's ash (alpine, busybox, and the bash image, built on
+/// alpine): their `/bin/sh` speaks the `[[ ]]` and `==` that scripts written for them use,
+/// and `ash` is on their PATH (`#!/usr/bin/env ash`). Where this machine's `/bin/sh` is
+/// another shell (Debian's dash), their containers get this machine's bash as `/bin/sh`
+/// (bash runs as a POSIX sh that also knows those), and where it has no `ash`, bash as
+/// `ash` in `/tektite/shells`, first on their PATH. `dir` holds that link. Only with mount
+/// namespaces: rewritten paths cannot swap a script's interpreter.
+fn shells(sandboxed: bool, dir: &std::path::Path) -> Vec<Image> {
     let bash = std::path::Path::new("/bin/bash");
+    if !sandboxed || !bash.is_file() {
+        return Vec::new();
+    }
     let sh_is_bash = std::fs::canonicalize("/bin/sh")
         .ok()
         .and_then(|p| p.file_name().map(|n| n == "bash"))
         .unwrap_or(false);
-    if !sandboxed || sh_is_bash || !bash.is_file() {
+    let has_ash = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("ash").is_file()));
+    let mut binds = Vec::new();
+    let mut env = Vec::new();
+    if !sh_is_bash {
+        binds.push(Bind {
+            host: bash.to_path_buf(),
+            path: "/bin/sh".into(),
+            read_only: true,
+        });
+    }
+    let ash = dir.join("ash");
+    let linked = std::fs::create_dir_all(dir).is_ok()
+        && (ash.exists() || std::os::unix::fs::symlink(bash, &ash).is_ok());
+    if !has_ash && linked {
+        binds.push(Bind {
+            host: dir.to_path_buf(),
+            path: SHELLS_DIR.into(),
+            read_only: true,
+        });
+        env.push(("PATH".to_owned(), format!("{SHELLS_DIR}:$(PATH)")));
+    }
+    if binds.is_empty() {
         return Vec::new();
     }
     let registries = [
@@ -178,15 +205,15 @@ fn shells(sandboxed: bool) -> Vec<Image> {
         .flat_map(|r| names.iter().map(move |n| format!("{r}{n}")))
         .map(|prefix| Image {
             prefix,
-            binds: vec![Bind {
-                host: bash.to_path_buf(),
-                path: "/bin/sh".into(),
-                read_only: true,
-            }],
+            binds: binds.clone(),
+            env: env.clone(),
             ..Image::default()
         })
         .collect()
 }
+
+/// Where an alpine-like container finds `ash` when this machine has none.
+const SHELLS_DIR: &str = "/tektite/shells";
 
 struct PipelineState {
     run: Box<PipelineRun>,
@@ -248,7 +275,7 @@ impl Executor {
         let sandboxed = !refused
             && kubelet::container::available(&exe, &settings.state_dir.join("sandbox-check"));
         let image = PodSettings::default().entrypoint_image;
-        let mut images = shells(sandboxed);
+        let mut images = shells(sandboxed, &settings.state_dir.join("shells"));
         images.push(Image {
             prefix: image.split(':').next().unwrap_or_default().into(),
             binds: vec![Bind {

@@ -2,10 +2,10 @@
 //! controller creates, run by the local kubelet ([`tektite_cli::kubelet`]).
 //!
 //! What differs from a cluster is only how that Pod is executed, and it is written here:
-//! - every image is this machine's userland, with `tkt`'s own environment as its env (the
-//!   host's tools); the entrypoint's image holds `tkt`, which is the entrypoint; alpine,
-//!   busybox and bash images get this machine's bash as `/bin/sh` where that is another
-//!   shell (`executor::shells`);
+//! - every image is this machine's userland (read-only but `/tmp`), with `tkt`'s own
+//!   environment as its env (the host's tools); the entrypoint's image holds `tkt`, which
+//!   is the entrypoint; alpine, busybox and bash images get this machine's bash as
+//!   `/bin/sh` where that is another shell, and as `ash` (`executor::shells`);
 //! - StepActions come from the files given, not a namespace;
 //! - a workspace bound with `-w NAME=PATH` is a hostPath volume at PATH;
 //! - where no mount namespace can be had, the kubelet rewrites Pod paths to this
