@@ -13,12 +13,10 @@ use tektite_tests::structural::admit;
 
 /// Documents a generated CRD still cannot hold, each with why. A document that is
 /// admitted cleanly must leave this list.
-const KNOWN: &[(&str, &str)] = &[
-    (
-        "shared/tekton-examples/v1/pipelineruns/beta/isolated-workspaces.yaml",
-        "workspaces[].mountpath: Go's JSON decoding matches field names regardless of case; a structural schema cannot (the API server prunes it; tkt validate notes it)",
-    ),
-];
+const KNOWN: &[(&str, &str)] = &[(
+    "shared/tekton-examples/v1/pipelineruns/beta/isolated-workspaces.yaml",
+    "workspaces[].mountpath: Go's JSON decoding matches field names regardless of case; a structural schema cannot (the API server prunes it; tkt validate notes it)",
+)];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
