@@ -280,3 +280,40 @@ fn tektons_unnamed_sidecar_and_propagation_examples_are_valid() {
         }
     }
 }
+
+/// Tekton admits a run that leaves a required workspace unbound (a cluster's
+/// config-defaults may bind it): a note, not a problem.
+#[test]
+fn an_unbound_required_workspace_is_a_note() {
+    let text = r#"
+apiVersion: tekton.dev/v1
+kind: Task
+metadata:
+  name: t
+spec:
+  workspaces: [{name: src}]
+  steps: [{name: s, image: alpine, script: "true"}]
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: r}
+spec:
+  taskRef: {name: t}
+"#;
+    let mut docs = load(&[Source {
+        name: "t.yaml",
+        text,
+    }]);
+    validate(&mut docs);
+    let run = &docs[1];
+    assert!(run.problems.is_empty(), "{:?}", run.problems);
+    assert!(
+        run.notes
+            .iter()
+            .any(|n| n.path.to_string() == "spec.workspaces"
+                && n.message
+                    .contains("\"src\" is required by Task \"t\" and not bound")),
+        "{:?}",
+        run.notes
+    );
+}

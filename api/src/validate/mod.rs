@@ -373,11 +373,13 @@ pub(crate) fn check_workspace_bindings(
     }
     if let Some(decls) = decls {
         for (name, optional) in decls {
+            // Tekton admits the run: a cluster's config-defaults may bind it
+            // (default-task-run-workspace-binding); `tkt run` gives it a fresh directory.
             if !optional && !bindings.iter().any(|b| b.name == *name) {
-                r.problem(
+                r.note(
                     list,
                     format!(
-                        "workspace {name:?} is required by {owner}; bind it (e.g. emptyDir: {{}})"
+                        "workspace {name:?} is required by {owner} and not bound: on a cluster the run fails unless config-defaults' default-task-run-workspace-binding binds it; tkt run gives it a fresh directory (bind it, e.g. emptyDir: {{}})"
                     ),
                 );
             }
