@@ -888,15 +888,23 @@ impl Worker {
         let tx = self.tx.clone();
         std::thread::spawn(move || {
             use std::os::unix::process::ExitStatusExt;
-            let code = match child.wait() {
-                Ok(status) => status
-                    .code()
-                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-                Err(_) => 255,
+            let (code, killed) = match child.wait() {
+                Ok(status) => (
+                    status
+                        .code()
+                        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+                    status.signal().is_some(),
+                ),
+                Err(_) => (255, true),
             };
-            // What it left behind in its group dies with it, as in a container; then its
-            // output is complete.
-            signal_container(pid, Signal::SIGKILL);
+            // What it left behind dies with it, as in a container; then its output is
+            // complete. Its whole session only when it was killed: an entrypoint that
+            // ended has ended its step's process group itself.
+            if killed {
+                signal_container(pid, Signal::SIGKILL);
+            } else {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
             for r in readers {
                 let _ = r.join();
             }
