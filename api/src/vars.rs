@@ -180,6 +180,19 @@ fn selector(rest: &[Token<'_>]) -> Result<Selector, String> {
     }
 }
 
+/// `$(<root>.<t>.results.<r><selector>)`, `root` being `tasks` or `finally`.
+fn task_result(root: &str, t: &Token<'_>, r: &Token<'_>, sel: &[Token<'_>]) -> Reference {
+    match (name_of(Some(t)), name_of(Some(r)), selector(sel)) {
+        (Some(task), Some(result), Ok(selector)) => Reference::TaskResult {
+            task,
+            result,
+            selector,
+        },
+        (_, _, Err(e)) => malformed(e),
+        _ => malformed(format!("write $({root}.<task>.results.<result>)")),
+    }
+}
+
 /// Interprets the inside of `$(...)`. `None` means it is not a Tekton variable.
 fn interpret(inner: &str) -> Option<Reference> {
     let tokens = tokenize(inner)?;
@@ -223,34 +236,14 @@ fn interpret(inner: &str) -> Option<Reference> {
                 task: name_of(Some(t))?,
                 result: Some(name_of(Some(r))?),
             },
-            [t, Token::Name("results"), r, sel @ ..] => {
-                match (name_of(Some(t)), name_of(Some(r)), selector(sel)) {
-                    (Some(task), Some(result), Ok(selector)) => Reference::TaskResult {
-                        task,
-                        result,
-                        selector,
-                    },
-                    (_, _, Err(e)) => malformed(e),
-                    _ => malformed("write $(tasks.<task>.results.<result>)"),
-                }
-            }
+            [t, Token::Name("results"), r, sel @ ..] => task_result("tasks", t, r, sel),
             _ => malformed(
                 "write $(tasks.<task>.results.<result>), $(tasks.<task>.status), $(tasks.<task>.matrix.length) or $(tasks.status)",
             ),
         },
         // `$(finally.<t>.results.<r>)`: a finally task's result, for pipeline results.
         "finally" => match rest {
-            [t, Token::Name("results"), r, sel @ ..] => {
-                match (name_of(Some(t)), name_of(Some(r)), selector(sel)) {
-                    (Some(task), Some(result), Ok(selector)) => Reference::TaskResult {
-                        task,
-                        result,
-                        selector,
-                    },
-                    (_, _, Err(e)) => malformed(e),
-                    _ => malformed("write $(finally.<task>.results.<result>)"),
-                }
-            }
+            [t, Token::Name("results"), r, sel @ ..] => task_result("finally", t, r, sel),
             _ => malformed("write $(finally.<task>.results.<result>)"),
         },
         "credentials" => match rest {
