@@ -26,6 +26,7 @@ pub enum Kind {
     PipelineRun,
     ConfigMap,
     Secret,
+    ServiceAccount,
     PipelineResource,
     /// tekton.dev/v1beta1 (or v1alpha1): kept at v1beta1.
     StepAction,
@@ -39,6 +40,7 @@ impl Kind {
             Kind::Pipeline => "Pipeline",
             Kind::PipelineRun => "PipelineRun",
             Kind::ConfigMap => "ConfigMap",
+            Kind::ServiceAccount => "ServiceAccount",
             Kind::Secret => "Secret",
             Kind::PipelineResource => "PipelineResource",
             Kind::StepAction => "StepAction",
@@ -61,6 +63,7 @@ pub enum Object {
     PipelineRun(Box<v1::PipelineRun>),
     ConfigMap(Box<core::ConfigMap>),
     Secret(Box<core::Secret>),
+    ServiceAccount(Box<core::ServiceAccount>),
     PipelineResource(PipelineResource),
     StepAction(Box<crate::v1beta1::StepAction>),
 }
@@ -271,7 +274,9 @@ fn decode(
         Some("tekton.dev/v1") => Some(Version::V1),
         Some("tekton.dev/v1beta1") => Some(Version::V1Beta1),
         Some("tekton.dev/v1alpha1") => Some(Version::V1Alpha1),
-        Some("v1") if matches!(doc.kind.as_str(), "ConfigMap" | "Secret") => None,
+        Some("v1") if matches!(doc.kind.as_str(), "ConfigMap" | "Secret" | "ServiceAccount") => {
+            None
+        }
         Some(other) if !other.starts_with("tekton.dev/") && !doc.kind.is_empty() => {
             // Tekton's files often hold the cluster objects their runs need.
             doc.notes
@@ -319,6 +324,7 @@ fn decode(
         }
         (None, "ConfigMap") => Kind::ConfigMap,
         (None, "Secret") => Kind::Secret,
+        (None, "ServiceAccount") => Kind::ServiceAccount,
         (_, "") => {
             doc.problems.push(Problem::new(
                 root.field("kind"),
@@ -390,6 +396,9 @@ fn decode(
         Kind::PipelineRun => typed(value, &mut findings).map(|t| Object::PipelineRun(Box::new(t))),
         Kind::ConfigMap => typed(value, &mut findings).map(|t| Object::ConfigMap(Box::new(t))),
         Kind::Secret => typed(value, &mut findings).map(|t| Object::Secret(Box::new(t))),
+        Kind::ServiceAccount => {
+            typed(value, &mut findings).map(|t| Object::ServiceAccount(Box::new(t)))
+        }
         Kind::StepAction => typed(value, &mut findings).map(|t| Object::StepAction(Box::new(t))),
         Kind::PipelineResource => None,
     };
@@ -401,9 +410,6 @@ fn passed_over(kind: &str) -> String {
     match kind {
         "PersistentVolumeClaim" => {
             "a claim a workspace names is a directory of the run under tkt run; on a cluster, create it with kubectl"
-        }
-        "ServiceAccount" => {
-            "tkt run reads no ServiceAccount (its steps get no credentials from one); on a cluster, create it with kubectl"
         }
         _ => "not a Tekton document: tektite passes it over; on a cluster, create it with kubectl",
     }
@@ -585,10 +591,6 @@ mod tests {
                 "directory of the run",
             ),
             (
-                "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa}\n",
-                "no ServiceAccount",
-            ),
-            (
                 "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: b}\n",
                 "passes it over",
             ),
@@ -599,6 +601,12 @@ mod tests {
             assert_eq!(d.notes.len(), 1, "{text}");
             assert!(d.notes[0].to_string().contains(says), "{}", d.notes[0]);
         }
+        // A ServiceAccount is read: its Secrets are a local run's credentials.
+        let d = load_one(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa}\nsecrets: [{name: key}]\n",
+        );
+        assert!(d.problems.is_empty() && d.notes.is_empty(), "{d:?}");
+        assert!(matches!(d.object, Some(Object::ServiceAccount(_))));
         // A document of no kind, or of a Tekton version tektite does not know, is refused.
         for text in [
             "apiVersion: apps/v1\nmetadata: {name: d}\n",

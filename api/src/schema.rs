@@ -124,6 +124,7 @@ pub fn for_kind(kind: Kind) -> &'static Value {
         Kind::PipelineRun => cached!(v1::PipelineRun),
         Kind::ConfigMap => cached!(k8s_openapi::api::core::v1::ConfigMap),
         Kind::Secret => cached!(k8s_openapi::api::core::v1::Secret),
+        Kind::ServiceAccount => cached!(k8s_openapi::api::core::v1::ServiceAccount),
         Kind::PipelineResource => &Value::Bool(true),
         Kind::StepAction => cached!(crate::v1beta1::StepAction),
     }

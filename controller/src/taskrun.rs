@@ -412,22 +412,10 @@ async fn credentials(tr: &TaskRun, ctx: &Context) -> Result<Vec<Credential>, Err
         return Ok(Vec::new());
     };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut seen = Vec::new();
     let mut out = Vec::new();
-    for secret in account.secrets.iter().flatten() {
-        let Some(secret_name) = secret.name.clone().filter(|n| !seen.contains(n)) else {
-            continue;
-        };
-        seen.push(secret_name.clone());
+    for secret_name in creds::account_secrets(&account) {
         match secrets.get_opt(&secret_name).await.map_err(err)? {
-            Some(s) => out.extend(creds::from_secret(
-                &secret_name,
-                s.type_.as_deref().unwrap_or_default(),
-                s.metadata
-                    .annotations
-                    .as_ref()
-                    .unwrap_or(&Default::default()),
-            )),
+            Some(s) => out.extend(creds::of_secret(&secret_name, &s)),
             None => tracing::warn!(
                 task_run = %tr.name_any(), service_account = %name, secret = %secret_name,
                 "a Secret the ServiceAccount lists does not exist: its credentials are left out"

@@ -97,6 +97,35 @@ const FLAGS: [&str; 5] = [
     "--docker-cfg",
 ];
 
+/// The Secrets a ServiceAccount lists, each once, in its order.
+pub fn account_secrets(account: &k8s_openapi::api::core::v1::ServiceAccount) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in account
+        .secrets
+        .iter()
+        .flatten()
+        .filter_map(|s| s.name.clone())
+    {
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// The credentials Secret `name` provides ([`from_secret`] with its type and annotations).
+pub fn of_secret(name: &str, secret: &k8s_openapi::api::core::v1::Secret) -> Vec<Credential> {
+    from_secret(
+        name,
+        secret.type_.as_deref().unwrap_or_default(),
+        secret
+            .metadata
+            .annotations
+            .as_ref()
+            .unwrap_or(&BTreeMap::new()),
+    )
+}
+
 /// The credentials Secret `name` of type `kind` provides, given its annotations: git and
 /// docker URLs from the annotations for basic-auth, git hosts for ssh-auth, and the
 /// docker config types whatever their annotations. Other types provide none.

@@ -111,7 +111,10 @@ fn document(doc: &Document, catalog: &Catalog<'_>) -> Report {
             metadata(&a.metadata, false, &mut r);
             task::step_action(&a.spec, &spec, &mut r);
         }
-        Object::ConfigMap(_) | Object::Secret(_) | Object::PipelineResource(_) => {}
+        Object::ConfigMap(_)
+        | Object::Secret(_)
+        | Object::ServiceAccount(_)
+        | Object::PipelineResource(_) => {}
     }
     r
 }

@@ -23,6 +23,7 @@ pub struct Plan {
     pub config_maps: BTreeMap<String, core::ConfigMap>,
     pub secrets: BTreeMap<String, core::Secret>,
     pub step_actions: BTreeMap<String, tektite_api::v1beta1::StepActionSpec>,
+    pub service_accounts: BTreeMap<String, core::ServiceAccount>,
     /// `-w name=PATH`: host directories bound by name.
     pub host_workspaces: BTreeMap<String, PathBuf>,
     /// Workspaces no one bound: each gets a fresh directory shared by all tasks.
@@ -424,6 +425,7 @@ fn build(
     let mut config_maps = BTreeMap::new();
     let mut secrets = BTreeMap::new();
     let mut step_actions = BTreeMap::new();
+    let mut service_accounts = BTreeMap::new();
     let mut run = None;
     for d in docs {
         match d.object {
@@ -441,6 +443,9 @@ fn build(
             }
             Some(Object::StepAction(a)) => {
                 step_actions.insert(a.metadata.name.clone().unwrap_or_default(), a.spec);
+            }
+            Some(Object::ServiceAccount(a)) => {
+                service_accounts.insert(a.metadata.name.clone().unwrap_or_default(), *a);
             }
             Some(o @ (Object::PipelineRun(_) | Object::TaskRun(_))) => run = Some(o),
             _ => {}
@@ -512,6 +517,7 @@ fn build(
         config_maps,
         secrets,
         step_actions,
+        service_accounts,
         host_workspaces,
         defaulted_workspaces,
     };

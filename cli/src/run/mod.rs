@@ -254,6 +254,7 @@ fn run_one(
         config_maps: plan.config_maps,
         secrets: plan.secrets,
         step_actions: plan.step_actions,
+        service_accounts: plan.service_accounts,
         host: plan.host_workspaces,
     };
     let finished = match Executor::new(target, sources, settings, name).and_then(Executor::run) {

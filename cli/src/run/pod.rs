@@ -6,7 +6,8 @@
 //!   environment as its env (the host's tools); the entrypoint's image holds `tkt`, which
 //!   is the entrypoint; alpine, busybox and bash images get this machine's bash as
 //!   `/bin/sh` where that is another shell, and as `ash` (`executor::shells`);
-//! - StepActions come from the files given, not a namespace;
+//! - StepActions, ServiceAccounts and their Secrets come from the files given, not a
+//!   namespace;
 //! - a workspace bound with `-w NAME=PATH` is a hostPath volume at PATH;
 //! - where no mount namespace can be had, the kubelet rewrites Pod paths to this
 //!   machine's directories ([`tektite_cli::kubelet::Isolation::Rewritten`]);
@@ -133,13 +134,27 @@ impl Pod {
         req: PodRequest<'_>,
     ) -> Result<Pod, BuildError> {
         let settings = PodSettings::default();
+        // The ServiceAccount's Secrets, when both are among the files, as on a cluster.
+        let account = req
+            .task_run
+            .spec
+            .service_account_name
+            .as_deref()
+            .unwrap_or("default");
+        let (credentials, missing) = host.sources().credentials(account);
+        for secret in missing {
+            host.view.note(&format!(
+                "{}: Secret {secret:?}, which ServiceAccount {account:?} lists, is not among the files: its credentials are left out",
+                req.label
+            ));
+        }
         let built = pod::build(&pod::PodRequest {
             task_run: req.task_run,
             spec: req.spec,
             task_name: req.task_name,
             retry: req.retry,
             settings: &settings,
-            credentials: &[],
+            credentials: &credentials,
             step_actions: &host.sources().step_actions,
             step_actions_from: " among the files",
         })?;
