@@ -131,28 +131,7 @@ pub struct CustomRunResult {
     pub value: String,
 }
 
-impl k8s_openapi::Resource for CustomRun {
-    const API_VERSION: &'static str = API_VERSION;
-    const GROUP: &'static str = GROUP;
-    const KIND: &'static str = "CustomRun";
-    const VERSION: &'static str = VERSION;
-    const URL_PATH_SEGMENT: &'static str = "customruns";
-    type Scope = k8s_openapi::NamespaceResourceScope;
-}
-
-impl k8s_openapi::ListableResource for CustomRun {
-    const LIST_KIND: &'static str = "CustomRunList";
-}
-
-impl k8s_openapi::Metadata for CustomRun {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &Self::Ty {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut Self::Ty {
-        &mut self.metadata
-    }
-}
+crate::v1::resource!(CustomRun, "customruns");
 
 /// A tekton.dev/v1beta1 StepAction: what a step that names it with `ref` runs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -197,28 +176,7 @@ pub struct StepActionSpec {
     pub volume_mounts: Vec<core::VolumeMount>,
 }
 
-impl k8s_openapi::Resource for StepAction {
-    const API_VERSION: &'static str = API_VERSION;
-    const GROUP: &'static str = GROUP;
-    const KIND: &'static str = "StepAction";
-    const VERSION: &'static str = VERSION;
-    const URL_PATH_SEGMENT: &'static str = "stepactions";
-    type Scope = k8s_openapi::NamespaceResourceScope;
-}
-
-impl k8s_openapi::ListableResource for StepAction {
-    const LIST_KIND: &'static str = "StepActionList";
-}
-
-impl k8s_openapi::Metadata for StepAction {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &Self::Ty {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut Self::Ty {
-        &mut self.metadata
-    }
-}
+crate::v1::resource!(StepAction, "stepactions");
 
 #[cfg(test)]
 mod tests {

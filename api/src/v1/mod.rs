@@ -48,7 +48,8 @@ pub const VERSION: &str = "v1";
 pub const API_VERSION: &str = "tekton.dev/v1";
 
 /// Makes a kind a Kubernetes resource for k8s-openapi (and so for kube, which builds on
-/// these traits), without this crate depending on a Kubernetes client.
+/// these traits), without this crate depending on a Kubernetes client. `API_VERSION`,
+/// `GROUP` and `VERSION` are those where it is called (v1 here, v1beta1 there).
 macro_rules! resource {
     ($ty:ident, $plural:literal) => {
         impl k8s_openapi::Resource for $ty {
@@ -75,6 +76,8 @@ macro_rules! resource {
         }
     };
 }
+
+pub(crate) use resource;
 
 resource!(Task, "tasks");
 resource!(TaskRun, "taskruns");
