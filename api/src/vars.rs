@@ -480,10 +480,13 @@ pub fn substitute_list(
 
 /// What `text` resolves to when it is exactly one reference to an array or an object.
 fn whole(text: &str, lookup: &mut dyn FnMut(&Reference) -> Option<Resolved>) -> Option<Resolved> {
-    let refs = references(text);
-    match refs.as_slice() {
-        [only] if only.start == 0 && only.end == text.len() => lookup(&only.reference)
-            .filter(|r| matches!(r, Resolved::Array(_) | Resolved::Object(_))),
+    lookup(&alone(text)?).filter(|r| matches!(r, Resolved::Array(_) | Resolved::Object(_)))
+}
+
+/// The reference `text` is, when it is exactly one `$(...)` and nothing else.
+pub fn alone(text: &str) -> Option<Reference> {
+    match references(text).as_slice() {
+        [only] if only.start == 0 && only.end == text.len() => Some(only.reference.clone()),
         _ => None,
     }
 }

@@ -182,7 +182,7 @@ fn action_params(
     for d in &action.params {
         if let (Some(default @ ParamValue::Object(_)), Some(value)) =
             (&d.default, values.get_mut(&d.name))
-            && matches!(value, ParamValue::String(s) if s.contains("$(") && !is_step_result(s))
+            && matches!(value, ParamValue::String(s) if s.contains("$(") && step_result(s).is_none())
         {
             *value = default.clone();
         }
@@ -190,21 +190,14 @@ fn action_params(
     Ok(values)
 }
 
-fn is_step_result(text: &str) -> bool {
-    step_result(text).is_some()
-}
-
-/// `text` when it is exactly one step result reference: (step, result).
-fn step_result(text: &str) -> Option<(String, String)> {
-    match vars::references(text).as_slice() {
-        [only] if only.start == 0 && only.end == text.len() => match &only.reference {
-            Reference::StepResult {
-                step,
-                result,
-                selector: Selector::Whole | Selector::Star,
-            } => Some((step.clone(), result.clone())),
-            _ => None,
-        },
+/// `text` when it is exactly one step result reference, whole: (step, result, selector).
+fn step_result(text: &str) -> Option<(String, String, Selector)> {
+    match vars::alone(text)? {
+        Reference::StepResult {
+            step,
+            result,
+            selector: selector @ (Selector::Whole | Selector::Star),
+        } => Some((step, result, selector)),
         _ => None,
     }
 }
@@ -215,11 +208,10 @@ fn deferred(value: &ParamValue, selector: &Selector) -> Option<Resolved> {
     let ParamValue::String(text) = value else {
         return None;
     };
-    let (step, result) = step_result(text)?;
+    let (step, result, passed) = step_result(text)?;
     let at = format!("steps.{step}.results.{result}");
-    let star = text.ends_with("[*])");
     Some(Resolved::Text(match selector {
-        Selector::Whole if star => format!("$({at}[*])"),
+        Selector::Whole if passed == Selector::Star => format!("$({at}[*])"),
         Selector::Whole => format!("$({at})"),
         Selector::Star => format!("$({at}[*])"),
         Selector::Index(i) => format!("$({at}[{i}])"),

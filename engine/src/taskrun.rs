@@ -349,18 +349,16 @@ fn task_results(f: &TaskRunFacts<'_>) -> Vec<TaskRunResult> {
 
 /// `(step, result)` of a task result's `value` that is one step result, whole.
 fn step_result_reference(value: &ParamValue) -> Option<(String, String)> {
+    use tektite_api::vars::{self, Reference, Selector};
     let ParamValue::String(text) = value else {
         return None;
     };
-    match tektite_api::vars::references(text).as_slice() {
-        [o] if o.start == 0 && o.end == text.len() => match &o.reference {
-            tektite_api::vars::Reference::StepResult {
-                step,
-                result,
-                selector: tektite_api::vars::Selector::Whole | tektite_api::vars::Selector::Star,
-            } => Some((step.clone(), result.clone())),
-            _ => None,
-        },
+    match vars::alone(text)? {
+        Reference::StepResult {
+            step,
+            result,
+            selector: Selector::Whole | Selector::Star,
+        } => Some((step, result)),
         _ => None,
     }
 }

@@ -179,15 +179,12 @@ impl<'a> Reader<'a> {
 
 /// `(raw, step, result)` when `text` is exactly `$(steps.<s>.results.<r>[*])`.
 fn whole_array(text: &str) -> Option<(&str, String, String)> {
-    match vars::references(text).as_slice() {
-        [o] if o.start == 0 && o.end == text.len() => match &o.reference {
-            Reference::StepResult {
-                step,
-                result,
-                selector: Selector::Star,
-            } => Some((o.raw, step.clone(), result.clone())),
-            _ => None,
-        },
+    match vars::alone(text)? {
+        Reference::StepResult {
+            step,
+            result,
+            selector: Selector::Star,
+        } => Some((text, step, result)),
         _ => None,
     }
 }
