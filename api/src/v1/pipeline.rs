@@ -200,6 +200,11 @@ impl PipelineTask {
         self.task_ref.as_ref().is_some_and(TaskRef::is_custom)
             || self.task_spec.as_ref().is_some_and(|e| e.is_custom())
     }
+
+    /// Runs a child PipelineRun (Pipelines in Pipelines): it names a Pipeline or embeds one.
+    pub fn runs_pipeline(&self) -> bool {
+        self.pipeline_ref.is_some() || self.pipeline_spec.is_some()
+    }
 }
 
 impl TaskRef {

@@ -98,6 +98,17 @@ fn document(doc: &Document, catalog: &Catalog<'_>) -> Report {
         Object::Pipeline(p) => {
             metadata(&p.metadata, false, &mut r);
             pipeline::pipeline_spec(&p.spec, &spec, catalog, &[], &mut r);
+            if let Some(name) = p.metadata.name.as_deref()
+                && let Some((at, chain)) = pipeline::ref_cycle(name, &p.spec, catalog)
+            {
+                r.problem(
+                    &at,
+                    format!(
+                        "Pipeline {name:?} would run itself: {}; a Pipeline cannot be its own child",
+                        chain.join(" → ")
+                    ),
+                );
+            }
         }
         Object::TaskRun(tr) => {
             metadata(&tr.metadata, true, &mut r);

@@ -119,6 +119,13 @@ pub(crate) fn pipeline_spec(
             .map(|t| (t.name.clone(), info(t)))
             .collect(),
         may_not_run: HashSet::new(),
+        pipelines: spec
+            .tasks
+            .iter()
+            .chain(&spec.finally)
+            .filter(|t| t.runs_pipeline())
+            .map(|t| t.name.clone())
+            .collect(),
     };
 
     match Dag::build(&spec.tasks, &tasks_path) {
@@ -232,7 +239,10 @@ fn pipeline_task(
         task.pipeline_spec.is_some(),
     ];
     match kinds.iter().filter(|k| **k).count() {
-        0 => r.problem(p, "a pipeline task needs taskRef or taskSpec"),
+        0 => r.problem(
+            p,
+            "a pipeline task needs taskRef or taskSpec (or, to run a Pipeline, pipelineRef or pipelineSpec)",
+        ),
         1 => {}
         _ => r.problem(
             p,
@@ -299,7 +309,14 @@ fn pipeline_task(
             r,
         );
     }
+    let child = child_pipeline(task, p, catalog, r);
     retries(task.retries, &p.field("retries"), r);
+    if task.runs_pipeline() && task.retries.is_some_and(|n| n > 0) {
+        r.note(
+            &p.field("retries"),
+            "a child PipelineRun is not retried: retries apply to TaskRuns",
+        );
+    }
     if let Some(t) = &task.timeout {
         timeout(t, &p.field("timeout"), r);
     }
@@ -337,14 +354,31 @@ fn pipeline_task(
                 r,
             );
         }
-        None => duplicates(
-            task.params.iter().map(|x| x.name.as_str()),
-            &p.field("params"),
-            "param",
-            r,
-        ),
+        None => match &child {
+            Some((cspec, owner)) => check_param_bindings(
+                &task.params,
+                &[],
+                &cspec.params,
+                &p.field("params"),
+                owner,
+                &value_type,
+                r,
+            ),
+            None => duplicates(
+                task.params.iter().map(|x| x.name.as_str()),
+                &p.field("params"),
+                "param",
+                r,
+            ),
+        },
     }
     if let Some(matrix) = &task.matrix {
+        if task.runs_pipeline() {
+            r.problem(
+                &p.field("matrix"),
+                "a task that runs a Pipeline (pipelineRef or pipelineSpec) cannot fan out with a matrix",
+            );
+        }
         check_matrix(task, matrix, &p.field("matrix"), &value_type, r);
     }
 
@@ -366,13 +400,35 @@ fn pipeline_task(
                 ),
             );
         }
-        if let Some((tspec, owner)) = &target
-            && !tspec.workspaces.iter().any(|d| d.name == w.name)
-        {
+        let declared = match (&target, &child) {
+            (Some((tspec, owner)), _) => Some((
+                tspec.workspaces.iter().any(|d| d.name == w.name),
+                &owner.name,
+            )),
+            (None, Some((cspec, owner))) => Some((
+                cspec.workspaces.iter().any(|d| d.name == w.name),
+                &owner.name,
+            )),
+            (None, None) => None,
+        };
+        if let Some((false, owner)) = declared {
             r.problem(
                 &ws_path.index(i).field("name"),
                 format!("{owner} declares no workspace {:?}", w.name),
             );
+        }
+    }
+    if let Some((cspec, owner)) = &child {
+        for d in cspec.workspaces.iter().filter(|d| !d.optional) {
+            if !task.workspaces.iter().any(|w| w.name == d.name) {
+                r.problem(
+                    &ws_path,
+                    format!(
+                        "{owner} needs workspace {:?}; bind it to one of the Pipeline's workspaces",
+                        d.name
+                    ),
+                );
+            }
         }
     }
     if let Some((tspec, owner)) = &target {
@@ -424,6 +480,17 @@ fn pipeline_task(
         );
     }
 
+    // An embedded child Pipeline: its PipelineRun gets the task's params.
+    if let Some(child) = &task.pipeline_spec {
+        pipeline_spec(
+            child,
+            &p.field("pipelineSpec"),
+            catalog,
+            &task.params,
+            r,
+        );
+    }
+
     // Variables in the task's own fields.
     let place = Place::PipelineTask {
         name: &task.name,
@@ -467,6 +534,104 @@ fn pipeline_task(
             }
         }
     }
+}
+
+/// The Pipeline a task runs as a child PipelineRun, when it is known: embedded, or a
+/// Pipeline document given (its reference checked here).
+fn child_pipeline<'c>(
+    task: &'c PipelineTask,
+    p: &FieldPath,
+    catalog: &'c Catalog<'_>,
+    r: &mut Report,
+) -> Option<(&'c PipelineSpec, Owner)> {
+    if let Some(spec) = &task.pipeline_spec {
+        return Some((spec, Owner::embedded("embedded pipelineSpec")));
+    }
+    let pr = task.pipeline_ref.as_ref()?;
+    let path = p.field("pipelineRef");
+    match (&pr.name, &pr.resolver) {
+        (None, None) => {
+            r.problem(&path, "a pipelineRef needs a name or a resolver");
+            None
+        }
+        (Some(_), Some(_)) => {
+            r.problem(
+                &path.field("resolver"),
+                "a pipelineRef takes a name or a resolver, not both",
+            );
+            None
+        }
+        (None, Some(_)) => None,
+        (Some(name), None) => by_name(
+            catalog.pipelines.get(name.as_str()).copied(),
+            "Pipeline",
+            name,
+            &path.field("name"),
+            catalog,
+            r,
+        ),
+    }
+}
+
+/// A Pipeline that runs itself through pipelineRefs (directly, or through Pipelines it
+/// runs): the path of the first reference on the way, and the chain of names.
+pub(crate) fn ref_cycle(
+    name: &str,
+    spec: &PipelineSpec,
+    catalog: &Catalog<'_>,
+) -> Option<(FieldPath, Vec<String>)> {
+    fn walk(
+        root: &str,
+        spec: &PipelineSpec,
+        catalog: &Catalog<'_>,
+        chain: &mut Vec<String>,
+    ) -> bool {
+        for t in spec.tasks.iter().chain(&spec.finally) {
+            if let Some(inline) = &t.pipeline_spec
+                && walk(root, inline, catalog, chain)
+            {
+                return true;
+            }
+            let Some(next) = t.pipeline_ref.as_ref().and_then(|r| r.name.as_deref()) else {
+                continue;
+            };
+            if next == root {
+                chain.push(next.to_owned());
+                return true;
+            }
+            if chain.iter().any(|c| c == next) {
+                continue; // a cycle that does not pass through `root`: its own report
+            }
+            if let Some(s) = catalog.pipelines.get(next) {
+                chain.push(next.to_owned());
+                if walk(root, s, catalog, chain) {
+                    return true;
+                }
+                chain.pop();
+            }
+        }
+        false
+    }
+    let lists = [("tasks", &spec.tasks), ("finally", &spec.finally)];
+    for (field, list) in lists {
+        for (i, t) in list.iter().enumerate() {
+            let mut chain = vec![name.to_owned()];
+            let one = PipelineSpec {
+                tasks: vec![t.clone()],
+                ..PipelineSpec::default()
+            };
+            if walk(name, &one, catalog, &mut chain) {
+                let at = FieldPath::root().field("spec").field(field).index(i);
+                let at = if t.pipeline_ref.is_some() {
+                    at.field("pipelineRef").field("name")
+                } else {
+                    at.field("pipelineSpec")
+                };
+                return Some((at, chain));
+            }
+        }
+    }
+    None
 }
 
 /// A custom task names its type as Tekton requires: a `group/version` apiVersion outside

@@ -52,6 +52,8 @@ pub(crate) struct PipelineTasks {
     pub finally: HashMap<String, ResultsInfo>,
     /// DAG tasks that may not run (guarded by `when`, or downstream of such a task).
     pub may_not_run: HashSet<String>,
+    /// Tasks that run a child Pipeline: as in Tekton, its results do not reach the parent.
+    pub pipelines: HashSet<String>,
 }
 
 /// Where a string is being checked.
@@ -325,6 +327,11 @@ impl<'a> Scope<'a> {
         let info = match (place, p.dag.get(task), p.finally.get(task)) {
             (Place::PipelineTask { name, .. }, _, _) if name == task => {
                 return Err("a task cannot use its own results".into());
+            }
+            _ if p.pipelines.contains(task) => {
+                return Err(format!(
+                    "task {task:?} runs a Pipeline (pipelineRef or pipelineSpec), whose results do not reach this Pipeline; pass values on through params instead"
+                ));
             }
             (_, Some(info), _) => info,
             (Place::PipelineResults, None, Some(info)) => info,
