@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::client::Body;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
-use tektite_api::v1::TaskRun;
+use tektite_api::v1::{PipelineRun, TaskRun};
 use tektite_api::v1beta1::CustomRun;
 use tektite_bench::{Samples, build_kind, ms};
 use tektite_controller::context::{Clock, Context, Settings};
@@ -113,6 +113,8 @@ fn context(pods: Vec<Pod>) -> (Arc<Context>, mpsc::UnboundedReceiver<Instant>) {
         task_run_owners: Arc::default(),
         custom_runs: Writer::<CustomRun>::default().as_reader(),
         custom_run_owners: Arc::default(),
+        pipeline_runs: Writer::<PipelineRun>::default().as_reader(),
+        pipeline_run_owners: Arc::default(),
         steps: Arc::new(StepStore::default()),
         agents: Arc::default(),
         metrics: Arc::new(Metrics::new()),
@@ -152,6 +154,8 @@ async fn main() {
             task_run_owners: ctx.task_run_owners.clone(),
             custom_runs: ctx.custom_runs.clone(),
             custom_run_owners: ctx.custom_run_owners.clone(),
+            pipeline_runs: ctx.pipeline_runs.clone(),
+            pipeline_run_owners: ctx.pipeline_run_owners.clone(),
             steps: ctx.steps.clone(),
             pod_index: ctx.pod_index.clone(),
             agents: ctx.agents.clone(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{ObjectRef, Store};
-use tektite_api::v1::TaskRun;
+use tektite_api::v1::{PipelineRun, TaskRun};
 use tektite_api::v1beta1::CustomRun;
 use tokio::sync::mpsc;
 
@@ -85,6 +85,10 @@ pub struct Context {
     pub custom_runs: Store<CustomRun>,
     /// The same CustomRuns by their PipelineRun's UID.
     pub custom_run_owners: Arc<Owned>,
+    /// Every PipelineRun (a task that runs a Pipeline creates one).
+    pub pipeline_runs: Store<PipelineRun>,
+    /// The child PipelineRuns by their parent PipelineRun's UID.
+    pub pipeline_run_owners: Arc<Owned>,
     pub steps: Arc<StepStore>,
     /// Which nodes have an agent, and what runs there.
     pub agents: Arc<Agents>,

@@ -355,6 +355,25 @@ async fn main() -> anyhow::Result<()> {
     .reflect(cr_writer)
     .touched_objects();
 
+    // One PipelineRun cache, shared by its controller and by the parents of child
+    // PipelineRuns (Pipelines in Pipelines), and its index by parent.
+    let (pipeline_runs, pr_writer) = reflector::store_shared::<PipelineRun>(1024);
+    let pr_for_pipelineruns = pr_writer.subscribe().context("a shared store subscribes")?;
+    let pr_for_parents = pr_writer.subscribe().context("a shared store subscribes")?;
+    let pipeline_run_owners = Arc::new(Owned::default());
+    let owners = pipeline_run_owners.clone();
+    let pr_events = watcher(
+        Api::<Lenient<PipelineRun>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .try_filter_map(move |e| futures::future::ok(sort_out(e, &pr_aside)))
+    .modify(|p| p.managed_fields_mut().clear())
+    .inspect_ok(move |event| owners.apply(event))
+    .reflect_shared(pr_writer)
+    .for_each(|_| futures::future::ready(()));
+    background.spawn(pr_events.instrument(info_span!("pipelinerun_watch")));
+
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: Settings {
@@ -377,6 +396,8 @@ async fn main() -> anyhow::Result<()> {
         task_run_owners,
         custom_runs: custom_runs.clone(),
         custom_run_owners,
+        pipeline_runs: pipeline_runs.clone(),
+        pipeline_run_owners,
         steps: Arc::new(StepStore::default()),
         agents: Arc::new(Agents::new(args.agent_grace)),
         metrics: metrics.clone(),
@@ -395,19 +416,10 @@ async fn main() -> anyhow::Result<()> {
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(taskrun::reconcile, taskrun::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
-    let (pipeline_runs, pr_writer) = reflector::store::<PipelineRun>();
-    let pr_events = watcher(
-        Api::<Lenient<PipelineRun>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .try_filter_map(move |e| futures::future::ok(sort_out(e, &pr_aside)))
-    .modify(|p| p.managed_fields_mut().clear())
-    .reflect(pr_writer)
-    .touched_objects();
-    let pipelineruns = Controller::for_stream(pr_events, pipeline_runs)
+    let pipelineruns = Controller::for_shared_stream(pr_for_pipelineruns, pipeline_runs)
         .with_config(config)
         .owns_shared_stream(tr_for_pipelineruns)
+        .owns_shared_stream(pr_for_parents)
         .owns_stream(cr_events)
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(

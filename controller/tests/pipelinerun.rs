@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Expect, at, harness, harness_custom, yaml};
+use common::{Expect, at, harness, harness_custom, harness_pipelines, yaml};
 use serde_json::{Value, json};
 use tektite_api::v1::{PipelineRun, TaskRun};
 use tektite_api::v1beta1::CustomRun;
@@ -615,5 +615,246 @@ async fn a_cancelled_run_cancels_its_custom_runs_and_one_nobody_took_up_counts_a
         at(NOW),
     );
     reconcile(Arc::new(pr), h.ctx.clone()).await.unwrap();
+    h.finish().await;
+}
+
+/// Pipelines in Pipelines: a task that runs the Pipeline `scans` (by reference), then a
+/// task after it.
+fn parent_run() -> PipelineRun {
+    yaml(
+        r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata:
+  name: ship
+  namespace: ci
+  uid: pr-uid
+spec:
+  params:
+    - {name: repo, value: https://example.com/r.git}
+  workspaces:
+    - {name: source, emptyDir: {}}
+  pipelineSpec:
+    params: [{name: repo}]
+    workspaces: [{name: source}]
+    tasks:
+      - name: scans
+        pipelineRef: {name: security-scans}
+        params:
+          - {name: repo, value: $(params.repo)}
+        workspaces:
+          - {name: src, workspace: source}
+      - name: notify
+        runAfter: [scans]
+        taskSpec:
+          steps: [{name: note, image: alpine, command: ["true"]}]
+"#,
+    )
+}
+
+/// The child PipelineRun of `ship`'s `scans` task as the cache holds it, with its
+/// `Succeeded` condition.
+fn child_run(status: &str, reason: &str) -> PipelineRun {
+    let mut child: PipelineRun = yaml(
+        r#"
+metadata:
+  name: ship-scans
+  namespace: ci
+  uid: child-uid
+  labels:
+    tekton.dev/pipeline: security-scans
+    tekton.dev/pipelineRun: ship
+    tekton.dev/pipelineTask: scans
+  ownerReferences:
+    - {apiVersion: tekton.dev/v1, kind: PipelineRun, name: ship, uid: pr-uid, controller: true}
+spec:
+  pipelineRef: {name: security-scans}
+"#,
+    );
+    child.status = Some(
+        serde_json::from_value(json!({
+            "conditions": [{"type": "Succeeded", "status": status, "reason": reason}],
+            "startTime": "2026-11-22T10:00:01Z",
+        }))
+        .unwrap(),
+    );
+    child
+}
+
+#[tokio::test]
+async fn a_task_that_runs_a_pipeline_creates_a_child_pipeline_run_and_the_next_task_waits_for_it() {
+    let h = harness_pipelines(
+        vec![
+            Expect::post(RUNS).body(|pr| {
+                assert_eq!(pr["kind"], "PipelineRun");
+                assert_eq!(pr["metadata"]["name"], "ship-scans");
+                let labels = &pr["metadata"]["labels"];
+                assert_eq!(labels["tekton.dev/pipeline"], "security-scans");
+                assert_eq!(labels["tekton.dev/pipelineRun"], "ship");
+                assert_eq!(labels["tekton.dev/pipelineTask"], "scans");
+                assert_eq!(pr["metadata"]["ownerReferences"][0]["uid"], "pr-uid");
+                assert_eq!(
+                    pr["spec"],
+                    json!({
+                        "pipelineRef": {"name": "security-scans"},
+                        "params": [{"name": "repo", "value": "https://example.com/r.git"}],
+                        "timeouts": {"pipeline": "1h0m0s"},
+                        "workspaces": [{"name": "src", "emptyDir": {}}],
+                    })
+                );
+            }),
+            Expect::patch(&format!("{RUNS}/ship/status")).body(|b| {
+                assert_eq!(condition(b), ("Unknown".into(), "Running".into()));
+                let refs = &b["status"]["childReferences"];
+                assert_eq!(
+                    refs[0],
+                    json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "name": "ship-scans", "pipelineTaskName": "scans"})
+                );
+            }),
+        ],
+        vec![],
+        vec![],
+        at(NOW),
+    );
+    reconcile(Arc::new(parent_run()), h.ctx.clone())
+        .await
+        .unwrap();
+    h.finish().await;
+
+    // Running: nothing else starts.
+    let h = harness_pipelines(
+        vec![Expect::patch(&format!("{RUNS}/ship/status"))
+            .body(|b| assert_eq!(condition(b), ("Unknown".into(), "Running".into())))],
+        vec![],
+        vec![child_run("Unknown", "Running")],
+        at(NOW),
+    );
+    reconcile(Arc::new(parent_run()), h.ctx.clone())
+        .await
+        .unwrap();
+    h.finish().await;
+
+    // Succeeded: the next task starts.
+    let h = harness_pipelines(
+        vec![
+            Expect::post(TASKRUNS).body(|tr| assert_eq!(tr["metadata"]["name"], "ship-notify")),
+            Expect::patch(&format!("{RUNS}/ship/status")).body(|b| {
+                let kinds: Vec<_> = b["status"]["childReferences"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["kind"].as_str().unwrap().to_owned())
+                    .collect();
+                assert_eq!(kinds, ["PipelineRun", "TaskRun"]);
+            }),
+        ],
+        vec![],
+        vec![child_run("True", "Succeeded")],
+        at(NOW),
+    );
+    reconcile(Arc::new(parent_run()), h.ctx.clone())
+        .await
+        .unwrap();
+    h.finish().await;
+
+    // Failed: the run fails, the next task skipped.
+    let h = harness_pipelines(
+        vec![Expect::patch(&format!("{RUNS}/ship/status")).body(|b| {
+            assert_eq!(condition(b), ("False".into(), "Failed".into()));
+            assert_eq!(b["status"]["skippedTasks"][0]["name"], "notify");
+        })],
+        vec![],
+        vec![child_run("False", "Failed")],
+        at(NOW),
+    );
+    reconcile(Arc::new(parent_run()), h.ctx.clone())
+        .await
+        .unwrap();
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_run_cancels_its_child_pipeline_run() {
+    let mut pr = parent_run();
+    pr.spec.status = Some(tektite_api::v1::PipelineRunSpecStatus::Cancelled);
+    let h = harness_pipelines(
+        vec![
+            Expect::patch(&format!("{RUNS}/ship-scans"))
+                .body(|b| assert_eq!(b, &json!({"spec": {"status": "Cancelled"}}))),
+            Expect::patch(&format!("{RUNS}/ship/status")).body(|b| {
+                assert_eq!(
+                    condition(b),
+                    ("Unknown".into(), "PipelineRunStopping".into())
+                )
+            }),
+        ],
+        vec![],
+        vec![child_run("Unknown", "Running")],
+        at(NOW),
+    );
+    reconcile(Arc::new(pr.clone()), h.ctx.clone())
+        .await
+        .unwrap();
+    h.finish().await;
+
+    let mut stopped = child_run("False", "Cancelled");
+    stopped.spec.status = Some(tektite_api::v1::PipelineRunSpecStatus::Cancelled);
+    let h = harness_pipelines(
+        vec![Expect::patch(&format!("{RUNS}/ship/status"))
+            .body(|b| assert_eq!(condition(b), ("False".into(), "Cancelled".into())))],
+        vec![],
+        vec![stopped],
+        at(NOW),
+    );
+    reconcile(Arc::new(pr), h.ctx.clone()).await.unwrap();
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_child_pipeline_run_that_would_run_a_pipeline_above_it_fails_naming_the_chain() {
+    // `ship` runs Pipeline `release`; its child runs `security-scans`, whose own child
+    // (this one) would run `release` again.
+    let mut top: PipelineRun = yaml(
+        r#"
+metadata: {name: ship, namespace: ci, uid: pr-uid}
+spec:
+  pipelineRef: {name: release}
+"#,
+    );
+    top.status = None;
+    let middle = child_run("Unknown", "Running");
+    let grandchild: PipelineRun = yaml(
+        r#"
+metadata:
+  name: ship-scans-again
+  namespace: ci
+  uid: gc-uid
+  labels: {tekton.dev/pipeline: release}
+  ownerReferences:
+    - {apiVersion: tekton.dev/v1, kind: PipelineRun, name: ship-scans, uid: child-uid, controller: true}
+spec:
+  pipelineRef: {name: release}
+"#,
+    );
+    let h = harness_pipelines(
+        vec![
+            Expect::patch(&format!("{RUNS}/ship-scans-again/status")).body(|b| {
+                assert_eq!(
+                    condition(b),
+                    ("False".into(), "PipelineValidationFailed".into())
+                );
+                assert_eq!(
+                    b["status"]["conditions"][0]["message"],
+                    "Pipeline \"release\" would run itself: release → security-scans → release; a Pipeline cannot be its own child (spec.pipelineRef.name)"
+                );
+            }),
+        ],
+        vec![],
+        vec![top, middle, grandchild.clone()],
+        at(NOW),
+    );
+    reconcile(Arc::new(grandchild), h.ctx.clone())
+        .await
+        .unwrap();
     h.finish().await;
 }

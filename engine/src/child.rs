@@ -1,5 +1,6 @@
 //! A PipelineRun's children as objects: a TaskRun for a pipeline task, a CustomRun for a
-//! custom task, with Tekton's names, labels, annotations and owner, and the run's
+//! custom task, a PipelineRun for a task that runs a Pipeline (Pipelines in Pipelines),
+//! with Tekton's names, labels, annotations and owner, and the run's
 //! workspaces (a claim template bound to the claim it becomes), service account and
 //! per-task settings. Both shells make their children here: the controller creates them,
 //! `tkt run` runs and reports them.
@@ -10,8 +11,8 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tektite_api::labels;
 use tektite_api::v1::{
-    self, API_VERSION, PipelineRun, PipelineTaskRunSpec, TaskRef, TaskRun, TaskRunSpec,
-    WorkspaceBinding,
+    self, API_VERSION, PipelineRun, PipelineRunSpec, PipelineTaskRunSpec, TaskRef, TaskRun,
+    TaskRunSpec, TimeoutFields, WorkspaceBinding,
 };
 use tektite_api::v1beta1::{self, CustomRun, CustomRunSpec, EmbeddedCustomRunSpec};
 
@@ -45,6 +46,63 @@ pub fn custom_run(
         spec: custom_run_spec(pr, start, child),
         status: None,
     }
+}
+
+/// The child PipelineRun of `child`, one run of `start`'s Pipeline (its `pipelineRef`, or
+/// its `pipelineSpec` passed on as written): the task's params and workspaces, the run's
+/// TaskRun template and owner. Its `tekton.dev/pipeline` label names the Pipeline it runs,
+/// which is how a chain of runs is seen to repeat (see [`repeats`]). The task's timeout,
+/// cut to what the run's leave, is its pipeline timeout.
+pub fn pipeline_run(
+    pr: &PipelineRun,
+    pipeline_name: &str,
+    start: &Start,
+    child: &ChildRun,
+) -> PipelineRun {
+    let task = &start.task;
+    let mut metadata = metadata(pr, pipeline_name, start, child, false);
+    if let Some(name) = task.pipeline_ref.as_ref().and_then(|r| r.name.clone())
+        && let Some(l) = metadata.labels.as_mut()
+    {
+        l.insert(labels::PIPELINE.into(), name);
+    }
+    PipelineRun {
+        api_version: Some(API_VERSION.into()),
+        kind: Some("PipelineRun".into()),
+        metadata,
+        spec: PipelineRunSpec {
+            pipeline_ref: task.pipeline_ref.clone(),
+            pipeline_spec: task.pipeline_spec.as_deref().cloned(),
+            params: child.params.clone(),
+            timeouts: timeout(start).map(|t| TimeoutFields {
+                pipeline: Some(t),
+                ..TimeoutFields::default()
+            }),
+            task_run_template: pr.spec.task_run_template.clone(),
+            workspaces: workspaces(pr, start),
+            managed_by: pr.spec.managed_by.clone(),
+            ..PipelineRunSpec::default()
+        },
+        status: None,
+    }
+}
+
+/// Whether running Pipeline `target` under a run whose chain of Pipelines (its own, its
+/// parent's, ... : their `tekton.dev/pipeline` labels) is `ancestors` repeats one of
+/// them: then the child would run itself, without end. The message names the chain.
+pub fn repeats<'a>(target: &str, ancestors: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut chain: Vec<&str> = Vec::new();
+    for a in ancestors {
+        chain.push(a);
+        if a == target {
+            chain.reverse();
+            return Some(format!(
+                "Pipeline {target:?} would run itself: {} → {target}; a Pipeline cannot be its own child",
+                chain.join(" → ")
+            ));
+        }
+    }
+    None
 }
 
 /// Tekton's labels (the run's own, then pipeline, run, task and membership), the run's
@@ -214,4 +272,96 @@ fn binding(
         (a, c) => a.or(c).map(str::to_owned),
     };
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_that_runs_a_pipeline_becomes_a_child_pipeline_run() {
+        let pr: PipelineRun = serde_saphyr::from_str(
+            r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata:
+  name: parent-run
+  namespace: ci
+  uid: u-1
+  labels: {team: a}
+spec:
+  pipelineRef: {name: parent}
+  managedBy: tektite.dev/controller
+  taskRunTemplate: {serviceAccountName: builder}
+  workspaces:
+  - name: shared
+    volumeClaimTemplate: {spec: {accessModes: [ReadWriteOnce]}}
+"#,
+        )
+        .unwrap();
+        let task: v1::PipelineTask = serde_saphyr::from_str(
+            r#"
+name: scans
+pipelineRef: {name: security-scans}
+params: [{name: repo, value: https://example.com/r.git}]
+workspaces: [{name: source, workspace: shared, subPath: src}]
+"#,
+        )
+        .unwrap();
+        let start = Start {
+            task,
+            combinations: Vec::new(),
+            finally: false,
+            timeout: Some(jiff::SignedDuration::from_secs(600)),
+        };
+        let [child] = start.child_runs("parent-run").try_into().unwrap();
+        let got = pipeline_run(&pr, "parent", &start, &child);
+        let want: PipelineRun = serde_saphyr::from_str(
+            r#"
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata:
+  name: parent-run-scans
+  namespace: ci
+  labels:
+    team: a
+    tekton.dev/pipeline: security-scans
+    tekton.dev/pipelineRun: parent-run
+    tekton.dev/pipelineRunUID: u-1
+    tekton.dev/pipelineTask: scans
+    tekton.dev/memberOf: tasks
+  ownerReferences:
+  - {apiVersion: tekton.dev/v1, kind: PipelineRun, name: parent-run, uid: u-1, controller: true, blockOwnerDeletion: true}
+spec:
+  pipelineRef: {name: security-scans}
+  params: [{name: repo, value: https://example.com/r.git}]
+  timeouts: {pipeline: 10m0s}
+  taskRunTemplate: {serviceAccountName: builder}
+  managedBy: tektite.dev/controller
+  workspaces:
+  - name: source
+    subPath: src
+    persistentVolumeClaim: {claimName: set-below}
+"#,
+        )
+        .unwrap();
+        let mut want = want;
+        if let Some(c) = want.spec.workspaces[0].persistent_volume_claim.as_mut() {
+            // The claim its template becomes, as for a TaskRun.
+            c.claim_name = claim_name(None, "shared", "u-1");
+        }
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_chain_that_comes_back_to_its_pipeline_repeats() {
+        assert_eq!(repeats("c", ["b", "a"]), None);
+        assert_eq!(
+            repeats("a", ["b", "a"]).as_deref(),
+            Some(
+                "Pipeline \"a\" would run itself: a → b → a; a Pipeline cannot be its own child"
+            )
+        );
+        assert!(repeats("b", ["b"]).is_some());
+    }
 }

@@ -1,6 +1,7 @@
-//! A PipelineRun's children as the reconciler sees them: its TaskRuns, and the CustomRuns
-//! of its custom tasks, each read the same way (which pipeline task, how it ended, its
-//! results) and stopped the way Tekton stops that kind.
+//! A PipelineRun's children as the reconciler sees them: its TaskRuns, the CustomRuns of
+//! its custom tasks and the PipelineRuns of its tasks that run a Pipeline, each read the
+//! same way (which pipeline task, how it ended, its results) and stopped the way Tekton
+//! stops that kind.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tektite_api::labels;
 use tektite_api::v1::{
-    self, ChildStatusReference, Condition, ParamValue, PipelineRun, PipelineSpec, TaskRun,
-    TaskRunSpecStatus,
+    self, ChildStatusReference, Condition, ParamValue, PipelineRun, PipelineRunSpecStatus,
+    PipelineSpec, TaskRun, TaskRunSpecStatus, pipelinerun_reason,
 };
 use tektite_api::v1beta1::{self, CustomRun, CustomRunSpecStatus, customrun_reason};
 use tektite_engine::pipeline::{Outcome, Stop};
@@ -27,6 +28,7 @@ use crate::patch::write_params;
 pub enum Child {
     Task(Arc<TaskRun>),
     Custom(Arc<CustomRun>),
+    Pipeline(Arc<PipelineRun>),
 }
 
 /// The kinds a PipelineRun creates.
@@ -34,6 +36,7 @@ pub enum Child {
 pub enum ChildKind {
     TaskRun,
     CustomRun,
+    PipelineRun,
 }
 
 impl ChildKind {
@@ -41,12 +44,13 @@ impl ChildKind {
         match self {
             ChildKind::TaskRun => "TaskRun",
             ChildKind::CustomRun => "CustomRun",
+            ChildKind::PipelineRun => "PipelineRun",
         }
     }
 
     fn api_version(self) -> &'static str {
         match self {
-            ChildKind::TaskRun => v1::API_VERSION,
+            ChildKind::TaskRun | ChildKind::PipelineRun => v1::API_VERSION,
             ChildKind::CustomRun => v1beta1::API_VERSION,
         }
     }
@@ -58,8 +62,8 @@ impl std::fmt::Display for ChildKind {
     }
 }
 
-/// The PipelineRun's own TaskRuns and CustomRuns in the caches, TaskRuns first, each in
-/// name order.
+/// The PipelineRun's own TaskRuns, CustomRuns and PipelineRuns in the caches, in that
+/// order, each in name order.
 pub fn of(pr: &PipelineRun, ctx: &Context) -> Vec<Child> {
     let ns = pr.namespace().unwrap_or_default();
     let uid = pr.uid().unwrap_or_default();
@@ -75,7 +79,13 @@ pub fn of(pr: &PipelineRun, ctx: &Context) -> Vec<Child> {
         .into_iter()
         .filter_map(|name| ctx.custom_runs.get(&ObjectRef::new(&name).within(&ns)))
         .map(Child::Custom);
-    task_runs.chain(custom_runs).collect()
+    let pipeline_runs = ctx
+        .pipeline_run_owners
+        .names(&uid)
+        .into_iter()
+        .filter_map(|name| ctx.pipeline_runs.get(&ObjectRef::new(&name).within(&ns)))
+        .map(Child::Pipeline);
+    task_runs.chain(custom_runs).chain(pipeline_runs).collect()
 }
 
 impl Child {
@@ -83,6 +93,7 @@ impl Child {
         match self {
             Child::Task(_) => ChildKind::TaskRun,
             Child::Custom(_) => ChildKind::CustomRun,
+            Child::Pipeline(_) => ChildKind::PipelineRun,
         }
     }
 
@@ -90,6 +101,7 @@ impl Child {
         match self {
             Child::Task(t) => t.name_any(),
             Child::Custom(c) => c.name_any(),
+            Child::Pipeline(p) => p.name_any(),
         }
     }
 
@@ -98,6 +110,7 @@ impl Child {
         let labels = match self {
             Child::Task(t) => t.labels(),
             Child::Custom(c) => c.labels(),
+            Child::Pipeline(p) => p.labels(),
         };
         labels.get(labels::PIPELINE_TASK).map(String::as_str)
     }
@@ -106,6 +119,7 @@ impl Child {
         match self {
             Child::Task(t) => t.status.as_ref().map(|s| s.conditions.as_slice()),
             Child::Custom(c) => c.status.as_ref().map(|s| s.conditions.as_slice()),
+            Child::Pipeline(p) => p.status.as_ref().map(|s| s.conditions.as_slice()),
         }
         .unwrap_or_default()
     }
@@ -115,6 +129,7 @@ impl Child {
         match self {
             Child::Task(t) => t.spec.status.is_some(),
             Child::Custom(c) => c.spec.status.is_some(),
+            Child::Pipeline(p) => p.spec.status == Some(PipelineRunSpecStatus::Cancelled),
         }
     }
 
@@ -124,6 +139,8 @@ impl Child {
             Child::Custom(c) => {
                 c.spec.status_message.as_deref() == Some(v1beta1::CANCELLED_BY_PIPELINE_TIMEOUT)
             }
+            // A PipelineRun has no status message to say why it was cancelled.
+            Child::Pipeline(_) => false,
         }
     }
 
@@ -144,15 +161,19 @@ impl Child {
         }
         let timed_out = self.stopped_for_timeout();
         let first = conditions.first();
-        if let Child::Custom(_) = self
-            && first.and_then(|c| c.reason.as_deref()) == Some(customrun_reason::CANCELLED)
-        {
+        let cancelled = match self {
+            Child::Task(_) => None,
+            Child::Custom(_) => Some(customrun_reason::CANCELLED),
+            Child::Pipeline(_) => Some(pipelinerun_reason::CANCELLED),
+        };
+        if cancelled.is_some() && first.and_then(|c| c.reason.as_deref()) == cancelled {
             return Outcome::Cancelled { timed_out };
         }
         Outcome::of_finished(first, timed_out)
     }
 
-    /// Its results; a custom task's are always strings.
+    /// Its results; a custom task's are always strings. A child PipelineRun's do not reach
+    /// its parent (as in Tekton; validation refuses references to them).
     pub fn results(&self) -> BTreeMap<String, ParamValue> {
         match self {
             Child::Task(t) => t
@@ -167,11 +188,13 @@ impl Child {
                 .flat_map(|s| &s.results)
                 .map(|r| (r.name.clone(), ParamValue::String(r.value.clone())))
                 .collect(),
+            Child::Pipeline(_) => BTreeMap::new(),
         }
     }
 
     /// Asks it to stop, as Tekton does: `spec.status` TaskRunCancelled or RunCancelled,
-    /// with a message saying why. Nothing is sent for one already asked or finished.
+    /// with a message saying why; a child PipelineRun `spec.status: Cancelled` (it stops
+    /// its own children). Nothing is sent for one already asked or finished.
     pub async fn cancel(&self, ctx: &Context, why: Stop) -> Result<(), Error> {
         if self.cancel_requested() || self.outcome() != Outcome::Running {
             return Ok(());
@@ -196,6 +219,13 @@ impl Child {
                 };
                 let patch = json!({"spec": {"status": CustomRunSpecStatus::RunCancelled, "statusMessage": message}});
                 Api::<CustomRun>::namespaced(ctx.client.clone(), &c.namespace().unwrap_or_default())
+                    .patch(&name, &write_params(), &Patch::Merge(patch))
+                    .await
+                    .map(drop)
+            }
+            Child::Pipeline(p) => {
+                let patch = json!({"spec": {"status": PipelineRunSpecStatus::Cancelled}});
+                Api::<PipelineRun>::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default())
                     .patch(&name, &write_params(), &Patch::Merge(patch))
                     .await
                     .map(drop)

@@ -11,7 +11,8 @@ use super::Error;
 use super::children::ChildKind;
 use crate::context::Context;
 
-/// Creates the child `child` of `start`: a CustomRun for a custom task, else a TaskRun.
+/// Creates the child `child` of `start`: a CustomRun for a custom task, a PipelineRun for a
+/// task that runs a Pipeline, else a TaskRun.
 pub async fn child(
     pr: &PipelineRun,
     ctx: &Context,
@@ -20,7 +21,14 @@ pub async fn child(
     child: &ChildRun,
 ) -> Result<ChildKind, Error> {
     let ns = pr.namespace().unwrap_or_default();
-    let (kind, created) = if start.task.is_custom() {
+    let (kind, created) = if start.task.runs_pipeline() {
+        let run = tektite_engine::child::pipeline_run(pr, pipeline_name, start, child);
+        let created = Api::<PipelineRun>::namespaced(ctx.client.clone(), &ns)
+            .create(&PostParams::default(), &run)
+            .await
+            .map(drop);
+        (ChildKind::PipelineRun, created)
+    } else if start.task.is_custom() {
         let cr = tektite_engine::child::custom_run(pr, pipeline_name, start, child);
         let created = Api::<CustomRun>::namespaced(ctx.client.clone(), &ns)
             .create(&PostParams::default(), &cr)

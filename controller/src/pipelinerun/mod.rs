@@ -1,5 +1,6 @@
 //! The PipelineRun reconciler: not ours → done → the Pipeline (fetched once, then kept in
-//! `status.pipelineSpec`) → its TaskRuns and CustomRuns from the caches → the engine's
+//! `status.pipelineSpec`; a child PipelineRun that would run a Pipeline above it fails
+//! here) → its TaskRuns, CustomRuns and child PipelineRuns from the caches → the engine's
 //! decision → create the children it starts (deterministic names: after a restart
 //! AlreadyExists is success), cancel the ones it stops → one status write → requeue at
 //! the next deadline.
@@ -17,6 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use tektite_api::v1::{
     ChildStatusReference, Condition, Pipeline, PipelineRun, PipelineRunSpecStatus,
     PipelineRunStatus, PipelineSpec, pipelinerun_reason,
@@ -269,6 +271,16 @@ async fn pipeline_spec(
     }
     let name = r.name.clone().unwrap_or_default();
     let ns = pr.namespace().unwrap_or_default();
+    let ancestors = ancestors(pr, ctx);
+    if let Some(message) =
+        tektite_engine::child::repeats(&name, ancestors.iter().map(String::as_str))
+    {
+        return Ok(Err(Condition::succeeded(
+            "False",
+            pipelinerun_reason::VALIDATION_FAILED,
+            format!("{message} (spec.pipelineRef.name)"),
+        )));
+    }
     let api: Api<Pipeline> = Api::namespaced(ctx.client.clone(), &ns);
     match api.get_opt(&name).await {
         Ok(Some(p)) => {
@@ -284,6 +296,39 @@ async fn pipeline_spec(
         ))),
         Err(source) => Err(Error::GetPipeline { name, source }),
     }
+}
+
+/// The Pipelines of the runs above a child PipelineRun, its parent's first: each one's
+/// `tekton.dev/pipeline` label, else its pipelineRef, read from the cache up the chain of
+/// controlling owners.
+fn ancestors(pr: &PipelineRun, ctx: &Context) -> Vec<String> {
+    let ns = pr.namespace().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut current = pr.clone();
+    while let Some(owner) = current
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true) && o.kind == "PipelineRun")
+    {
+        if !seen.insert(owner.uid.clone()) {
+            break;
+        }
+        let Some(parent) = ctx
+            .pipeline_runs
+            .get(&ObjectRef::new(&owner.name).within(&ns))
+        else {
+            break;
+        };
+        let name = parent
+            .labels()
+            .get(tektite_api::labels::PIPELINE)
+            .cloned()
+            .or_else(|| parent.spec.pipeline_ref.as_ref().and_then(|r| r.name.clone()));
+        out.extend(name);
+        current = (*parent).clone();
+    }
+    out
 }
 
 async fn write_status(

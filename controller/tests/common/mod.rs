@@ -13,7 +13,7 @@ use kube::client::Body;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
-use tektite_api::v1::TaskRun;
+use tektite_api::v1::{PipelineRun, TaskRun};
 use tektite_api::v1beta1::CustomRun;
 use tektite_controller::context::{Clock, Context, Settings};
 use tektite_controller::metrics::Metrics;
@@ -184,7 +184,15 @@ pub fn harness_with(
     now: Timestamp,
     settings: Settings,
 ) -> Harness {
-    build(expects, pods, task_runs, Vec::new(), now, settings)
+    build(
+        expects,
+        pods,
+        task_runs,
+        Vec::new(),
+        Vec::new(),
+        now,
+        settings,
+    )
 }
 
 /// A context whose caches also hold `custom_runs`.
@@ -199,6 +207,26 @@ pub fn harness_custom(
         Vec::new(),
         task_runs,
         custom_runs,
+        Vec::new(),
+        now,
+        Settings::default(),
+    )
+}
+
+/// A context whose PipelineRun cache holds `pipeline_runs` (parents and children of
+/// Pipelines in Pipelines).
+pub fn harness_pipelines(
+    expects: Vec<Expect>,
+    task_runs: Vec<TaskRun>,
+    pipeline_runs: Vec<PipelineRun>,
+    now: Timestamp,
+) -> Harness {
+    build(
+        expects,
+        Vec::new(),
+        task_runs,
+        Vec::new(),
+        pipeline_runs,
         now,
         Settings::default(),
     )
@@ -209,6 +237,7 @@ fn build(
     pods: Vec<Pod>,
     task_runs: Vec<TaskRun>,
     custom_runs: Vec<CustomRun>,
+    pipeline_runs: Vec<PipelineRun>,
     now: Timestamp,
     settings: Settings,
 ) -> Harness {
@@ -231,6 +260,11 @@ fn build(
     for c in custom_runs {
         cr_writer.apply_watcher_event(&watcher::Event::Apply(c));
     }
+    let mut pr_writer: Writer<PipelineRun> = Writer::default();
+    let pipeline_run_owners = Arc::new(Owned::from_objects(&pipeline_runs));
+    for p in pipeline_runs {
+        pr_writer.apply_watcher_event(&watcher::Event::Apply(p));
+    }
     let (wake, woken) = mpsc::channel(16);
     let ctx = Arc::new(Context {
         client,
@@ -241,6 +275,8 @@ fn build(
         task_run_owners,
         custom_runs: cr_writer.as_reader(),
         custom_run_owners,
+        pipeline_runs: pr_writer.as_reader(),
+        pipeline_run_owners,
         steps: Arc::new(StepStore::default()),
         agents: Arc::default(),
         metrics: Arc::new(Metrics::new()),
