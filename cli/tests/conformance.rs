@@ -58,11 +58,9 @@ struct Outcome {
 
 /// Why tkt run refused a file: the class of its first error.
 fn refusal(stderr: &str) -> String {
-    const CLASSES: [&str; 9] = [
+    const CLASSES: [&str; 7] = [
         "resolvers need a cluster",
-        "Pipelines in Pipelines are not supported",
         "it has no command and no script",
-        "kind \"StepAction\" is not supported",
         "is not supported with apiVersion",
         "unsupported apiVersion",
         "`tkt run` runs one",

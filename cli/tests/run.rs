@@ -741,6 +741,136 @@ fn a_step_runs_its_step_action_with_an_earlier_steps_result_and_a_false_when_ski
     );
 }
 
+const NESTED: &str = r#"
+apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata: {name: write-word}
+spec:
+  params: [{name: word}]
+  workspaces: [{name: out}]
+  tasks:
+    - name: write
+      workspaces: [{name: out}]
+      taskSpec:
+        workspaces: [{name: out}]
+        steps:
+          - name: w
+            image: alpine
+            script: printf %s "$(params.word)" > $(workspaces.out.path)/word
+---
+apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata: {name: parent}
+spec:
+  workspaces: [{name: shared}]
+  tasks:
+    - name: nested
+      pipelineRef: {name: write-word}
+      params: [{name: word, value: hello}]
+      workspaces: [{name: out, workspace: shared}]
+    - name: after
+      runAfter: [nested]
+      workspaces: [{name: shared}]
+      taskSpec:
+        workspaces: [{name: shared}]
+        steps:
+          - name: read
+            image: alpine
+            script: test "$(cat $(workspaces.shared.path)/word)" = hello
+"#;
+
+#[test]
+fn a_task_runs_a_pipeline_as_a_child_pipeline_run_that_shares_a_host_workspace() {
+    let state = tempfile::tempdir().unwrap();
+    let file = write(state.path(), "nested.yaml", NESTED);
+    let host = state.path().join("shared");
+    std::fs::create_dir(&host).unwrap();
+    let bind = format!("shared={}", host.display());
+    let r = run(&[&file, "-w", &bind], state.path());
+    succeeded(&r);
+    assert_eq!(std::fs::read_to_string(host.join("word")).unwrap(), "hello");
+    let runs = r.items("PipelineRun");
+    assert_eq!(runs.len(), 2, "{:#}", r.list);
+    let (top, child) = (runs[0], runs[1]);
+    let top_name = top["metadata"]["name"].as_str().unwrap();
+    assert_eq!(child["metadata"]["name"], format!("{top_name}-nested"));
+    assert_eq!(
+        child["metadata"]["labels"]["tekton.dev/pipeline"],
+        "write-word"
+    );
+    assert_eq!(
+        child["metadata"]["labels"]["tekton.dev/pipelineTask"],
+        "nested"
+    );
+    assert_eq!(child["metadata"]["ownerReferences"][0]["name"], top_name);
+    assert_eq!(child["spec"]["params"][0]["value"], "hello");
+    assert_eq!(Ran::reason(child), "Succeeded");
+    let refs = top["status"]["childReferences"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = refs
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap(),
+                c["pipelineTaskName"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("TaskRun", "after"), ("PipelineRun", "nested")]);
+    // The child's TaskRun is the child PipelineRun's, named after it.
+    let write = r.task_run("write");
+    assert_eq!(
+        write["metadata"]["name"],
+        format!("{top_name}-nested-write")
+    );
+    assert_eq!(
+        write["metadata"]["labels"]["tekton.dev/pipelineRun"],
+        format!("{top_name}-nested")
+    );
+    assert_eq!(
+        child["status"]["childReferences"][0]["name"],
+        format!("{top_name}-nested-write")
+    );
+    assert!(r.stderr.contains("nested/write: Succeeded"), "{}", r.stderr);
+}
+
+#[test]
+fn a_child_pipeline_run_times_out_at_its_tasks_timeout_and_fails_its_parent() {
+    let state = tempfile::tempdir().unwrap();
+    let file = write(
+        state.path(),
+        "slow.yaml",
+        r#"
+apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata: {name: slow-parent}
+spec:
+  tasks:
+    - name: slow
+      timeout: 1s
+      pipelineSpec:
+        tasks:
+          - name: sleep
+            taskSpec:
+              steps: [{name: s, image: alpine, script: exec sleep 30}]
+    - name: after
+      runAfter: [slow]
+      taskSpec:
+        steps: [{name: never, image: alpine, script: "true"}]
+"#,
+    );
+    let began = Instant::now();
+    let r = run(&[&file], state.path());
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(began.elapsed() < Duration::from_secs(20));
+    let runs = r.items("PipelineRun");
+    assert_eq!(Ran::reason(runs[0]), "Failed");
+    assert_eq!(Ran::reason(runs[1]), "PipelineRunTimeout");
+    assert_eq!(runs[1]["spec"]["timeouts"]["pipeline"], "1s");
+    assert_eq!(runs[0]["status"]["skippedTasks"][0]["name"], "after");
+    // Stopped by its PipelineRun's timeout: cancelled, as Tekton reports it.
+    assert_eq!(Ran::reason(r.task_run("sleep")), "TaskRunCancelled");
+}
+
 /// The README promises every example runs: each must be run by a test in this file.
 #[test]
 fn every_example_is_run_by_a_test() {

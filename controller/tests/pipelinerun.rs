@@ -723,8 +723,10 @@ async fn a_task_that_runs_a_pipeline_creates_a_child_pipeline_run_and_the_next_t
 
     // Running: nothing else starts.
     let h = harness_pipelines(
-        vec![Expect::patch(&format!("{RUNS}/ship/status"))
-            .body(|b| assert_eq!(condition(b), ("Unknown".into(), "Running".into())))],
+        vec![
+            Expect::patch(&format!("{RUNS}/ship/status"))
+                .body(|b| assert_eq!(condition(b), ("Unknown".into(), "Running".into()))),
+        ],
         vec![],
         vec![child_run("Unknown", "Running")],
         at(NOW),
@@ -800,8 +802,10 @@ async fn a_cancelled_run_cancels_its_child_pipeline_run() {
     let mut stopped = child_run("False", "Cancelled");
     stopped.spec.status = Some(tektite_api::v1::PipelineRunSpecStatus::Cancelled);
     let h = harness_pipelines(
-        vec![Expect::patch(&format!("{RUNS}/ship/status"))
-            .body(|b| assert_eq!(condition(b), ("False".into(), "Cancelled".into())))],
+        vec![
+            Expect::patch(&format!("{RUNS}/ship/status"))
+                .body(|b| assert_eq!(condition(b), ("False".into(), "Cancelled".into()))),
+        ],
         vec![],
         vec![stopped],
         at(NOW),

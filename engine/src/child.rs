@@ -358,9 +358,7 @@ spec:
         assert_eq!(repeats("c", ["b", "a"]), None);
         assert_eq!(
             repeats("a", ["b", "a"]).as_deref(),
-            Some(
-                "Pipeline \"a\" would run itself: a → b → a; a Pipeline cannot be its own child"
-            )
+            Some("Pipeline \"a\" would run itself: a → b → a; a Pipeline cannot be its own child")
         );
         assert!(repeats("b", ["b"]).is_some());
     }

@@ -62,12 +62,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// What a finished TaskRun's `Succeeded` condition means to its PipelineRun;
-    /// `stopped_for_timeout` when the PipelineRun stopped it at a pipeline-level timeout.
+    /// What a finished TaskRun's (or child PipelineRun's) `Succeeded` condition means to
+    /// its PipelineRun; `stopped_for_timeout` when the PipelineRun stopped it at a
+    /// pipeline-level timeout.
     pub fn of_finished(condition: Option<&Condition>, stopped_for_timeout: bool) -> Outcome {
         match condition.map(|c| (c.status.as_str(), c.reason.as_deref())) {
             Some(("True", _)) => Outcome::Succeeded,
-            Some((_, Some(taskrun_reason::CANCELLED))) => Outcome::Cancelled {
+            Some((_, Some(taskrun_reason::CANCELLED | reason::CANCELLED))) => Outcome::Cancelled {
                 timed_out: stopped_for_timeout,
             },
             Some((_, Some(reason))) => Outcome::Failed {

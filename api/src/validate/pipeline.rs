@@ -482,13 +482,7 @@ fn pipeline_task(
 
     // An embedded child Pipeline: its PipelineRun gets the task's params.
     if let Some(child) = &task.pipeline_spec {
-        pipeline_spec(
-            child,
-            &p.field("pipelineSpec"),
-            catalog,
-            &task.params,
-            r,
-        );
+        pipeline_spec(child, &p.field("pipelineSpec"), catalog, &task.params, r);
     }
 
     // Variables in the task's own fields.

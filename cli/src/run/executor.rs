@@ -2,6 +2,8 @@
 //! Pod the engine builds, run by the local kubelet; feeds what the watcher sees of their
 //! steps and what the kubelet reports of their Pods to the engine's TaskRun and
 //! PipelineRun decisions; and carries those decisions out (start, stop, retry, finish).
+//! A task that runs a Pipeline (Pipelines in Pipelines) is a child PipelineRun, decided
+//! in the same loop as its parent.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -71,6 +73,8 @@ pub enum ExecError {
 /// The final objects.
 pub struct Finished {
     pub pipeline_run: Option<PipelineRun>,
+    /// The child PipelineRuns of tasks that run a Pipeline, parents first.
+    pub child_pipeline_runs: Vec<PipelineRun>,
     pub task_runs: Vec<TaskRun>,
     pub succeeded: bool,
 }
@@ -89,11 +93,15 @@ struct Run {
     /// matrix child), or the TaskRun.
     label: String,
     uid: String,
+    /// The PipelineRun it belongs to (an index into the executor's `pipelines`).
+    owner: Option<usize>,
     pipeline_task: Option<String>,
     task_ref: Option<TaskRef>,
     spec: TaskSpec,
     params: Vec<Param>,
     workspaces: BTreeMap<String, (WorkspaceBinding, Option<String>)>,
+    /// Its workspaces bound to host directories (`-w NAME=PATH`), by its workspace name.
+    host_dirs: BTreeMap<String, PathBuf>,
     timeout: Option<SignedDuration>,
     retries: u32,
     created_at: Timestamp,
@@ -141,6 +149,8 @@ pub enum Target {
         spec: Box<PipelineSpec>,
         pipeline_name: String,
         tasks: BTreeMap<String, TaskSpec>,
+        /// Pipelines by name, for a task's `pipelineRef`.
+        pipelines: BTreeMap<String, PipelineSpec>,
     },
     Task {
         run: Box<TaskRun>,
@@ -215,11 +225,20 @@ fn shells(sandboxed: bool, dir: &std::path::Path) -> Vec<Image> {
 /// Where an alpine-like container finds `ash` when this machine has none.
 const SHELLS_DIR: &str = "/tektite/shells";
 
+/// One PipelineRun: the one run, or the child of a task that runs a Pipeline.
 struct PipelineState {
+    /// Its object, with its name and uid.
     run: Box<PipelineRun>,
     spec: Box<PipelineSpec>,
     pipeline_name: String,
-    tasks: BTreeMap<String, TaskSpec>,
+    /// A child's parent (an index into the executor's `pipelines`) and pipeline task.
+    parent: Option<(usize, String)>,
+    /// What its tasks' labels start with: empty for the run, `scans/` for the child of
+    /// task `scans`.
+    prefix: String,
+    /// Its workspaces bound to host directories, by its workspace name.
+    host: BTreeMap<String, PathBuf>,
+    started_at: Timestamp,
     cancel: Option<Cancel>,
     timeouts: Timeouts,
     finally_started_at: Option<Timestamp>,
@@ -237,8 +256,11 @@ pub struct Executor {
     watcher: Watcher,
     runs: Vec<Run>,
     by_pod: HashMap<String, usize>,
-    pipeline: Option<PipelineState>,
-    started_at: Timestamp,
+    /// The PipelineRuns: the one run first, then children as their tasks start.
+    pipelines: Vec<PipelineState>,
+    /// Tasks and Pipelines by name, for references.
+    tasks: BTreeMap<String, TaskSpec>,
+    pipeline_specs: BTreeMap<String, PipelineSpec>,
     uid: String,
     name: String,
     handled_interrupts: usize,
@@ -334,43 +356,34 @@ impl Executor {
             watcher,
             runs: Vec::new(),
             by_pod: HashMap::new(),
-            pipeline: None,
-            started_at,
+            pipelines: Vec::new(),
+            tasks: BTreeMap::new(),
+            pipeline_specs: BTreeMap::new(),
             uid,
             name,
             handled_interrupts: 0,
         };
         match target {
             Target::Pipeline {
-                run,
+                mut run,
                 spec,
                 pipeline_name,
                 tasks,
+                pipelines,
             } => {
-                let mut spec = spec;
-                spec.propagate_workspaces(&run.spec.workspaces, run.spec.pipeline_spec.is_some());
-                let mut timeouts = Timeouts::of(&run.spec);
-                if let Some(t) = ex.settings.timeout {
-                    timeouts.pipeline = Some(t);
-                }
-                let cancel = Cancel::of(&run.spec);
                 if run.spec.status == Some(v1::PipelineRunSpecStatus::PipelineRunPending) {
                     ex.settings.view.note(
                         "spec.status is PipelineRunPending: tkt run starts it anyway (on a cluster it waits until spec.status is cleared)",
                     );
                 }
-                ex.pipeline = Some(PipelineState {
-                    run,
-                    spec,
-                    pipeline_name,
-                    tasks,
-                    cancel,
-                    timeouts,
-                    finally_started_at: None,
-                    skipped: Vec::new(),
-                    reported_skips: Vec::new(),
-                    status: None,
-                });
+                ex.tasks = tasks;
+                ex.pipeline_specs = pipelines;
+                run.metadata.name = Some(ex.name.clone());
+                run.metadata.uid = Some(ex.uid.clone());
+                run.metadata.namespace = Some(NAMESPACE.into());
+                let host = ex.host.sources().host.clone();
+                let timeout = ex.settings.timeout;
+                ex.add_pipeline(run, *spec, pipeline_name, None, host, timeout, started_at);
             }
             Target::Task {
                 run,
@@ -399,15 +412,26 @@ impl Executor {
                     // A spec the TaskRun embeds sees the run's workspaces undeclared.
                     spec.propagate_workspaces(&run.spec.workspaces);
                 }
+                let host_dirs = run
+                    .spec
+                    .workspaces
+                    .iter()
+                    .filter_map(|b| {
+                        let dir = ex.host.sources().host.get(&b.name)?;
+                        Some((b.name.clone(), dir.clone()))
+                    })
+                    .collect();
                 let mut r = Run {
                     label: ex.name.clone(),
                     name: ex.name.clone(),
                     uid: ex.uid.clone(),
+                    owner: None,
                     pipeline_task: None,
                     task_ref,
                     spec,
                     params: run.spec.params.clone(),
                     workspaces,
+                    host_dirs,
                     timeout,
                     retries: run.spec.retries.unwrap_or(0).max(0) as u32,
                     created_at: started_at,
@@ -430,6 +454,45 @@ impl Executor {
         Ok(ex)
     }
 
+    /// Adds PipelineRun `run` (named, with its uid) of `spec`: the run itself, or the
+    /// child of `parent`'s task. `timeout` replaces its own.
+    #[allow(clippy::too_many_arguments)]
+    fn add_pipeline(
+        &mut self,
+        run: Box<PipelineRun>,
+        mut spec: PipelineSpec,
+        pipeline_name: String,
+        parent: Option<(usize, String)>,
+        host: BTreeMap<String, PathBuf>,
+        timeout: Option<SignedDuration>,
+        now: Timestamp,
+    ) {
+        spec.propagate_workspaces(&run.spec.workspaces, run.spec.pipeline_spec.is_some());
+        let mut timeouts = Timeouts::of(&run.spec);
+        if let Some(t) = timeout {
+            timeouts.pipeline = Some(t);
+        }
+        let prefix = match &parent {
+            Some((i, task)) => format!("{}{task}/", self.pipelines[*i].prefix),
+            None => String::new(),
+        };
+        self.pipelines.push(PipelineState {
+            cancel: Cancel::of(&run.spec),
+            run,
+            spec: Box::new(spec),
+            pipeline_name,
+            parent,
+            prefix,
+            host,
+            started_at: now,
+            timeouts,
+            finally_started_at: None,
+            skipped: Vec::new(),
+            reported_skips: Vec::new(),
+            status: None,
+        });
+    }
+
     /// Runs to the end.
     pub fn run(mut self) -> Result<Finished, ExecError> {
         loop {
@@ -438,8 +501,9 @@ impl Executor {
             for i in 0..self.runs.len() {
                 self.decide_task_run(i, now);
             }
-            if self.pipeline.is_some() {
-                self.decide_pipeline(now);
+            // Children first: a parent then sees what they decided.
+            for p in (0..self.pipelines.len()).rev() {
+                self.decide_pipeline(p, now);
             }
             if self.finished() {
                 break;
@@ -465,9 +529,13 @@ impl Executor {
             self.settings.view.note(
                 "cancelling: running tasks are stopped, finally tasks run; press Ctrl-C again to stop at once",
             );
-            match &mut self.pipeline {
-                Some(p) => p.cancel = Some(Cancel::CancelledRunFinally),
-                None => {
+            match self.pipelines.is_empty() {
+                false => {
+                    for p in &mut self.pipelines {
+                        p.cancel.get_or_insert(Cancel::CancelledRunFinally);
+                    }
+                }
+                true => {
                     for r in &mut self.runs {
                         r.stop.get_or_insert(Stop::Cancelled);
                         if let Some(a) = &mut r.attempt {
@@ -478,7 +546,7 @@ impl Executor {
             }
         } else {
             self.settings.view.note("stopping now");
-            if let Some(p) = &mut self.pipeline {
+            for p in &mut self.pipelines {
                 p.cancel = Some(Cancel::Cancelled);
             }
             for r in &mut self.runs {
@@ -512,11 +580,7 @@ impl Executor {
     }
 
     fn finished(&self) -> bool {
-        let runs_done = self.runs.iter().all(|r| r.done);
-        match &self.pipeline {
-            Some(p) => p.status.is_some() && runs_done,
-            None => runs_done,
-        }
+        self.runs.iter().all(|r| r.done) && self.pipelines.iter().all(|p| p.status.is_some())
     }
 
     fn apply(&mut self, e: Event) {
@@ -594,13 +658,7 @@ impl Executor {
         let r = &self.runs[i];
         let retry = r.retries_status.len() as u32;
         let task_run = task_run_object(r);
-        let host_dirs = r
-            .workspaces
-            .iter()
-            .filter_map(|(name, (b, _))| {
-                Some((name.clone(), self.host.sources().host.get(&b.name)?.clone()))
-            })
-            .collect();
+        let host_dirs = r.host_dirs.clone();
         let task_name = r.task_ref.as_ref().and_then(|t| t.name.clone());
         let req = PodRequest {
             uid: pod_uid.clone(),
@@ -767,24 +825,46 @@ impl Executor {
         view.task_finished(r.label(), &reason, Some(took));
     }
 
-    fn decide_pipeline(&mut self, now: Timestamp) {
-        let Some(p) = self.pipeline.as_mut() else {
-            return;
-        };
-        if p.status.is_some() {
+    /// What a child PipelineRun is to its parent, as far as it is known.
+    fn pipeline_outcome(&self, p: usize) -> Outcome {
+        match &self.pipelines[p].status {
+            None => Outcome::Running,
+            Some((condition, _)) => Outcome::of_finished(Some(condition), false),
+        }
+    }
+
+    fn decide_pipeline(&mut self, idx: usize, now: Timestamp) {
+        if self.pipelines[idx].status.is_some() {
             return;
         }
-        let children = pipeline::by_task(
-            &p.spec,
-            self.runs.iter().filter_map(|r| {
+        let task_runs = self
+            .runs
+            .iter()
+            .filter(|r| r.owner == Some(idx))
+            .filter_map(|r| {
                 let child = Child::of(r.outcome(), r.results());
                 Some((r.pipeline_task.clone()?, child))
-            }),
-        );
+            });
+        // A child Pipeline's results do not reach its parent, as in Tekton.
+        let pipeline_runs: Vec<(String, Child)> = (0..self.pipelines.len())
+            .filter_map(|c| {
+                let (parent, task) = self.pipelines[c].parent.as_ref()?;
+                (*parent == idx).then(|| {
+                    (
+                        task.clone(),
+                        Child::of(self.pipeline_outcome(c), BTreeMap::new()),
+                    )
+                })
+            })
+            .collect();
+        let p = &self.pipelines[idx];
+        let children = pipeline::by_task(&p.spec, task_runs.chain(pipeline_runs));
+        let name = p.run.metadata.name.clone().unwrap_or_default();
+        let uid = p.run.metadata.uid.clone().unwrap_or_default();
         let d = pipeline::decide(&PipelineRunFacts {
-            name: &self.name,
+            name: &name,
             namespace: NAMESPACE,
-            uid: &self.uid,
+            uid: &uid,
             pipeline_name: &p.pipeline_name,
             spec: &p.spec,
             params: &p.run.spec.params,
@@ -792,36 +872,54 @@ impl Executor {
             // A local run has no one to release it: tkt run says so and starts it.
             pending: false,
             timeouts: p.timeouts,
-            started_at: self.started_at,
+            started_at: p.started_at,
             finally_started_at: p.finally_started_at,
             children: &children,
             now,
         });
+        let p = &mut self.pipelines[idx];
         if d.finally_starts && p.finally_started_at.is_none() {
             p.finally_started_at = Some(now);
         }
         for s in &d.skipped {
             if !p.reported_skips.contains(&s.name) {
                 p.reported_skips.push(s.name.clone());
-                self.settings
-                    .view
-                    .task_finished(&s.name, &format!("Skipped ({})", s.reason), None);
+                self.settings.view.task_finished(
+                    &format!("{}{}", p.prefix, s.name),
+                    &format!("Skipped ({})", s.reason),
+                    None,
+                );
             }
         }
         p.skipped = d.skipped.clone();
         for (name, why) in &d.stop {
-            for r in self
-                .runs
-                .iter_mut()
-                .filter(|r| r.pipeline_task.as_deref() == Some(name) && !r.done)
-            {
+            for r in self.runs.iter_mut().filter(|r| {
+                r.owner == Some(idx) && r.pipeline_task.as_deref() == Some(name) && !r.done
+            }) {
                 r.stop.get_or_insert(*why);
                 if let Some(a) = &mut r.attempt {
                     a.pod.cancel();
                 }
             }
+            for c in &mut self.pipelines {
+                if c.parent
+                    .as_ref()
+                    .is_some_and(|(i, t)| *i == idx && t == name)
+                {
+                    c.cancel = Some(Cancel::Cancelled);
+                }
+            }
         }
         if d.done {
+            let p = &mut self.pipelines[idx];
+            if p.parent.is_some() {
+                let label = p.prefix.trim_end_matches('/').to_owned();
+                let reason = d.condition.reason.clone().unwrap_or_default();
+                let took = now.duration_since(p.started_at).as_secs_f64();
+                self.settings
+                    .view
+                    .task_finished(&label, &reason, Some(took));
+            }
             p.status = Some((d.condition, d.results));
             return;
         }
@@ -829,22 +927,61 @@ impl Executor {
         let room = self.settings.parallel.saturating_sub(self.running());
         starts.truncate(room);
         for s in starts {
-            self.create_task_runs(s, now);
+            if s.task.runs_pipeline() {
+                self.start_child_pipeline(idx, s, now);
+            } else {
+                self.create_task_runs(idx, s, now);
+            }
         }
     }
 
-    /// The TaskRun of a pipeline task, or one per combination of its matrix.
-    fn create_task_runs(&mut self, start: Start, now: Timestamp) {
-        let Some(p) = self.pipeline.as_ref() else {
+    /// The child PipelineRun of a task that runs a Pipeline, as the engine makes it (the
+    /// controller creates the same object), with host directories passed on.
+    fn start_child_pipeline(&mut self, idx: usize, start: Start, now: Timestamp) {
+        let p = &self.pipelines[idx];
+        let task = &start.task;
+        let (spec, pipeline_name) = match (&task.pipeline_spec, &task.pipeline_ref) {
+            (Some(spec), _) => ((**spec).clone(), String::new()),
+            (None, Some(r)) => {
+                let name = r.name.clone().unwrap_or_default();
+                // Validation found it among the files.
+                let spec = self.pipeline_specs.get(&name).cloned().unwrap_or_default();
+                (spec, name)
+            }
+            (None, None) => (PipelineSpec::default(), String::new()),
+        };
+        let host = task
+            .workspaces
+            .iter()
+            .filter_map(|w| {
+                let from = w.workspace.as_deref().unwrap_or(&w.name);
+                Some((w.name.clone(), p.host.get(from)?.clone()))
+            })
+            .collect();
+        let run_name = p.run.metadata.name.clone().unwrap_or_default();
+        // One child: validation refuses a matrix on a task that runs a Pipeline.
+        let Some(child) = start.child_runs(&run_name).into_iter().next() else {
             return;
         };
+        let mut run = tektite_engine::child::pipeline_run(&p.run, &p.pipeline_name, &start, &child);
+        run.metadata.uid = Some(names::uid());
+        run.metadata.creation_timestamp = Some(time(now));
+        let label = format!("{}{}", p.prefix, task.name);
+        self.settings.view.task_started(&label);
+        let parent = Some((idx, task.name.clone()));
+        self.add_pipeline(Box::new(run), spec, pipeline_name, parent, host, None, now);
+    }
+
+    /// The TaskRun of a pipeline task, or one per combination of its matrix.
+    fn create_task_runs(&mut self, idx: usize, start: Start, now: Timestamp) {
+        let p = &self.pipelines[idx];
         let task = &start.task;
         let (spec, task_ref) = match (&task.task_spec, &task.task_ref) {
             (Some(embedded), _) => (embedded.task.clone(), None),
             (None, Some(r)) => {
                 let name = r.name.clone().unwrap_or_default();
                 (
-                    p.tasks.get(&name).cloned().unwrap_or_default(),
+                    self.tasks.get(&name).cloned().unwrap_or_default(),
                     Some(TaskRef {
                         name: Some(name),
                         kind: Some("Task".into()),
@@ -855,10 +992,14 @@ impl Executor {
             (None, None) => (TaskSpec::default(), None),
         };
         let mut workspaces = BTreeMap::new();
+        let mut host_dirs = BTreeMap::new();
         for w in &task.workspaces {
             let from = w.workspace.as_deref().unwrap_or(&w.name);
             if let Some(b) = p.run.spec.workspaces.iter().find(|b| b.name == from) {
                 workspaces.insert(w.name.clone(), (b.clone(), w.sub_path.clone()));
+            }
+            if let Some(dir) = p.host.get(from) {
+                host_dirs.insert(w.name.clone(), dir.clone());
             }
         }
         let mut spec = spec;
@@ -875,27 +1016,26 @@ impl Executor {
         let timeout = start
             .timeout
             .or_else(|| task.timeout.as_ref().and_then(v1::Duration::signed));
-        let pipeline_name = p.pipeline_name.clone();
-        let mut owner = (*p.run).clone();
-        owner.metadata.name = Some(self.name.clone());
-        owner.metadata.uid = Some(self.uid.clone());
-        owner.metadata.namespace = Some(NAMESPACE.into());
-        for child in start.child_runs(&self.name) {
-            let object = tektite_engine::child::task_run(&owner, &pipeline_name, &start, &child);
+        let owner = &p.run;
+        let run_name = owner.metadata.name.clone().unwrap_or_default();
+        let mut runs = Vec::new();
+        for child in start.child_runs(&run_name) {
+            let object = tektite_engine::child::task_run(owner, &p.pipeline_name, &start, &child);
             let label = match child.index {
-                Some(i) => format!("{}-{i}", task.name),
-                None => task.name.clone(),
+                Some(i) => format!("{}{}-{i}", p.prefix, task.name),
+                None => format!("{}{}", p.prefix, task.name),
             };
-            let params = child.params;
-            let run = Run {
+            runs.push(Run {
                 name: child.name,
                 label,
                 uid: names::uid(),
+                owner: Some(idx),
                 pipeline_task: Some(task.name.clone()),
                 task_ref: task_ref.clone(),
                 spec: spec.clone(),
-                params,
+                params: child.params,
                 workspaces: workspaces.clone(),
+                host_dirs: host_dirs.clone(),
                 timeout,
                 retries: task.retries.unwrap_or(0).max(0) as u32,
                 created_at: now,
@@ -907,7 +1047,9 @@ impl Executor {
                 when: task.when.clone(),
                 object: Some(object),
                 given: TaskRunSpec::default(),
-            };
+            });
+        }
+        for run in runs {
             self.runs.push(run);
             self.start_attempt(self.runs.len() - 1);
         }
@@ -926,42 +1068,52 @@ impl Executor {
             });
             task_runs.push(tr);
         }
-        let Some(p) = self.pipeline else {
+        if self.pipelines.is_empty() {
             let succeeded = self.runs.iter().all(|r| r.outcome() == Outcome::Succeeded);
             return Finished {
                 pipeline_run: None,
+                child_pipeline_runs: Vec::new(),
                 task_runs,
                 succeeded,
             };
-        };
-        let (condition, results) = p.status.unwrap_or_default();
-        let succeeded = condition.status == "True";
-        let mut run = *p.run;
+        }
+        let mut objects: Vec<PipelineRun> = (0..self.pipelines.len())
+            .map(|i| self.pipeline_object(i, now))
+            .collect();
+        let top = objects.remove(0);
+        let succeeded = top
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.first())
+            .is_some_and(|c| c.status == "True");
+        Finished {
+            pipeline_run: Some(top),
+            child_pipeline_runs: objects,
+            task_runs,
+            succeeded,
+        }
+    }
+
+    /// PipelineRun `idx` as it ended, with a cluster's additions (namespace, creation
+    /// time, the pipeline label) and its children referenced.
+    fn pipeline_object(&self, idx: usize, now: Timestamp) -> PipelineRun {
+        let p = &self.pipelines[idx];
+        let (condition, results) = p.status.clone().unwrap_or_default();
+        let mut run = (*p.run).clone();
         run.api_version = Some("tekton.dev/v1".into());
         run.kind = Some("PipelineRun".into());
-        run.metadata.name = Some(self.name.clone());
         run.metadata.namespace = Some(NAMESPACE.into());
-        run.metadata.uid = Some(self.uid.clone());
-        run.metadata.creation_timestamp = Some(time(self.started_at));
+        run.metadata.creation_timestamp = Some(time(p.started_at));
         if !p.pipeline_name.is_empty() {
             run.metadata
                 .labels
                 .get_or_insert_with(BTreeMap::new)
                 .insert(labels::PIPELINE.into(), p.pipeline_name.clone());
         }
-        run.status = Some(PipelineRunStatus {
-            conditions: vec![Condition {
-                last_transition_time: Some(time(now)),
-                ..condition
-            }],
-            start_time: Some(time(self.started_at)),
-            completion_time: Some(time(now)),
-            results,
-            pipeline_spec: Some(*p.spec),
-            skipped_tasks: p.skipped,
-            child_references: self
-                .runs
+        let task_runs =
+            self.runs
                 .iter()
+                .filter(|r| r.owner == Some(idx))
                 .map(|r| ChildStatusReference {
                     api_version: Some("tekton.dev/v1".into()),
                     kind: Some("TaskRun".into()),
@@ -969,16 +1121,40 @@ impl Executor {
                     pipeline_task_name: r.pipeline_task.clone().unwrap_or_default(),
                     when_expressions: r.when.clone(),
                     ..ChildStatusReference::default()
-                })
-                .collect(),
+                });
+        let pipeline_runs = self.pipelines.iter().filter_map(|c| {
+            let (parent, task) = c.parent.as_ref()?;
+            (*parent == idx).then(|| ChildStatusReference {
+                api_version: Some("tekton.dev/v1".into()),
+                kind: Some("PipelineRun".into()),
+                name: c.run.metadata.name.clone().unwrap_or_default(),
+                pipeline_task_name: task.clone(),
+                when_expressions: p
+                    .spec
+                    .tasks
+                    .iter()
+                    .chain(&p.spec.finally)
+                    .find(|t| &t.name == task)
+                    .map(|t| t.when.clone())
+                    .unwrap_or_default(),
+                ..ChildStatusReference::default()
+            })
+        });
+        run.status = Some(PipelineRunStatus {
+            conditions: vec![Condition {
+                last_transition_time: Some(time(now)),
+                ..condition
+            }],
+            start_time: Some(time(p.started_at)),
+            completion_time: Some(time(now)),
+            results,
+            pipeline_spec: Some((*p.spec).clone()),
+            skipped_tasks: p.skipped.clone(),
+            child_references: task_runs.chain(pipeline_runs).collect(),
             finally_start_time: p.finally_started_at.map(time),
             ..PipelineRunStatus::default()
         });
-        Finished {
-            pipeline_run: Some(run),
-            task_runs,
-            succeeded,
-        }
+        run
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Plan {
     pub run: RunObject,
     /// Tasks by name, for `taskRef`.
     pub tasks: BTreeMap<String, TaskSpec>,
+    /// Pipelines by name, for a pipeline task's `pipelineRef`.
+    pub pipelines: BTreeMap<String, PipelineSpec>,
     pub config_maps: BTreeMap<String, core::ConfigMap>,
     pub secrets: BTreeMap<String, core::Secret>,
     pub step_actions: BTreeMap<String, tektite_api::v1beta1::StepActionSpec>,
@@ -189,7 +191,8 @@ fn kind_of(o: &Object) -> &'static str {
     }
 }
 
-/// A PipelineRun of the single Pipeline, else a TaskRun of the single Task.
+/// A PipelineRun of the single Pipeline that no other runs (the others run as its
+/// children), else a TaskRun of the single Task.
 fn synthesize(docs: &[Document]) -> Result<Object, String> {
     let named = |kind: &str| -> Vec<String> {
         docs.iter()
@@ -197,7 +200,31 @@ fn synthesize(docs: &[Document]) -> Result<Object, String> {
             .map(|d| d.name.clone())
             .collect()
     };
-    let pipelines = named("Pipeline");
+    fn children(spec: &PipelineSpec, depth: usize, out: &mut Vec<String>) {
+        for t in spec.tasks.iter().chain(&spec.finally) {
+            out.extend(t.pipeline_ref.as_ref().and_then(|r| r.name.clone()));
+            if let Some(inline) = t.pipeline_spec.as_deref().filter(|_| depth < MAX_NESTING) {
+                children(inline, depth + 1, out);
+            }
+        }
+    }
+    let mut run_by_others = Vec::new();
+    for d in docs {
+        if let Some(Object::Pipeline(p)) = &d.object {
+            children(&p.spec, 0, &mut run_by_others);
+        }
+    }
+    let mut pipelines = named("Pipeline");
+    if pipelines.len() > 1 {
+        let roots: Vec<String> = pipelines
+            .iter()
+            .filter(|p| !run_by_others.contains(p))
+            .cloned()
+            .collect();
+        if roots.len() == 1 {
+            pipelines = roots;
+        }
+    }
     let tasks = named("Task");
     let meta = |name: &str| ObjectMeta {
         generate_name: Some(format!("{name}-run-")),
@@ -514,6 +541,7 @@ fn build(
     let plan = Plan {
         run,
         tasks,
+        pipelines,
         config_maps,
         secrets,
         step_actions,
@@ -574,45 +602,7 @@ fn local_limits(plan: &Plan) -> Vec<String> {
     let bindings = match &plan.run {
         RunObject::Pipeline { run, spec, .. } => {
             let who = format!("PipelineRun/{}", run_name(&run.metadata));
-            for (i, t) in spec.tasks.iter().chain(&spec.finally).enumerate() {
-                let at = if i < spec.tasks.len() {
-                    format!("tasks[{i}]")
-                } else {
-                    format!("finally[{}]", i - spec.tasks.len())
-                };
-                if t.pipeline_ref.is_some() || t.pipeline_spec.is_some() {
-                    lines.push(format!(
-                        "{who}: pipeline {at} ({:?}): Pipelines in Pipelines are not supported by tkt run",
-                        t.name
-                    ));
-                }
-                match (&t.task_spec, &t.task_ref) {
-                    (Some(embedded), _) if embedded.is_custom() => lines.push(format!(
-                        "{who}: pipeline {at}.taskSpec ({:?}): a custom task ({}) runs under its own controller on a cluster; tkt run has none",
-                        t.name,
-                        embedded.kind.as_deref().unwrap_or_default()
-                    )),
-                    (Some(embedded), _) => {
-                        check_task(&format!("Pipeline {at} ({:?}) taskSpec", t.name), &embedded.task, &mut lines)
-                    }
-                    (None, Some(r)) if r.is_custom() => lines.push(format!(
-                        "{who}: pipeline {at}.taskRef ({:?}): a custom task ({}) runs under its own controller on a cluster; tkt run has none",
-                        t.name,
-                        r.kind.as_deref().unwrap_or_default()
-                    )),
-                    (None, Some(r)) if r.resolver.is_some() => lines.push(format!(
-                        "{who}: pipeline {at}.taskRef ({:?}): resolvers need a cluster; pass the Task's file instead",
-                        t.name
-                    )),
-                    (None, Some(r)) => {
-                        let name = r.name.as_deref().unwrap_or_default();
-                        if let Some(spec) = plan.tasks.get(name) {
-                            check_task(&format!("Task/{name}"), spec, &mut lines);
-                        }
-                    }
-                    (None, None) => {}
-                }
-            }
+            check_pipeline(&who, spec, plan, &check_task, 0, &mut lines);
             &run.spec.workspaces
         }
         RunObject::Task { run, spec, .. } => {
@@ -677,6 +667,75 @@ fn local_limits(plan: &Plan) -> Vec<String> {
     }
     lines
 }
+
+/// What [`local_limits`] checks of each task of a Pipeline, and of the Pipelines its
+/// tasks run (`depth` of them above; validation refuses a Pipeline that runs itself).
+fn check_pipeline(
+    who: &str,
+    spec: &PipelineSpec,
+    plan: &Plan,
+    check_task: &dyn Fn(&str, &TaskSpec, &mut Vec<String>),
+    depth: usize,
+    lines: &mut Vec<String>,
+) {
+    for (i, t) in spec.tasks.iter().chain(&spec.finally).enumerate() {
+        let at = if i < spec.tasks.len() {
+            format!("tasks[{i}]")
+        } else {
+            format!("finally[{}]", i - spec.tasks.len())
+        };
+        match (&t.pipeline_spec, &t.pipeline_ref) {
+            (Some(child), _) if depth < MAX_NESTING => check_pipeline(
+                &format!("{who}: pipeline {at} ({:?}) pipelineSpec", t.name),
+                child,
+                plan,
+                check_task,
+                depth + 1,
+                lines,
+            ),
+            (None, Some(r)) if r.resolver.is_some() => lines.push(format!(
+                "{who}: pipeline {at}.pipelineRef ({:?}): resolvers need a cluster; pass the Pipeline's file instead",
+                t.name
+            )),
+            (None, Some(r)) if depth < MAX_NESTING => {
+                let name = r.name.as_deref().unwrap_or_default();
+                if let Some(child) = plan.pipelines.get(name) {
+                    check_pipeline(&format!("Pipeline/{name}"), child, plan, check_task, depth + 1, lines);
+                }
+            }
+            _ => {}
+        }
+        match (&t.task_spec, &t.task_ref) {
+            (Some(embedded), _) if embedded.is_custom() => lines.push(format!(
+                "{who}: pipeline {at}.taskSpec ({:?}): a custom task ({}) runs under its own controller on a cluster; tkt run has none",
+                t.name,
+                embedded.kind.as_deref().unwrap_or_default()
+            )),
+            (Some(embedded), _) => {
+                check_task(&format!("Pipeline {at} ({:?}) taskSpec", t.name), &embedded.task, lines)
+            }
+            (None, Some(r)) if r.is_custom() => lines.push(format!(
+                "{who}: pipeline {at}.taskRef ({:?}): a custom task ({}) runs under its own controller on a cluster; tkt run has none",
+                t.name,
+                r.kind.as_deref().unwrap_or_default()
+            )),
+            (None, Some(r)) if r.resolver.is_some() => lines.push(format!(
+                "{who}: pipeline {at}.taskRef ({:?}): resolvers need a cluster; pass the Task's file instead",
+                t.name
+            )),
+            (None, Some(r)) => {
+                let name = r.name.as_deref().unwrap_or_default();
+                if let Some(spec) = plan.tasks.get(name) {
+                    check_task(&format!("Task/{name}"), spec, lines);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// How deep Pipelines in Pipelines are followed before anything runs.
+const MAX_NESTING: usize = 16;
 
 /// The run's name, or its generateName prefix before one is chosen.
 pub fn run_name(meta: &ObjectMeta) -> String {

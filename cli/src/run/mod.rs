@@ -8,7 +8,7 @@ mod pod;
 mod view;
 mod volumes;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jiff::SignedDuration;
 use serde_json::json;
-use tektite_api::v1::{self, ParamValue, TaskRun, TaskSpec};
+use tektite_api::v1::{self, ParamValue, PipelineSpec, TaskRun, TaskSpec};
 
 use executor::{Executor, Finished, Settings, Target};
 use input::{Overrides, RunObject};
@@ -180,18 +180,7 @@ fn run_one(
             pipeline_name,
         } => {
             let mut images = BTreeSet::new();
-            for t in spec.tasks.iter().chain(&spec.finally) {
-                if let Some(e) = &t.task_spec {
-                    collect_images(&e.task, &mut images);
-                } else if let Some(s) = t
-                    .task_ref
-                    .as_ref()
-                    .and_then(|r| r.name.as_ref())
-                    .and_then(|n| plan.tasks.get(n))
-                {
-                    collect_images(s, &mut images);
-                }
-            }
+            pipeline_images(&spec, &plan.tasks, &plan.pipelines, 0, &mut images);
             let name = run.metadata.name.clone();
             let generate = run.metadata.generate_name.clone();
             (
@@ -200,6 +189,7 @@ fn run_one(
                     spec,
                     pipeline_name,
                     tasks: plan.tasks,
+                    pipelines: plan.pipelines,
                 },
                 name.or_else(|| generate.map(|g| names::generated(&g))),
                 images,
@@ -296,6 +286,36 @@ fn watch_signals(count: &Arc<AtomicUsize>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The images of a Pipeline's tasks, and of the Pipelines its tasks run.
+fn pipeline_images(
+    spec: &PipelineSpec,
+    tasks: &BTreeMap<String, TaskSpec>,
+    pipelines: &BTreeMap<String, PipelineSpec>,
+    depth: usize,
+    out: &mut BTreeSet<String>,
+) {
+    for t in spec.tasks.iter().chain(&spec.finally) {
+        if let Some(e) = &t.task_spec {
+            collect_images(&e.task, out);
+        } else if let Some(s) = t
+            .task_ref
+            .as_ref()
+            .and_then(|r| r.name.as_ref())
+            .and_then(|n| tasks.get(n))
+        {
+            collect_images(s, out);
+        }
+        let child = t.pipeline_spec.as_deref().or_else(|| {
+            let name = t.pipeline_ref.as_ref()?.name.as_ref()?;
+            pipelines.get(name)
+        });
+        // Validation refuses a Pipeline that runs itself; the depth bounds it anyway.
+        if let Some(child) = child.filter(|_| depth < 16) {
+            pipeline_images(child, tasks, pipelines, depth + 1, out);
+        }
+    }
+}
+
 fn collect_images(spec: &TaskSpec, out: &mut BTreeSet<String>) {
     for s in &spec.steps {
         if let Some(i) = s
@@ -317,6 +337,9 @@ fn collect_images(spec: &TaskSpec, out: &mut BTreeSet<String>) {
 fn list(f: &Finished) -> serde_json::Value {
     let mut items = Vec::new();
     if let Some(pr) = &f.pipeline_run {
+        items.push(serde_json::to_value(pr).unwrap_or_default());
+    }
+    for pr in &f.child_pipeline_runs {
         items.push(serde_json::to_value(pr).unwrap_or_default());
     }
     for tr in &f.task_runs {
@@ -353,6 +376,28 @@ fn seconds(tr: &TaskRun) -> String {
     }
 }
 
+/// The pipeline tasks above the tasks of PipelineRun `run`: empty for the run, `scans/`
+/// for the child PipelineRun of its task `scans`, and so on down.
+fn tasks_path(f: &Finished, run: &str, depth: usize) -> String {
+    let child = f
+        .child_pipeline_runs
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(run));
+    let Some(labels) = child.and_then(|c| c.metadata.labels.as_ref()) else {
+        return String::new();
+    };
+    let (Some(parent), Some(task)) = (
+        labels.get(tektite_api::labels::PIPELINE_RUN),
+        labels.get(tektite_api::labels::PIPELINE_TASK),
+    ) else {
+        return String::new();
+    };
+    if depth > 16 {
+        return format!("{task}/");
+    }
+    format!("{}{task}/", tasks_path(f, parent, depth + 1))
+}
+
 /// Each task, its status, duration and results; then the run's.
 fn summary(f: &Finished) -> String {
     let mut out = String::from("\n");
@@ -375,20 +420,18 @@ fn summary(f: &Finished) -> String {
     )];
     for tr in &f.task_runs {
         let labels = tr.metadata.labels.clone().unwrap_or_default();
-        // The pipeline task (`build-1` for a matrix child), else the TaskRun.
+        // The pipeline task (`build-1` for a matrix child, `scans/lint` in the child
+        // PipelineRun of task `scans`), else the TaskRun.
         let name = tr.metadata.name.clone().unwrap_or_default();
-        let task = match (
-            &f.pipeline_run,
-            labels.get(tektite_api::labels::PIPELINE_TASK),
-        ) {
-            (Some(pr), Some(task)) => pr
-                .metadata
-                .name
-                .as_deref()
-                .and_then(|p| name.strip_prefix(p))
-                .and_then(|rest| rest.strip_prefix('-'))
-                .unwrap_or(task)
-                .to_owned(),
+        let owner = labels.get(tektite_api::labels::PIPELINE_RUN);
+        let task = match (owner, labels.get(tektite_api::labels::PIPELINE_TASK)) {
+            (Some(owner), Some(task)) => {
+                let leaf = name
+                    .strip_prefix(owner.as_str())
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .unwrap_or(task);
+                format!("{}{leaf}", tasks_path(f, owner, 0))
+            }
             _ => name,
         };
         let status = tr.status.clone().unwrap_or_default();
@@ -406,11 +449,27 @@ fn summary(f: &Finished) -> String {
             .join(" ");
         rows.push((task, format!("{reason}{retries}"), seconds(tr), results));
     }
-    if let Some(pr) = &f.pipeline_run {
+    for pr in &f.child_pipeline_runs {
+        // A task that ran a Pipeline: its child PipelineRun.
+        let path = tasks_path(f, pr.metadata.name.as_deref().unwrap_or_default(), 0);
         let status = pr.status.clone().unwrap_or_default();
+        let took = match (&status.start_time, &status.completion_time) {
+            (Some(a), Some(b)) => format!("{:.2}s", b.0.duration_since(a.0).as_secs_f64()),
+            _ => "-".into(),
+        };
+        rows.push((
+            format!("{} (PipelineRun)", path.trim_end_matches('/')),
+            executor::reason_of(&status.conditions),
+            took,
+            String::new(),
+        ));
+    }
+    for pr in f.pipeline_run.iter().chain(&f.child_pipeline_runs) {
+        let status = pr.status.clone().unwrap_or_default();
+        let path = tasks_path(f, pr.metadata.name.as_deref().unwrap_or_default(), 0);
         for s in &status.skipped_tasks {
             rows.push((
-                s.name.clone(),
+                format!("{path}{}", s.name),
                 format!("Skipped: {}", s.reason),
                 "-".into(),
                 String::new(),

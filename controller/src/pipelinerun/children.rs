@@ -13,7 +13,7 @@ use serde_json::json;
 use tektite_api::labels;
 use tektite_api::v1::{
     self, ChildStatusReference, Condition, ParamValue, PipelineRun, PipelineRunSpecStatus,
-    PipelineSpec, TaskRun, TaskRunSpecStatus, pipelinerun_reason,
+    PipelineSpec, TaskRun, TaskRunSpecStatus,
 };
 use tektite_api::v1beta1::{self, CustomRun, CustomRunSpecStatus, customrun_reason};
 use tektite_engine::pipeline::{Outcome, Stop};
@@ -161,12 +161,9 @@ impl Child {
         }
         let timed_out = self.stopped_for_timeout();
         let first = conditions.first();
-        let cancelled = match self {
-            Child::Task(_) => None,
-            Child::Custom(_) => Some(customrun_reason::CANCELLED),
-            Child::Pipeline(_) => Some(pipelinerun_reason::CANCELLED),
-        };
-        if cancelled.is_some() && first.and_then(|c| c.reason.as_deref()) == cancelled {
+        if let Child::Custom(_) = self
+            && first.and_then(|c| c.reason.as_deref()) == Some(customrun_reason::CANCELLED)
+        {
             return Outcome::Cancelled { timed_out };
         }
         Outcome::of_finished(first, timed_out)
@@ -225,10 +222,13 @@ impl Child {
             }
             Child::Pipeline(p) => {
                 let patch = json!({"spec": {"status": PipelineRunSpecStatus::Cancelled}});
-                Api::<PipelineRun>::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default())
-                    .patch(&name, &write_params(), &Patch::Merge(patch))
-                    .await
-                    .map(drop)
+                Api::<PipelineRun>::namespaced(
+                    ctx.client.clone(),
+                    &p.namespace().unwrap_or_default(),
+                )
+                .patch(&name, &write_params(), &Patch::Merge(patch))
+                .await
+                .map(drop)
             }
         };
         result.map_err(|source| Error::CancelChild {

@@ -324,7 +324,13 @@ fn ancestors(pr: &PipelineRun, ctx: &Context) -> Vec<String> {
             .labels()
             .get(tektite_api::labels::PIPELINE)
             .cloned()
-            .or_else(|| parent.spec.pipeline_ref.as_ref().and_then(|r| r.name.clone()));
+            .or_else(|| {
+                parent
+                    .spec
+                    .pipeline_ref
+                    .as_ref()
+                    .and_then(|r| r.name.clone())
+            });
         out.extend(name);
         current = (*parent).clone();
     }
