@@ -609,6 +609,62 @@ async fn a_pipeline_runs_workspaces_reach_embedded_task_specs_undeclared() {
     .await;
 }
 
+/// Tekton's two-level Pipelines-in-Pipelines example, read from its suite: the parent's
+/// task becomes a child PipelineRun, whose task becomes a grandchild, each owned by the
+/// run above it, with the params and workspaces passed down, through the controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_runs_a_pipeline_runs_it_as_a_child_pipeline_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), RELIST).await;
+    let (kind, name) = create_file(
+        &node,
+        &tekton_example("pipelineruns/alpha/pipelines-in-pipelines-ref-complex.yaml"),
+        &[],
+    )
+    .await;
+    let run = finished(&mut node, &kind, &name).await;
+    succeeded(&node, &run);
+    let child_name = format!("{name}-child");
+    let child = node
+        .api
+        .object("apis/tekton.dev/v1/pipelineruns", "default", &child_name)
+        .unwrap_or_else(|| node.fail(&format!("no child PipelineRun {child_name}")));
+    assert_eq!(
+        run["status"]["childReferences"][0],
+        json!({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "name": child_name, "pipelineTaskName": "child"})
+    );
+    assert_eq!(
+        child["metadata"]["labels"]["tekton.dev/pipeline"],
+        "child-pipeline-complex"
+    );
+    assert_eq!(
+        child["metadata"]["ownerReferences"][0]["name"],
+        name.as_str()
+    );
+    assert_eq!(
+        child["spec"]["params"][0],
+        json!({"name": "greeting", "value": "hello"})
+    );
+    succeeded(&node, &child);
+    let grandchild_ref = &child["status"]["childReferences"][0];
+    assert_eq!(
+        grandchild_ref["kind"], "PipelineRun",
+        "{:#}",
+        child["status"]
+    );
+    let show = node
+        .api
+        .objects("apis/tekton.dev/v1/taskruns")
+        .into_iter()
+        .find(|t| t["metadata"]["labels"]["tekton.dev/pipelineTask"] == "show")
+        .unwrap_or_else(|| node.fail("no TaskRun of the grandchild's task"));
+    assert_eq!(
+        show["metadata"]["labels"]["tekton.dev/pipelineRun"],
+        grandchild_ref["name"]
+    );
+    node.stop().await;
+}
+
 /// Tekton's home-volume example, read from its suite: steps share /tekton/home, and a
 /// step that mounts a volume of its own there sees that one instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
