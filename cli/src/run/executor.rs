@@ -160,35 +160,48 @@ pub enum Target {
 }
 
 /// Images whose shell is busybox's ash (alpine, busybox, and the bash image, built on
-/// alpine): their `/bin/sh` speaks the `[[ ]]` and `==` that scripts written for them use,
-/// and `ash` is on their PATH (`#!/usr/bin/env ash`). Where this machine's `/bin/sh` is
-/// another shell (Debian's dash), their containers get this machine's bash as `/bin/sh`
-/// (bash runs as a POSIX sh that also knows those), and where it has no `ash`, bash as
-/// `ash` in `/tektite/shells`, first on their PATH. `dir` holds that link. Only with mount
-/// namespaces: rewritten paths cannot swap a script's interpreter.
+/// alpine): scripts written for them use what ash does (`[[ ]]`, `==`, and ash's own
+/// answers where shells differ: an empty unquoted word inside `[[ ]]` vanishes), and
+/// `ash` is on their PATH (`#!/usr/bin/env ash`). Where this machine has busybox, their
+/// containers get it as `/bin/sh` and `ash`, the shell they have; else, where this
+/// machine's `/bin/sh` is another shell (Debian's dash), its bash (a POSIX sh that also
+/// knows `[[ ]]` and `==`). `ash`, where this machine has none, is linked in `dir`, bound
+/// at `/tektite/shells`, first on their PATH. Only with mount namespaces: rewritten paths
+/// cannot swap a script's interpreter.
 fn shells(sandboxed: bool, dir: &std::path::Path) -> Vec<Image> {
+    let on_path = |name: &str| {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    };
     let bash = std::path::Path::new("/bin/bash");
-    if !sandboxed || !bash.is_file() {
+    let shell = match on_path("busybox") {
+        Some(busybox) => busybox,
+        None if bash.is_file() => bash.to_path_buf(),
+        None => return Vec::new(),
+    };
+    if !sandboxed {
         return Vec::new();
     }
-    let sh_is_bash = std::fs::canonicalize("/bin/sh")
+    let sh_is_it = std::fs::canonicalize("/bin/sh")
         .ok()
-        .and_then(|p| p.file_name().map(|n| n == "bash"))
-        .unwrap_or(false);
-    let has_ash = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("ash").is_file()));
+        .zip(std::fs::canonicalize(&shell).ok())
+        .is_some_and(|(a, b)| a == b);
+    let has_ash = on_path("ash").is_some();
     let mut binds = Vec::new();
     let mut env = Vec::new();
-    if !sh_is_bash {
+    if !sh_is_it {
         binds.push(Bind {
-            host: bash.to_path_buf(),
+            host: shell.clone(),
             path: "/bin/sh".into(),
             read_only: true,
         });
     }
     let ash = dir.join("ash");
     let linked = std::fs::create_dir_all(dir).is_ok()
-        && (ash.exists() || std::os::unix::fs::symlink(bash, &ash).is_ok());
+        && (ash.exists() || std::os::unix::fs::symlink(&shell, &ash).is_ok());
     if !has_ash && linked {
         binds.push(Bind {
             host: dir.to_path_buf(),

@@ -4,8 +4,9 @@
 //! What differs from a cluster is only how that Pod is executed, and it is written here:
 //! - every image is this machine's userland (read-only but `/tmp`), with `tkt`'s own
 //!   environment as its env (the host's tools); the entrypoint's image holds `tkt`, which
-//!   is the entrypoint; alpine, busybox and bash images get this machine's bash as
-//!   `/bin/sh` where that is another shell, and as `ash` (`executor::shells`);
+//!   is the entrypoint; alpine, busybox and bash images get this machine's busybox as
+//!   `/bin/sh` and `ash` (their own shell), else its bash where `/bin/sh` is another
+//!   shell (`executor::shells`);
 //! - StepActions, ServiceAccounts and their Secrets come from the files given, not a
 //!   namespace;
 //! - a workspace bound with `-w NAME=PATH` is a hostPath volume at PATH;
