@@ -69,6 +69,23 @@ pub enum Reference {
     },
     /// `$(step.results.<r>.path)`: where the current step writes one of its results.
     OwnStepResultPath { name: String },
+    /// `$(step.artifacts.path)`: where the current step writes its artifacts (alpha).
+    OwnStepArtifactsPath,
+    /// `$(artifacts.path)`: where any step writes the Task's artifacts (alpha).
+    ArtifactsPath,
+    /// `$(steps.<s>.inputs|outputs[.<name>])`: an earlier step's artifact values, as JSON
+    /// (no name: its first).
+    StepArtifact {
+        step: String,
+        io: ArtifactIo,
+        name: Option<String>,
+    },
+    /// `$(tasks.<t>.inputs|outputs[.<name>])`: a finished task's artifact values, as JSON.
+    TaskArtifact {
+        task: String,
+        io: ArtifactIo,
+        name: Option<String>,
+    },
     /// `$(workspaces.<w>.path|bound|claim|volume)`.
     Workspace { name: String, attr: WorkspaceAttr },
     /// `$(context.<object>.<field>)`, e.g. `context.taskRun.name`.
@@ -77,6 +94,23 @@ pub enum Reference {
     Resource { path: String },
     /// A Tekton root with a shape Tekton does not define.
     Malformed { reason: String },
+}
+
+/// Which of a step's or task's artifacts a reference reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArtifactIo {
+    Inputs,
+    Outputs,
+}
+
+impl ArtifactIo {
+    fn of(token: &Token<'_>) -> Option<ArtifactIo> {
+        match token {
+            Token::Name("inputs") => Some(ArtifactIo::Inputs),
+            Token::Name("outputs") => Some(ArtifactIo::Outputs),
+            _ => None,
+        }
+    }
 }
 
 /// One `$(...)` occurrence in a text.
@@ -102,6 +136,7 @@ const ROOTS: &[&str] = &[
     "inputs",
     "finally",
     "credentials",
+    "artifacts",
 ];
 
 /// A token of the inside of `$(...)`: `.name` or `[...]`.
@@ -237,8 +272,18 @@ fn interpret(inner: &str) -> Option<Reference> {
                 result: Some(name_of(Some(r))?),
             },
             [t, Token::Name("results"), r, sel @ ..] => task_result("tasks", t, r, sel),
+            [t, io, name @ ..] if ArtifactIo::of(io).is_some() && name.len() <= 1 => {
+                Reference::TaskArtifact {
+                    task: name_of(Some(t))?,
+                    io: ArtifactIo::of(io)?,
+                    name: match name.first() {
+                        Some(n) => Some(name_of(Some(n))?),
+                        None => None,
+                    },
+                }
+            }
             _ => malformed(
-                "write $(tasks.<task>.results.<result>), $(tasks.<task>.status), $(tasks.<task>.matrix.length) or $(tasks.status)",
+                "write $(tasks.<task>.results.<result>), $(tasks.<task>.status), $(tasks.<task>.matrix.length), $(tasks.<task>.outputs.<artifact>) or $(tasks.status)",
             ),
         },
         // `$(finally.<t>.results.<r>)`: a finally task's result, for pipeline results.
@@ -260,7 +305,12 @@ fn interpret(inner: &str) -> Option<Reference> {
             [Token::Name("results"), r, Token::Name("path")] => Reference::OwnStepResultPath {
                 name: name_of(Some(r))?,
             },
-            _ => malformed("write $(step.results.<result>.path)"),
+            [Token::Name("artifacts"), Token::Name("path")] => Reference::OwnStepArtifactsPath,
+            _ => malformed("write $(step.results.<result>.path) or $(step.artifacts.path)"),
+        },
+        "artifacts" => match rest {
+            [Token::Name("path")] => Reference::ArtifactsPath,
+            _ => malformed("write $(artifacts.path)"),
         },
         "steps" => match rest {
             [s, Token::Name("exitCode"), Token::Name("path")] => {
@@ -283,8 +333,18 @@ fn interpret(inner: &str) -> Option<Reference> {
                     _ => malformed("write $(steps.<step>.results.<result>)"),
                 }
             }
+            [s, io, name @ ..] if ArtifactIo::of(io).is_some() && name.len() <= 1 => {
+                Reference::StepArtifact {
+                    step: name_of(Some(s))?,
+                    io: ArtifactIo::of(io)?,
+                    name: match name.first() {
+                        Some(n) => Some(name_of(Some(n))?),
+                        None => None,
+                    },
+                }
+            }
             _ => malformed(
-                "write $(steps.step-<step>.exitCode.path) or $(steps.<step>.results.<result>)",
+                "write $(steps.step-<step>.exitCode.path), $(steps.<step>.results.<result>) or $(steps.<step>.outputs.<artifact>)",
             ),
         },
         "workspaces" => match rest {
@@ -594,6 +654,39 @@ mod tests {
     }
 
     #[test]
+    fn artifact_references_parse() {
+        assert_eq!(one("$(artifacts.path)"), Reference::ArtifactsPath);
+        assert_eq!(
+            one("$(step.artifacts.path)"),
+            Reference::OwnStepArtifactsPath
+        );
+        assert_eq!(
+            one("$(steps.make.outputs.image)"),
+            Reference::StepArtifact {
+                step: "make".into(),
+                io: ArtifactIo::Outputs,
+                name: Some("image".into())
+            }
+        );
+        assert_eq!(
+            one("$(tasks.build.inputs)"),
+            Reference::TaskArtifact {
+                task: "build".into(),
+                io: ArtifactIo::Inputs,
+                name: None
+            }
+        );
+        assert!(matches!(
+            one("$(artifacts.dir)"),
+            Reference::Malformed { .. }
+        ));
+        assert!(matches!(
+            one("$(steps.make.outputs.a.b)"),
+            Reference::Malformed { .. }
+        ));
+    }
+
+    #[test]
     fn step_workspace_and_context_references_parse() {
         assert_eq!(
             one("$(results.out.path)"),
@@ -666,7 +759,7 @@ mod tests {
     fn tekton_roots_with_other_shapes_are_malformed() {
         assert!(matches!(one("$(params)"), Reference::Malformed { .. }));
         assert!(matches!(
-            one("$(tasks.a.outputs.b)"),
+            one("$(tasks.a.outputs.b.c)"),
             Reference::Malformed { .. }
         ));
         assert!(matches!(

@@ -83,14 +83,22 @@ fn from_wire(e: pb::Event, now: Timestamp) -> Option<(String, StepEvent)> {
                 results: f
                     .results
                     .into_iter()
-                    .map(|r| RecordedResult {
-                        name: r.name,
-                        kind: if r.kind == pb::ResultKind::Step as i32 {
-                            ResultKind::Step
-                        } else {
-                            ResultKind::Task
-                        },
-                        value: r.value,
+                    .filter_map(|r| {
+                        let kind = match pb::ResultKind::try_from(r.kind) {
+                            Ok(pb::ResultKind::Task) => ResultKind::Task,
+                            Ok(pb::ResultKind::Step) => ResultKind::Step,
+                            Ok(pb::ResultKind::StepArtifacts) => ResultKind::StepArtifacts,
+                            Ok(pb::ResultKind::TaskArtifacts) => ResultKind::TaskArtifacts,
+                            Err(_) => {
+                                tracing::warn!(kind = r.kind, result = %r.name, "an agent sent a result of a kind this controller does not know; it is left out");
+                                return None;
+                            }
+                        };
+                        Some(RecordedResult {
+                            name: r.name,
+                            kind,
+                            value: r.value,
+                        })
                     })
                     .collect(),
                 ..StepState::started(started)

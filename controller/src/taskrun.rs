@@ -248,6 +248,7 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
         completion_time: d.done.then_some(Time(now)),
         steps: d.steps.clone(),
         results: d.results.clone(),
+        artifacts: d.artifacts.clone(),
         task_spec: Some(spec.clone()),
         retries_status: old.retries_status.clone(),
         ..old.clone()

@@ -102,6 +102,8 @@ pub struct Child {
     pub results: BTreeMap<String, ParamValue>,
     /// How many TaskRuns it stands for: 1, or a matrixed task's gathered children.
     pub runs: usize,
+    /// What it reported of the alpha artifacts (`status.artifacts`).
+    pub artifacts: Option<v1::Artifacts>,
 }
 
 impl Child {
@@ -111,6 +113,7 @@ impl Child {
             outcome,
             results,
             runs: 1,
+            artifacts: None,
         }
     }
 }
@@ -874,6 +877,14 @@ impl Context<'_, '_> {
                 result,
                 selector,
             } => select(self.f.children.get(task)?.results.get(result)?, selector),
+            Reference::TaskArtifact { task, io, name } => {
+                let child = self.f.children.get(task)?;
+                let values = child
+                    .artifacts
+                    .as_ref()?
+                    .values_json(*io, name.as_deref())?;
+                Some(Resolved::Text(values))
+            }
             Reference::TaskStatus { task } => {
                 Some(Resolved::Text(statuses?.tasks.get(task)?.0.clone()))
             }
@@ -1143,15 +1154,22 @@ pub fn gather(children: &[Child]) -> Child {
             }
         }
     }
+    let mut artifacts: Option<v1::Artifacts> = None;
+    for a in children.iter().filter_map(|c| c.artifacts.as_ref()) {
+        artifacts.get_or_insert_with(Default::default).merge(a);
+    }
     Child {
         outcome,
         results,
         runs: children.len(),
+        artifacts,
     }
 }
 
-/// An embedded taskSpec sees the PipelineRun's context and, propagated, every Pipeline
-/// param it does not declare itself; everything else is the TaskRun's to substitute.
+/// An embedded taskSpec sees the PipelineRun's context, the results and artifacts of the
+/// tasks that have them, and, propagated, every Pipeline param it does not declare
+/// itself (Tekton's PropagateResults, PropagateArtifacts); everything else is the
+/// TaskRun's to substitute.
 fn substitute_embedded(
     spec: &mut TaskSpec,
     lookup: &mut Lookup<'_>,
@@ -1162,6 +1180,7 @@ fn substitute_embedded(
             lookup(r)
         }
         Reference::Param { name, .. } if !declared.contains(name) => lookup(r),
+        Reference::TaskResult { .. } | Reference::TaskArtifact { .. } => lookup(r),
         _ => None,
     };
     let misfit = |field: String, e: &dyn std::fmt::Display| SubstituteError::Misfit {

@@ -60,6 +60,7 @@ impl Run {
             name.into(),
             Child {
                 runs: 1,
+                artifacts: None,
                 outcome,
                 results: results
                     .iter()

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use tektite_api::step::layout::{EXIT_CODE_FILE, STEP_RESULTS_DIR, step_dir_name};
+use tektite_api::step::layout::{
+    ARTIFACTS_FILE, EXIT_CODE_FILE, STEP_ARTIFACTS_DIR, STEP_RESULTS_DIR, step_dir_name,
+};
 use tektite_api::v1::{Param, Step, StepTemplate, TaskSpec};
 use tektite_api::vars::{self, Reference, Resolved, SubstituteError, WorkspaceAttr};
 
@@ -37,6 +39,8 @@ pub struct BoundWorkspace {
 pub struct TaskPaths {
     pub results: String,
     pub steps: String,
+    /// The Task's artifacts directory (alpha artifacts).
+    pub artifacts: String,
     /// Bound workspaces by name; a declared one missing here is unbound (optional).
     pub workspaces: BTreeMap<String, BoundWorkspace>,
 }
@@ -46,6 +50,7 @@ impl Default for TaskPaths {
         Self {
             results: "/tekton/results".into(),
             steps: "/tekton/steps".into(),
+            artifacts: "/tekton/artifacts".into(),
             workspaces: BTreeMap::new(),
         }
     }
@@ -84,6 +89,7 @@ pub fn resolve(
         match r {
             Reference::Param { name, selector } => select(params.get(name)?, selector),
             Reference::ResultPath { name } => text(&format!("{}/{name}", paths.results)),
+            Reference::ArtifactsPath => text(&format!("{}/{ARTIFACTS_FILE}", paths.artifacts)),
             Reference::CredentialsPath => text(tektite_api::step::creds::CREDS_DIR),
             Reference::StepExitCodePath { step } => {
                 let dir = step.strip_prefix("step-").unwrap_or(step);
@@ -142,10 +148,16 @@ pub fn resolve(
             paths.steps,
             step_dir_name(&step.name)
         );
+        let own_artifacts = format!(
+            "{}/{}/{STEP_ARTIFACTS_DIR}/{ARTIFACTS_FILE}",
+            paths.steps,
+            step_dir_name(&step.name)
+        );
         let own = |r: &Reference| match r {
             Reference::OwnStepResultPath { name } => {
                 Some(Resolved::Text(format!("{own_results}/{name}")))
             }
+            Reference::OwnStepArtifactsPath => Some(Resolved::Text(own_artifacts.clone())),
             _ => None,
         };
         let at = format!("spec.steps[{i}]");

@@ -35,6 +35,8 @@ pub struct TaskRunDecision {
     pub condition: Condition,
     pub steps: Vec<v1::StepState>,
     pub results: Vec<TaskRunResult>,
+    /// What the steps reported of the alpha artifacts, merged (`status.artifacts`).
+    pub artifacts: Option<v1::Artifacts>,
     /// Stop the steps still running or waiting.
     pub stop: Option<Stop>,
     /// This attempt has ended.
@@ -224,6 +226,7 @@ pub fn decide(f: &TaskRunFacts<'_>) -> TaskRunDecision {
             .map(|(i, step)| step_state(&step.name, f.steps.get(i).and_then(Option::as_ref)))
             .collect(),
         results: task_results(f),
+        artifacts: artifacts(f),
         stop,
         done,
         retry,
@@ -279,6 +282,30 @@ fn step_state(name: &str, state: Option<&contract::StepState>) -> v1::StepState 
                     value: ParamValue::String(r.value.clone()),
                 })
                 .collect();
+            if let Some(a) = recorded_artifacts(s, ResultKind::StepArtifacts) {
+                out.inputs = a.inputs;
+                out.outputs = a.outputs;
+            }
+        }
+    }
+    out
+}
+
+/// The artifacts of `kind` a step reported (the entrypoint checked the document).
+fn recorded_artifacts(s: &tektite_api::step::StepState, kind: ResultKind) -> Option<v1::Artifacts> {
+    let r = s.results.iter().find(|r| r.kind == kind)?;
+    serde_json::from_str(&r.value).ok()
+}
+
+/// The TaskRun's artifacts: each step's view of the Task's artifacts file, then its own,
+/// merged as Tekton merges them; none when no step reported any.
+fn artifacts(f: &TaskRunFacts<'_>) -> Option<v1::Artifacts> {
+    let mut out: Option<v1::Artifacts> = None;
+    for s in f.steps.iter().flatten() {
+        for kind in [ResultKind::TaskArtifacts, ResultKind::StepArtifacts] {
+            if let Some(a) = recorded_artifacts(s, kind) {
+                out.get_or_insert_with(Default::default).merge(&a);
+            }
         }
     }
     out
@@ -466,6 +493,51 @@ mod tests {
         assert!(cancelled(&spec(
             serde_json::json!({"status": "TaskRunCancelled"})
         )));
+    }
+
+    #[test]
+    fn steps_artifacts_become_their_inputs_and_outputs_and_merge_into_the_runs() {
+        let spec = spec();
+        let task_file = r#"{"outputs":[{"name":"log","values":[{"uri":"file:///log"}]}]}"#;
+        let steps = [
+            ended(
+                StepReason::Completed,
+                Some(0),
+                &[
+                    (
+                        "provenance.json",
+                        ResultKind::StepArtifacts,
+                        r#"{"inputs":[{"name":"src","values":[{"uri":"git"}]}],"outputs":[{"name":"image","values":[{"uri":"a"}]}]}"#,
+                    ),
+                    ("provenance.json", ResultKind::TaskArtifacts, task_file),
+                ],
+            ),
+            ended(
+                StepReason::Completed,
+                Some(0),
+                &[("provenance.json", ResultKind::TaskArtifacts, task_file)],
+            ),
+        ];
+        let d = decide(&facts(&spec, &steps));
+        assert_eq!(d.steps[0].inputs[0].name.as_deref(), Some("src"));
+        assert_eq!(d.steps[0].outputs[0].values[0].uri.as_deref(), Some("a"));
+        assert!(d.steps[1].inputs.is_empty() && d.steps[1].outputs.is_empty());
+        assert_eq!(
+            serde_json::to_value(d.artifacts).unwrap(),
+            json!({
+                "inputs": [{"name": "src", "values": [{"uri": "git"}]}],
+                "outputs": [
+                    {"name": "log", "values": [{"uri": "file:///log"}]},
+                    {"name": "image", "values": [{"uri": "a"}]}
+                ]
+            })
+        );
+        // No step reported any: none.
+        let steps = [
+            ended(StepReason::Completed, Some(0), &[]),
+            ended(StepReason::Completed, Some(0), &[]),
+        ];
+        assert_eq!(decide(&facts(&spec, &steps)).artifacts, None);
     }
 
     #[test]

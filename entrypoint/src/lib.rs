@@ -58,12 +58,15 @@ Options:
   --result NAME             a task result to collect (repeatable)
   --step-result NAME        a step result to collect (repeatable)
   --results-limit BYTES     all results together may not exceed this (default 1048576)
+  --artifacts-dir DIR       the Task's artifacts directory: collect its provenance.json and
+                            the step's (under the metadata dir's artifacts/) when it ends
   --termination-path PATH   write a Tekton-style termination message there
   --on-error continue       a non-zero exit does not fail the step
   --timeout DURATION        kill the step after DURATION (e.g. 90s, 1h30m)
   --stdout-path PATH        also copy stdout to PATH
   --stderr-path PATH        also copy stderr to PATH
   --cancel-file PATH        kill the step when PATH becomes non-empty
+  --when JSON               the step's when expressions: a false one skips it (the next runs)
   --basic-git SECRET=URL    git credentials from a basic-auth Secret mounted under
                             /tekton/creds-secrets (repeatable, like the four below)
   --ssh-git SECRET=HOST     an ssh key for git from an ssh-auth Secret (HOST[:PORT][/PATH])

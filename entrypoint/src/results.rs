@@ -8,7 +8,9 @@ use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use tektite_api::step::layout::{PodPaths, STEP_RESULTS_DIR, Volume};
+use tektite_api::step::layout::{
+    ARTIFACTS_FILE, PodPaths, STEP_ARTIFACTS_DIR, STEP_RESULTS_DIR, Volume,
+};
 use tektite_api::step::{EntrypointArgs, RecordedResult, ResultKind, StepReason};
 use tektite_api::validate::result_name;
 
@@ -88,6 +90,35 @@ pub fn collect(args: &EntrypointArgs) -> Result<Vec<RecordedResult>, ResultsErro
             kind,
             value,
         });
+    }
+    // Alpha artifacts: the step's file, then the Task's, each an artifacts document.
+    if let Some(task_artifacts) = &args.artifacts_dir {
+        let step_file = args
+            .step_metadata_dir
+            .as_ref()
+            .map(|d| d.join(STEP_ARTIFACTS_DIR).join(ARTIFACTS_FILE));
+        let files = step_file
+            .map(|f| (f, ResultKind::StepArtifacts))
+            .into_iter()
+            .chain([(
+                task_artifacts.join(ARTIFACTS_FILE),
+                ResultKind::TaskArtifacts,
+            )]);
+        for (file, kind) in files {
+            let name = ARTIFACTS_FILE.to_owned();
+            let Some(value) = read_one(&name, &file, &mut total, args.results_limit)? else {
+                continue;
+            };
+            if let Err(e) = serde_json::from_str::<tektite_api::v1::Artifacts>(&value) {
+                return Err(ResultsError::Invalid {
+                    name: file.display().to_string(),
+                    why: format!(
+                        "is not an artifacts document ({{\"inputs\": [...], \"outputs\": [...]}}): {e}"
+                    ),
+                });
+            }
+            out.push(RecordedResult { name, kind, value });
+        }
     }
     Ok(out)
 }

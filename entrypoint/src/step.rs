@@ -224,7 +224,22 @@ fn prepare(args: &EntrypointArgs) -> Result<Prepared, String> {
             return Ok(None);
         }
     }
-    let command = reader.list(&args.command).map_err(fail)?;
+    let mut command = reader.list(&args.command).map_err(fail)?;
+    if let Some(rewritten) = script_with_step_values(args, &command, &mut reader)? {
+        command = vec![rewritten];
+    }
+    if args.artifacts_dir.is_some()
+        && let Some(dir) = &args.step_metadata_dir
+    {
+        // Where `$(step.artifacts.path)` points: the step writes the file itself.
+        let dir = dir.join(tektite_api::step::layout::STEP_ARTIFACTS_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            format!(
+                "cannot create the step's artifacts directory {}: {e}",
+                dir.display()
+            )
+        })?;
+    }
     let mut env = Vec::new();
     for (k, v) in crate::env::vars_os() {
         let Some(text) = v.to_str().filter(|t| t.contains("$(steps.")) else {
@@ -236,6 +251,53 @@ fn prepare(args: &EntrypointArgs) -> Result<Prepared, String> {
         env.push((k, replaced.into()));
     }
     Ok(Some((command, env)))
+}
+
+/// A script step whose script names earlier steps' results or artifacts: the script as
+/// they make it, written beside the step's metadata (`<metadata dir>/script`), as
+/// Tekton's entrypoint rewrites it; `None` when there is nothing to replace.
+fn script_with_step_values(
+    args: &EntrypointArgs,
+    command: &[String],
+    reader: &mut step_results::Reader<'_>,
+) -> Result<Option<String>, String> {
+    let [script] = command else { return Ok(None) };
+    let path = Path::new(script);
+    let scripts = tektite_api::step::layout::Volume::Scripts.mount_path();
+    if !path.parent().is_some_and(|p| p.ends_with(&scripts)) {
+        return Ok(None);
+    }
+    let Ok(body) = std::fs::read_to_string(path) else {
+        return Ok(None); // not ours to read: the step runs it and says what is wrong
+    };
+    if !body.contains("$(steps.") {
+        return Ok(None);
+    }
+    let replaced = reader
+        .text(&body)
+        .map_err(|e| format!("script {}: {e}", path.display()))?;
+    if replaced == body {
+        return Ok(None);
+    }
+    let Some(dir) = &args.step_metadata_dir else {
+        return Err(format!(
+            "script {} names earlier steps' values, and the step has no metadata directory to write it to",
+            path.display()
+        ));
+    };
+    let out = dir.join("script");
+    use std::os::unix::fs::OpenOptionsExt;
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o755)
+            .open(&out)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, replaced.as_bytes()))
+    });
+    written.map_err(|e| format!("cannot write the step's script to {}: {e}", out.display()))?;
+    Ok(Some(out.display().to_string()))
 }
 
 /// The step's reason and message, whether the next step may run, and this process's exit code.

@@ -1,13 +1,16 @@
-//! `$(steps.<step>.results.<result>)` in a step's command, args, env and `when`: the
-//! pod builder leaves them for the entrypoint, which reads what the earlier steps wrote
-//! (`<steps dir>/step-<step>/results/<result>`) just before the command starts, as
-//! Tekton's entrypoint does.
+//! `$(steps.<step>.results.<result>)` and (alpha) `$(steps.<step>.outputs.<artifact>)` in
+//! a step's command, args, env, script and `when`: the pod builder leaves them for the
+//! entrypoint, which reads what the earlier steps wrote
+//! (`<steps dir>/step-<step>/results/<result>`, `.../artifacts/provenance.json`) just
+//! before the command starts, as Tekton's entrypoint does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use tektite_api::step::layout::{STEP_RESULTS_DIR, step_dir_name};
-use tektite_api::v1::WhenExpression;
+use tektite_api::step::layout::{
+    ARTIFACTS_FILE, STEP_ARTIFACTS_DIR, STEP_RESULTS_DIR, step_dir_name,
+};
+use tektite_api::v1::{Artifacts, WhenExpression};
 use tektite_api::vars::{self, Reference, Selector};
 
 /// A step result reference that cannot be replaced.
@@ -24,6 +27,13 @@ pub enum StepResultError {
     },
     #[error("{raw}: {why}")]
     Misfit { raw: String, why: String },
+    #[error("{raw}: step {step:?} left no artifacts ({path}: {why})")]
+    NoArtifacts {
+        raw: String,
+        step: String,
+        path: PathBuf,
+        why: String,
+    },
 }
 
 /// A step result as written: JSON arrays and objects of strings are arrays and objects,
@@ -56,6 +66,7 @@ impl Value {
 pub struct Reader<'a> {
     steps_dir: &'a Path,
     read: BTreeMap<(String, String), Value>,
+    artifacts: BTreeMap<String, Artifacts>,
 }
 
 impl<'a> Reader<'a> {
@@ -63,7 +74,45 @@ impl<'a> Reader<'a> {
         Reader {
             steps_dir,
             read: BTreeMap::new(),
+            artifacts: BTreeMap::new(),
         }
+    }
+
+    /// `$(steps.<step>.inputs|outputs[.<name>])`: the artifact's values as JSON.
+    fn artifact(
+        &mut self,
+        raw: &str,
+        step: &str,
+        io: vars::ArtifactIo,
+        name: Option<&str>,
+    ) -> Result<String, StepResultError> {
+        let path = self
+            .steps_dir
+            .join(step_dir_name(step))
+            .join(STEP_ARTIFACTS_DIR)
+            .join(ARTIFACTS_FILE);
+        let none = |why: String| StepResultError::NoArtifacts {
+            raw: raw.to_owned(),
+            step: step.to_owned(),
+            path: path.clone(),
+            why,
+        };
+        if !self.artifacts.contains_key(step) {
+            let text = std::fs::read_to_string(&path).map_err(|e| none(e.to_string()))?;
+            let parsed: Artifacts = serde_json::from_str(&text)
+                .map_err(|e| none(format!("not an artifacts document: {e}")))?;
+            self.artifacts.insert(step.to_owned(), parsed);
+        }
+        let word = match io {
+            vars::ArtifactIo::Inputs => "input",
+            vars::ArtifactIo::Outputs => "output",
+        };
+        self.artifacts[step].values_json(io, name).ok_or_else(|| {
+            none(match name {
+                Some(n) => format!("no {word} artifact named {n:?}"),
+                None => format!("no {word} artifacts"),
+            })
+        })
     }
 
     fn value(&mut self, raw: &str, step: &str, result: &str) -> Result<&Value, StepResultError> {
@@ -95,13 +144,20 @@ impl<'a> Reader<'a> {
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
         for o in vars::references(text) {
-            let Reference::StepResult {
-                step,
-                result,
-                selector,
-            } = &o.reference
-            else {
-                continue;
+            let (step, result, selector) = match &o.reference {
+                Reference::StepResult {
+                    step,
+                    result,
+                    selector,
+                } => (step, result, selector),
+                Reference::StepArtifact { step, io, name } => {
+                    let values = self.artifact(o.raw, step, *io, name.as_deref())?;
+                    out.push_str(&text[last..o.start]);
+                    out.push_str(&values);
+                    last = o.end;
+                    continue;
+                }
+                _ => continue,
             };
             out.push_str(&text[last..o.start]);
             let misfit = |why: &str| StepResultError::Misfit {

@@ -461,6 +461,111 @@ fn earlier_step_results_reach_args_env_and_when_and_a_false_when_skips_the_step(
     );
 }
 
+const PROVENANCE: &str = r#"{"inputs":[{"name":"src","values":[{"uri":"git+https://x"}]}],"outputs":[{"name":"image","values":[{"uri":"pkg:oci/app","digest":{"sha256":"ab"}}]}]}"#;
+
+#[test]
+fn artifacts_are_collected_and_a_later_scripts_references_read_them() {
+    let pod = Pod::new();
+    let artifacts = pod.root().join("tekton/artifacts");
+    fs::create_dir_all(&artifacts).unwrap();
+    // Step s0 writes its own artifacts file (its directory made by the entrypoint), a
+    // step result, and the Task's artifacts file.
+    let mut a = pod.step(
+        0,
+        &format!(
+            "printf '%s' '{PROVENANCE}' > $STEP/artifacts/provenance.json; printf v1 > $STEP/results/tag; printf '%s' '{{\"outputs\":[{{\"name\":\"log\",\"values\":[{{\"uri\":\"file:///log\"}}]}}]}}' > $ART/provenance.json"
+        ),
+    );
+    a.artifacts_dir = Some(artifacts.clone());
+    a.step_results = vec!["tag".into()];
+    fs::create_dir_all(a.step_metadata_dir.as_ref().unwrap().join("results")).unwrap();
+    let status = Command::new(BIN)
+        .args(a.to_args())
+        .env("STEP", a.step_metadata_dir.as_ref().unwrap())
+        .env("ART", &artifacts)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let kinds: Vec<ResultKind> = pod.state(0).results.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ResultKind::Step,
+            ResultKind::StepArtifacts,
+            ResultKind::TaskArtifacts
+        ]
+    );
+    assert!(pod.termination(0).iter().any(|e| e.kind == 5));
+
+    // Step s1's script names s0's output and result: the entrypoint rewrites it.
+    let scripts = pod.root().join("tekton/scripts");
+    fs::create_dir_all(&scripts).unwrap();
+    let out = pod.root().join("seen");
+    let script = scripts.join("script-1");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho '$(steps.s0.outputs.image) $(steps.s0.results.tag) $(steps.s0.inputs)' > {}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut b = pod.step(1, "");
+    b.command = vec![script.display().to_string()];
+    assert_eq!(run(&b), 0, "{:?}", pod.state(1).message);
+    assert_eq!(
+        fs::read_to_string(&out).unwrap(),
+        "[{\"digest\":{\"sha256\":\"ab\"},\"uri\":\"pkg:oci/app\"}] v1 [{\"uri\":\"git+https://x\"}]\n"
+    );
+    // The script as written is left alone.
+    assert!(
+        fs::read_to_string(&script)
+            .unwrap()
+            .contains("$(steps.s0.outputs.image)")
+    );
+
+    // A reference to an artifact that is not there fails the step before it runs.
+    let mut c = pod.step(2, "");
+    c.command = vec!["echo".into(), "$(steps.s0.outputs.nope)".into()];
+    assert_eq!(run(&c), 1);
+    let s = pod.state(2);
+    assert_eq!(s.reason, Some(StepReason::Error));
+    assert!(
+        s.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no output artifact named \"nope\""),
+        "{:?}",
+        s.message
+    );
+}
+
+#[test]
+fn an_artifacts_file_that_is_not_an_artifacts_document_fails_the_step() {
+    let pod = Pod::new();
+    let artifacts = pod.root().join("tekton/artifacts");
+    fs::create_dir_all(&artifacts).unwrap();
+    let mut a = pod.step(0, "echo '{\"outputs\": 3}' > $ART/provenance.json");
+    a.artifacts_dir = Some(artifacts.clone());
+    let status = Command::new(BIN)
+        .args(a.to_args())
+        .env("ART", &artifacts)
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    let s = pod.state(0);
+    assert_eq!(s.reason, Some(StepReason::InvalidResult));
+    assert!(
+        s.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("is not an artifacts document"),
+        "{:?}",
+        s.message
+    );
+}
+
 #[test]
 fn oversized_results_fail_the_step_and_name_the_limit() {
     let pod = Pod::new();

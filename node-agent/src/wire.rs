@@ -69,6 +69,8 @@ fn finished(
                 kind: match r.kind {
                     ResultKind::Task => pb::ResultKind::Task,
                     ResultKind::Step => pb::ResultKind::Step,
+                    ResultKind::StepArtifacts => pb::ResultKind::StepArtifacts,
+                    ResultKind::TaskArtifacts => pb::ResultKind::TaskArtifacts,
                 } as i32,
                 value: r.value.clone(),
             })

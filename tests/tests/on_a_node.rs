@@ -665,6 +665,34 @@ async fn a_task_that_runs_a_pipeline_runs_it_as_a_child_pipeline_run() {
     node.stop().await;
 }
 
+/// Tekton's alpha artifacts examples, read from its suite: a step's and the Task's
+/// artifacts travel from the entrypoint through the agent to the TaskRun's status, and a
+/// later task reads the first one's outputs, through the controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_reach_the_status_and_the_next_task() {
+    let run = run_file(
+        &tekton_example("pipelineruns/alpha/consume-artifacts-from-task.yaml"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        run["status"]["childReferences"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let tr = run_file(
+        &tekton_example("taskruns/alpha/produce-consume-artifacts.yaml"),
+        &[],
+    )
+    .await;
+    let status = &tr["status"];
+    assert_eq!(
+        status["artifacts"]["outputs"][0]["name"], "image",
+        "{status:#}"
+    );
+    assert_eq!(status["artifacts"]["outputs"][0]["buildOutput"], true);
+    assert_eq!(status["steps"][0]["inputs"][0]["name"], "input-artifacts");
+}
+
 /// Tekton's home-volume example, read from its suite: steps share /tekton/home, and a
 /// step that mounts a volume of its own there sees that one instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,6 +49,10 @@ pub struct EntrypointArgs {
     pub step_results: Vec<String>,
     /// Upper bound in bytes on all results together.
     pub results_limit: u64,
+    /// The Task's artifacts directory (`/tekton/artifacts`, alpha): given when a step of
+    /// the Task names an artifacts path; then the step's artifacts file
+    /// (`<step_metadata_dir>/artifacts/provenance.json`) and the Task's are collected.
+    pub artifacts_dir: Option<PathBuf>,
     /// Where to write the Tekton-style termination message, if anywhere.
     pub termination_path: Option<PathBuf>,
     pub on_error: OnError,
@@ -80,6 +84,7 @@ impl EntrypointArgs {
             results: Vec::new(),
             step_results: Vec::new(),
             results_limit: DEFAULT_RESULTS_LIMIT,
+            artifacts_dir: None,
             termination_path: None,
             on_error: OnError::StopAndFail,
             timeout: None,
@@ -124,6 +129,9 @@ impl EntrypointArgs {
         }
         if self.results_limit != DEFAULT_RESULTS_LIMIT {
             out.value("--results-limit", self.results_limit.to_string());
+        }
+        if let Some(d) = &self.artifacts_dir {
+            out.path("--artifacts-dir", d);
         }
         if let Some(p) = &self.termination_path {
             out.path("--termination-path", p);
@@ -183,6 +191,7 @@ impl EntrypointArgs {
                         why: "it must be a number of bytes".into(),
                     })?;
                 }
+                Arg::Long("artifacts-dir") => a.artifacts_dir = Some(path(&mut p)?),
                 Arg::Long("termination-path") => a.termination_path = Some(path(&mut p)?),
                 Arg::Long("on-error") => {
                     a.on_error = match string(&mut p)?.as_str() {
@@ -452,6 +461,7 @@ mod tests {
             results: vec!["digest".into(), "url".into()],
             step_results: vec!["sha".into()],
             results_limit: 4096,
+            artifacts_dir: Some("/tekton/artifacts".into()),
             termination_path: Some("/tekton/termination".into()),
             on_error: OnError::Continue,
             timeout: Some(Duration::from_millis(90_500)),

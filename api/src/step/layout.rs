@@ -96,6 +96,8 @@ pub enum Volume {
     Home,
     /// `/tekton/downward`: the ready and cancel annotations (a downward-API volume).
     Downward,
+    /// `/tekton/artifacts`: the Task's artifacts file (alpha), only where a step names it.
+    Artifacts,
     /// `/workspace`: Tekton's implicit working directory.
     Workspace,
 }
@@ -114,6 +116,7 @@ impl Volume {
             Volume::Scripts => "scripts".to_owned(),
             Volume::Home => "home".to_owned(),
             Volume::Downward => "downward".to_owned(),
+            Volume::Artifacts => "artifacts".to_owned(),
             Volume::Workspace => "workspace".to_owned(),
         };
         format!("{VOLUME_PREFIX}{suffix}")
@@ -129,6 +132,7 @@ impl Volume {
             "scripts" => Volume::Scripts,
             "home" => Volume::Home,
             "downward" => Volume::Downward,
+            "artifacts" => Volume::Artifacts,
             "workspace" => Volume::Workspace,
             other => {
                 let index = other.strip_prefix("run-")?;
@@ -151,6 +155,7 @@ impl Volume {
             Volume::Scripts => "tekton/scripts".to_owned(),
             Volume::Home => "tekton/home".to_owned(),
             Volume::Downward => "tekton/downward".to_owned(),
+            Volume::Artifacts => "tekton/artifacts".to_owned(),
             Volume::Workspace => "workspace".to_owned(),
         }
     }
@@ -176,6 +181,12 @@ pub const CANCEL_FILE: &str = "cancel";
 pub const EXIT_CODE_FILE: &str = "exitCode";
 /// The directory under a step's metadata dir holding its step results.
 pub const STEP_RESULTS_DIR: &str = "results";
+
+/// A step's artifacts directory under its metadata directory (alpha artifacts).
+pub const STEP_ARTIFACTS_DIR: &str = "artifacts";
+
+/// The artifacts file, in a step's artifacts directory and in `/tekton/artifacts`.
+pub const ARTIFACTS_FILE: &str = "provenance.json";
 
 /// `step-<name>`, the directory of a step under `/tekton/steps`.
 pub fn step_dir_name(step_name: &str) -> String {

@@ -90,15 +90,19 @@ impl StepReason {
     }
 }
 
-/// Whether a result is the Task's or the step's own.
+/// Whether a result is the Task's or the step's own; or, for the alpha artifacts, the
+/// step's artifacts file or the Task's (the value is the file's JSON).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ResultKind {
     Task,
     Step,
+    StepArtifacts,
+    TaskArtifacts,
 }
 
-/// One result value, as read from its file.
+/// One result value, as read from its file (an artifacts document is named
+/// [`super::layout::ARTIFACTS_FILE`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordedResult {

@@ -14,6 +14,8 @@ pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
 pub const TYPE_TASK_RESULT: u8 = 1;
 pub const TYPE_INTERNAL: u8 = 3;
 pub const TYPE_STEP_RESULT: u8 = 4;
+pub const TYPE_STEP_ARTIFACTS: u8 = 5;
+pub const TYPE_TASK_ARTIFACTS: u8 = 6;
 
 /// Internal keys (type 3).
 pub const KEY_STARTED_AT: &str = "StartedAt";
@@ -72,6 +74,8 @@ pub fn encode(state: &StepState, limit: usize) -> String {
             kind: match r.kind {
                 ResultKind::Task => TYPE_TASK_RESULT,
                 ResultKind::Step => TYPE_STEP_RESULT,
+                ResultKind::StepArtifacts => TYPE_STEP_ARTIFACTS,
+                ResultKind::TaskArtifacts => TYPE_TASK_ARTIFACTS,
             },
         })
         .collect();

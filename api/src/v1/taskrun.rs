@@ -197,7 +197,7 @@ pub struct SidecarState {
 }
 
 /// Artifacts a TaskRun consumed and produced.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Artifacts {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -206,8 +206,59 @@ pub struct Artifacts {
     pub outputs: Vec<Artifact>,
 }
 
+impl Artifacts {
+    /// Tekton's merge: `other`'s artifacts added by name, values not already there
+    /// appended, an output's `buildOutput` true once either says so; first seen first.
+    pub fn merge(&mut self, other: &Artifacts) {
+        fn into(list: &mut Vec<Artifact>, more: &[Artifact], sticky_output: bool) {
+            for a in more {
+                let at = match list.iter().position(|x| x.name == a.name) {
+                    Some(i) => i,
+                    None => {
+                        list.push(Artifact {
+                            name: a.name.clone(),
+                            values: Vec::new(),
+                            build_output: if sticky_output { a.build_output } else { None },
+                        });
+                        list.len() - 1
+                    }
+                };
+                let have = &mut list[at];
+                if sticky_output && a.build_output == Some(true) {
+                    have.build_output = Some(true);
+                }
+                for v in &a.values {
+                    if !have.values.contains(v) {
+                        have.values.push(v.clone());
+                    }
+                }
+            }
+        }
+        into(&mut self.inputs, &other.inputs, false);
+        into(&mut self.outputs, &other.outputs, true);
+    }
+
+    /// The values of artifact `name` of `io` (no name: the first), as the JSON list Tekton
+    /// substitutes for `$(steps.<s>.outputs.<name>)` and `$(tasks.<t>.outputs.<name>)`.
+    pub fn values_json(&self, io: crate::vars::ArtifactIo, name: Option<&str>) -> Option<String> {
+        let list = match io {
+            crate::vars::ArtifactIo::Inputs => &self.inputs,
+            crate::vars::ArtifactIo::Outputs => &self.outputs,
+        };
+        let found = match name {
+            Some(n) => list.iter().find(|a| a.name.as_deref() == Some(n)),
+            None => list.first(),
+        }?;
+        serde_json::to_string(&found.values).ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty() && self.outputs.is_empty()
+    }
+}
+
 /// One named artifact with its values.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Artifact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,11 +270,52 @@ pub struct Artifact {
 }
 
 /// Where an artifact is and its digests.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactValue {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub digest: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifacts(json: serde_json::Value) -> Artifacts {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn artifacts_merge_by_name_without_repeating_values_and_build_output_sticks() {
+        let mut a = artifacts(serde_json::json!({
+            "inputs": [{"name": "src", "values": [{"uri": "a"}]}],
+            "outputs": [{"name": "image", "buildOutput": true, "values": [{"uri": "x"}]}]
+        }));
+        a.merge(&artifacts(serde_json::json!({
+            "inputs": [{"name": "src", "values": [{"uri": "a"}, {"uri": "b"}]}, {"name": "more", "values": [{"uri": "m"}]}],
+            "outputs": [{"name": "image", "buildOutput": false, "values": [{"uri": "y"}]}]
+        })));
+        assert_eq!(
+            serde_json::to_value(&a).unwrap(),
+            serde_json::json!({
+                "inputs": [
+                    {"name": "src", "values": [{"uri": "a"}, {"uri": "b"}]},
+                    {"name": "more", "values": [{"uri": "m"}]}
+                ],
+                "outputs": [{"name": "image", "buildOutput": true, "values": [{"uri": "x"}, {"uri": "y"}]}]
+            })
+        );
+        use crate::vars::ArtifactIo;
+        assert_eq!(
+            a.values_json(ArtifactIo::Inputs, Some("more")).as_deref(),
+            Some(r#"[{"uri":"m"}]"#)
+        );
+        assert_eq!(
+            a.values_json(ArtifactIo::Outputs, None).as_deref(),
+            Some(r#"[{"uri":"x"},{"uri":"y"}]"#)
+        );
+        assert_eq!(a.values_json(ArtifactIo::Outputs, Some("nope")), None);
+    }
 }

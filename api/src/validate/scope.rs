@@ -277,6 +277,37 @@ impl<'a> Scope<'a> {
                 Some(_) => Err(format!("step {s:?} declares no result {result:?}")),
                 None => Err(format!("there is no step {s:?} in this Task")),
             },
+            Reference::OwnStepArtifactsPath => match step {
+                Some(_) if in_task => Ok(()),
+                _ => Err("$(step.artifacts.path) can only be used inside a step".into()),
+            },
+            Reference::ArtifactsPath => {
+                if in_task {
+                    Ok(())
+                } else {
+                    Err("$(artifacts.path) can only be used inside a Task's steps".into())
+                }
+            }
+            Reference::StepArtifact { step: s, .. } => {
+                if self.steps.contains_key(s) {
+                    Ok(())
+                } else {
+                    Err(format!("there is no step {s:?} in this Task"))
+                }
+            }
+            Reference::TaskArtifact { task, .. } => match self.pipeline {
+                Some(p) if p.pipelines.contains(task) => Err(format!(
+                    "task {task:?} runs a Pipeline (pipelineRef or pipelineSpec), whose artifacts do not reach this Pipeline"
+                )),
+                Some(p) if p.dag.contains_key(task) => match place {
+                    Place::PipelineTask { name, .. } if name == task => {
+                        Err("a task cannot use its own artifacts".into())
+                    }
+                    _ => Ok(()),
+                },
+                Some(_) => Err(format!("there is no task {task:?} in this pipeline")),
+                None => Err("task artifacts can only be referenced in a Pipeline".into()),
+            },
             Reference::Workspace { name, attr } => {
                 if !self.workspaces.contains(name) {
                     Err(format!("there is no workspace {name:?} declared here"))

@@ -779,6 +779,7 @@ impl Executor {
             completion_time: d.done.then(|| time(now)),
             steps: d.steps,
             results: d.results,
+            artifacts: d.artifacts,
             task_spec: Some(a.pod.spec.clone()),
             ..TaskRunStatus::default()
         };
@@ -855,7 +856,10 @@ impl Executor {
             .iter()
             .filter(|r| r.owner == Some(idx))
             .filter_map(|r| {
-                let child = Child::of(r.outcome(), r.results());
+                let child = Child {
+                    artifacts: r.status.artifacts.clone(),
+                    ..Child::of(r.outcome(), r.results())
+                };
                 Some((r.pipeline_task.clone()?, child))
             });
         // A child Pipeline's results do not reach its parent, as in Tekton.

@@ -189,6 +189,14 @@ impl Child {
         }
     }
 
+    /// The alpha artifacts a TaskRun reported.
+    pub fn artifacts(&self) -> Option<v1::Artifacts> {
+        match self {
+            Child::Task(t) => t.status.as_ref().and_then(|s| s.artifacts.clone()),
+            Child::Custom(_) | Child::Pipeline(_) => None,
+        }
+    }
+
     /// Asks it to stop, as Tekton does: `spec.status` TaskRunCancelled or RunCancelled,
     /// with a message saying why; a child PipelineRun `spec.status: Cancelled` (it stops
     /// its own children). Nothing is sent for one already asked or finished.

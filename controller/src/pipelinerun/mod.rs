@@ -139,7 +139,10 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
     let gathered = pipeline::by_task(
         &spec,
         kids.iter().filter_map(|k| {
-            let child = pipeline::Child::of(k.outcome(), k.results());
+            let child = pipeline::Child {
+                artifacts: k.artifacts(),
+                ..pipeline::Child::of(k.outcome(), k.results())
+            };
             Some((k.pipeline_task()?.to_owned(), child))
         }),
     );

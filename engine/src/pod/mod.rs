@@ -149,6 +149,28 @@ impl BuildError {
     }
 }
 
+/// Whether a step names an artifacts path or an earlier step's artifacts (alpha): then
+/// the Pod gets `/tekton/artifacts` and every step's entrypoint collects them, as
+/// Tekton's pod builder decides it.
+fn uses_artifacts(spec: &TaskSpec) -> bool {
+    use tektite_api::vars::{self, Reference};
+    let Ok(mut tree) = serde_json::to_value(&spec.steps) else {
+        return false;
+    };
+    let mut found = false;
+    // Read, not replaced: every reference answers "unknown".
+    let _ = vars::substitute_tree(&mut tree, &mut |r| {
+        found |= matches!(
+            r,
+            Reference::ArtifactsPath
+                | Reference::OwnStepArtifactsPath
+                | Reference::StepArtifact { .. }
+        );
+        None
+    });
+    found
+}
+
 /// The Pod for `req`.
 pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
     let tr = req.task_run;
@@ -172,6 +194,7 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
         req.step_actions_from,
     )?;
     let written = &written;
+    let artifacts = uses_artifacts(written);
     let workspaces = volumes::workspaces(written, &tr.spec.workspaces, owner_uid)?;
     let context = TaskContext {
         task_run_name: name,
@@ -228,7 +251,7 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
         status: None,
     };
     let pod_spec = pod.spec.get_or_insert_with(Default::default);
-    let mut all_volumes = volumes::volumes(&spec, workspaces.volumes);
+    let mut all_volumes = volumes::volumes(&spec, workspaces.volumes, artifacts);
     all_volumes.extend(creds::volumes(req.credentials, spec.steps.len()));
     pod_spec.volumes = Some(all_volumes);
     let scripts = steps::containers(
@@ -237,6 +260,7 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
         &workspaces.mounts,
         req.settings,
         req.credentials,
+        artifacts,
     );
     steps::apply_compute_resources(pod_spec, tr);
     let mut prepare = init::container(&spec, scripts, req.settings);

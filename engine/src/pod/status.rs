@@ -7,8 +7,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1 as core;
 use tektite_api::labels::step_container;
 use tektite_api::step::termination::{
-    self, KEY_EXIT_CODE, KEY_MESSAGE, KEY_REASON, KEY_STARTED_AT, TYPE_INTERNAL, TYPE_STEP_RESULT,
-    TYPE_TASK_RESULT,
+    self, KEY_EXIT_CODE, KEY_MESSAGE, KEY_REASON, KEY_STARTED_AT, TYPE_INTERNAL,
+    TYPE_STEP_ARTIFACTS, TYPE_STEP_RESULT, TYPE_TASK_ARTIFACTS, TYPE_TASK_RESULT,
 };
 use tektite_api::step::{RecordedResult, ResultKind, StepReason, StepState};
 use tektite_api::v1::{Condition, TaskSpec};
@@ -191,6 +191,8 @@ fn step_state(c: &core::ContainerStatus) -> Option<StepState> {
             let kind = match e.kind {
                 TYPE_TASK_RESULT => ResultKind::Task,
                 TYPE_STEP_RESULT => ResultKind::Step,
+                TYPE_STEP_ARTIFACTS => ResultKind::StepArtifacts,
+                TYPE_TASK_ARTIFACTS => ResultKind::TaskArtifacts,
                 _ => return None,
             };
             Some(RecordedResult {

@@ -79,6 +79,7 @@ pub fn containers(
     workspaces: &BTreeMap<String, core::VolumeMount>,
     settings: &PodSettings,
     credentials: &[Credential],
+    artifacts: bool,
 ) -> Vec<Script> {
     let paths = PodPaths::in_pod();
     let n = spec.steps.len();
@@ -117,6 +118,7 @@ pub fn containers(
         args.results = task_results.clone();
         args.step_results = step.results.iter().map(|r| r.name.clone()).collect();
         args.results_limit = settings.results_limit;
+        args.artifacts_dir = artifacts.then(|| paths.mount_path(&Volume::Artifacts));
         args.termination_path = Some(paths.termination_file());
         // A variable left unsubstituted was refused by the build.
         args.on_error = step
@@ -157,6 +159,9 @@ pub fn containers(
             mount(&Volume::Downward, true),
             mount(&Volume::Workspace, false),
         ]);
+        if artifacts {
+            implicit.push(mount(&Volume::Artifacts, false));
+        }
         implicit.extend(workspace_mounts(workspaces, &isolated, &step.workspaces));
         implicit.extend(super::creds::mounts(credentials, i));
         containers.push(core::Container {

@@ -3,6 +3,7 @@
 //! own helpers), as YAML so a difference reads as a diff.
 
 use pretty_assertions::assert_eq;
+use tektite_api::step::EntrypointArgs;
 use tektite_api::step::creds::Credential;
 use tektite_api::v1::{TaskRun, TaskSpec};
 
@@ -734,4 +735,73 @@ spec:
         err.to_string(),
         "step \"s\" has onError \"sometimes\": it must be continue or stopAndFail (spec.steps[0].onError)"
     );
+}
+
+/// Alpha artifacts: a step that names an artifacts path gets it substituted, every step
+/// mounts `/tekton/artifacts` and is told to collect; a Task that names none has neither.
+#[test]
+fn a_task_that_names_artifacts_gets_their_volume_and_every_step_collects_them() {
+    let tr = task_run(
+        r#"
+metadata: {name: art, namespace: ci, uid: u}
+spec:
+  taskSpec:
+    steps:
+      - name: make
+        image: alpine
+        script: cat > $(step.artifacts.path) < x; cp x $(artifacts.path)
+      - name: use
+        image: alpine
+        command: [echo, $(steps.make.outputs.image)]
+"#,
+    );
+    let built = build_pod(&tr, &PodSettings::default()).unwrap();
+    let pod = built.pod.spec.unwrap();
+    assert!(
+        pod.volumes
+            .iter()
+            .flatten()
+            .any(|v| v.name == "tekton-internal-artifacts" && v.empty_dir.is_some())
+    );
+    for c in &pod.containers {
+        let args = EntrypointArgs::parse(c.args.clone().unwrap()).unwrap();
+        assert_eq!(
+            args.artifacts_dir.as_deref(),
+            Some(std::path::Path::new("/tekton/artifacts"))
+        );
+        assert!(
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.mount_path == "/tekton/artifacts")
+        );
+    }
+    let use_args = EntrypointArgs::parse(pod.containers[1].args.clone().unwrap()).unwrap();
+    assert_eq!(use_args.command, ["echo", "$(steps.make.outputs.image)"]);
+    assert_eq!(
+        built.spec.steps[0].script.as_deref().unwrap_or_default(),
+        "cat > /tekton/steps/step-make/artifacts/provenance.json < x; cp x /tekton/artifacts/provenance.json"
+    );
+
+    let plain = build_pod(
+        &task_run(
+            r#"
+metadata: {name: plain, namespace: ci, uid: u}
+spec:
+  taskSpec:
+    steps: [{name: s, image: alpine, script: "echo $(context.taskRun.name)"}]
+"#,
+        ),
+        &PodSettings::default(),
+    )
+    .unwrap();
+    let pod = plain.pod.spec.unwrap();
+    assert!(
+        !pod.volumes
+            .iter()
+            .flatten()
+            .any(|v| v.name == "tekton-internal-artifacts")
+    );
+    let args = EntrypointArgs::parse(pod.containers[0].args.clone().unwrap()).unwrap();
+    assert_eq!(args.artifacts_dir, None);
 }

@@ -176,8 +176,12 @@ fn downward() -> core::Volume {
     }
 }
 
-/// Every volume of the Pod.
-pub fn volumes(spec: &TaskSpec, workspaces: Vec<core::Volume>) -> Vec<core::Volume> {
+/// Every volume of the Pod; `/tekton/artifacts` only where `artifacts` are used.
+pub fn volumes(
+    spec: &TaskSpec,
+    workspaces: Vec<core::Volume>,
+    artifacts: bool,
+) -> Vec<core::Volume> {
     let mut out = vec![empty_dir(&Volume::Bin)];
     out.extend((0..spec.steps.len()).map(|i| empty_dir(&Volume::Run(i))));
     for v in [
@@ -188,6 +192,9 @@ pub fn volumes(spec: &TaskSpec, workspaces: Vec<core::Volume>) -> Vec<core::Volu
         Volume::Workspace,
     ] {
         out.push(empty_dir(&v));
+    }
+    if artifacts {
+        out.push(empty_dir(&Volume::Artifacts));
     }
     out.push(downward());
     out.extend(workspaces);
