@@ -563,6 +563,40 @@ fn an_embedded_task_sees_the_run_context_and_undeclared_pipeline_params() {
     assert_eq!(step.args, ["-a", "-b", "$(params.own)"]);
 }
 
+#[test]
+fn an_embedded_task_sees_finished_tasks_results_and_artifacts_undeclared() {
+    let mut run = Run::new(json!({
+        "tasks": [
+            {"name": "build", "taskSpec": {"results": [{"name": "digest"}],
+                "steps": [{"name": "s", "image": "alpine", "script": "true"}]}},
+            {"name": "report", "runAfter": ["build"], "taskSpec": {
+                "steps": [{"name": "s", "image": "alpine",
+                    "script": "echo $(tasks.build.results.digest) $(tasks.build.outputs.image) $(tasks.build.inputs)"}]}}
+        ]
+    }));
+    let artifacts: v1::Artifacts = serde_json::from_value(json!({
+        "inputs": [{"name": "src", "values": [{"uri": "git"}]}],
+        "outputs": [{"name": "image", "values": [{"uri": "pkg:oci/app"}]}]
+    }))
+    .unwrap();
+    run.children.insert(
+        "build".into(),
+        Child {
+            artifacts: Some(artifacts),
+            ..Child::of(
+                Outcome::Succeeded,
+                BTreeMap::from([("digest".into(), ParamValue::String("sha256:1".into()))]),
+            )
+        },
+    );
+    let d = run.decide();
+    let step = &d.start[0].task.task_spec.as_ref().unwrap().task.steps[0];
+    assert_eq!(
+        step.script.as_deref(),
+        Some(r#"echo sha256:1 [{"uri":"pkg:oci/app"}] [{"uri":"git"}]"#)
+    );
+}
+
 fn combos(d: &Start) -> Vec<Vec<(String, String)>> {
     d.combinations
         .iter()
