@@ -128,8 +128,10 @@ impl agent_server::Agent for Fake {
                             }
                         }
                     }
+                    // A stream planned to hang up acknowledges nothing, heartbeats
+                    // included (an ack before the hang-up would spare events the resend).
                     Some(pb::agent_message::Body::Heartbeat(_))
-                        if !holding.load(Ordering::SeqCst) =>
+                        if !holding.load(Ordering::SeqCst) && plan.hang_up_after.is_none() =>
                     {
                         let ack = pb::ControllerMessage {
                             body: Some(pb::controller_message::Body::Ack(pb::Ack {
