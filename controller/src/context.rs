@@ -59,6 +59,11 @@ impl Clock {
         Self(Arc::new(move || at))
     }
 
+    /// Whatever `now` answers (a test's clock that it moves on).
+    pub fn from_fn(now: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
     pub fn now(&self) -> Timestamp {
         (self.0)()
     }

@@ -85,7 +85,14 @@ pub struct Indexed {
     by_run: HashMap<RunKey, HashSet<String>>,
     /// Node → the runs with unfinished Pods there, and how many.
     busy: HashMap<String, HashMap<RunKey, u32>>,
+    /// Node → how many unfinished Pods are bound there (a run's or a lone TaskRun's).
+    load: HashMap<String, u32>,
+    /// The UIDs of the Pods deleted most recently (at most [`GONE_KEPT`]), oldest first.
+    gone: std::collections::VecDeque<String>,
 }
+
+/// How many deleted Pods' UIDs the index remembers.
+const GONE_KEPT: usize = 4096;
 
 impl Indexed {
     fn insert(&mut self, placed: Placed) {
@@ -95,6 +102,9 @@ impl Indexed {
                 .entry(key)
                 .or_default()
                 .insert(placed.uid.clone());
+        }
+        if let Some(node) = placed.node.as_deref().filter(|_| !placed.finished) {
+            *self.load.entry(node.to_owned()).or_default() += 1;
         }
         if let Some((node, key)) = placed.busy() {
             *self
@@ -111,6 +121,14 @@ impl Indexed {
         let Some(old) = self.by_uid.remove(uid) else {
             return;
         };
+        if let Some(node) = old.node.as_deref().filter(|_| !old.finished)
+            && let Some(n) = self.load.get_mut(node)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.load.remove(node);
+            }
+        }
         if let Some(key) = old.key()
             && let Some(members) = self.by_run.get_mut(&key)
         {
@@ -150,6 +168,16 @@ impl Indexed {
     /// A run other than `own` with unfinished Pods on `node`.
     pub fn busy_with_other(&self, node: &str, own: &RunKey) -> Option<&RunKey> {
         self.busy.get(node)?.keys().find(|k| *k != own)
+    }
+
+    /// Whether the watch reported Pod `uid` deleted (lately).
+    pub fn was_deleted(&self, uid: &str) -> bool {
+        self.gone.iter().any(|g| g == uid)
+    }
+
+    /// How many unfinished Pods are bound to `node`.
+    pub fn load(&self, node: &str) -> u32 {
+        self.load.get(node).copied().unwrap_or(0)
     }
 
     pub fn len(&self) -> usize {
@@ -192,9 +220,15 @@ impl PodIndex {
         let mut relist = self.relist.write().unwrap_or_else(|e| e.into_inner());
         match event {
             watcher::Event::Apply(pod) => self.write().insert(Placed::of(pod)),
-            watcher::Event::Delete(pod) => self
-                .write()
-                .remove(pod.metadata.uid.as_deref().unwrap_or_default()),
+            watcher::Event::Delete(pod) => {
+                let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+                let mut index = self.write();
+                index.remove(uid);
+                if index.gone.len() == GONE_KEPT {
+                    index.gone.pop_front();
+                }
+                index.gone.push_back(uid.to_owned());
+            }
             watcher::Event::Init => *relist = Some(Vec::new()),
             watcher::Event::InitApply(pod) => {
                 relist.get_or_insert_with(Vec::new).push(Placed::of(pod));
@@ -204,7 +238,9 @@ impl PodIndex {
                 for placed in relist.take().unwrap_or_default() {
                     fresh.insert(placed);
                 }
-                *self.write() = fresh;
+                let mut index = self.write();
+                fresh.gone = std::mem::take(&mut index.gone);
+                *index = fresh;
             }
         }
     }
@@ -249,6 +285,7 @@ mod tests {
         assert_eq!(r.run("ci", "pr").count(), 2);
         assert_eq!(r.busy_with_other("n1", &key("pr2")), Some(&key("pr")));
         assert_eq!(r.busy_with_other("n1", &key("pr")), None);
+        assert_eq!((r.load("n1"), r.load("n2")), (1, 0));
         drop(r);
         // Scheduled, then finished: the node is free again.
         index.apply(&watcher::Event::Apply(pod(
@@ -266,6 +303,7 @@ mod tests {
         let r = index.read();
         assert_eq!(r.busy_with_other("n1", &key("pr2")), None);
         assert_eq!(r.busy_with_other("n2", &key("pr2")), Some(&key("pr")));
+        assert_eq!((r.load("n1"), r.load("n2")), (0, 1));
         drop(r);
         index.apply(&watcher::Event::Delete(pod(
             "a",
@@ -275,6 +313,7 @@ mod tests {
         )));
         let r = index.read();
         assert_eq!(r.busy_with_other("n2", &key("pr2")), None);
+        assert_eq!(r.load("n2"), 0);
         assert_eq!(
             r.run("ci", "pr")
                 .map(|p| p.uid.as_str())

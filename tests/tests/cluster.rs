@@ -119,7 +119,8 @@ async fn the_test_then_build_example_succeeds() {
     assert_eq!(outcome.as_deref(), Some("True"));
 }
 
-/// Needs tektite-scheduler (deploy/scheduler.yaml) and a default StorageClass.
+/// Needs tektite-scheduler (deploy/scheduler.yaml) and a default StorageClass. `fetch`
+/// and `check` start together, before the scheduler's Pod watch can show either bound.
 #[tokio::test]
 #[ignore = "needs cluster"]
 async fn the_pods_sharing_a_workspace_claim_land_on_one_node() {
@@ -150,6 +151,7 @@ async fn the_pods_sharing_a_workspace_claim_land_on_one_node() {
                 "workspaces": [{"name": "src"}],
                 "tasks": [
                     task("fetch", "echo code > $(workspaces.src.path)/code", true),
+                    task("check", "ls $(workspaces.src.path)", true),
                     build,
                     task("notify", "echo sent", false),
                 ],
@@ -191,6 +193,7 @@ async fn the_pods_sharing_a_workspace_claim_land_on_one_node() {
         spec.node_name.clone().unwrap()
     };
     assert_eq!(node_of("fetch"), node_of("build"));
+    assert_eq!(node_of("fetch"), node_of("check"));
     node_of("notify");
 }
 

@@ -44,7 +44,7 @@ impl Coschedule {
     }
 }
 
-/// Where one Pod may go, from the Pod index.
+/// Where one Pod may go, from the Pod index and the extender's holds.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Placement {
     /// Whether the Pod is tektite's; others pass unfiltered.
@@ -53,6 +53,13 @@ pub struct Placement {
     pub pin: Option<(String, String)>,
     /// In `isolate-pipelinerun`, the Pod's run: nodes busy with another run are out.
     pub isolate: Option<RunKey>,
+    /// Nothing of its group (its run, or the single-node claims it binds; else the Pod
+    /// alone) is placed or held yet: the filter chooses the one node, the least busy, and
+    /// holds it, so that the next Pods see it before the watch does. The group as the
+    /// reasons name it, and the mode. None in `disabled`: the scheduler decides.
+    pub first_of: Option<(String, &'static str)>,
+    /// The node this Pod already holds (the scheduler filters it again).
+    pub held: Option<String>,
 }
 
 fn is_ours(pod: &Pod) -> bool {
@@ -63,54 +70,91 @@ fn is_ours(pod: &Pod) -> bool {
         .is_some_and(|v| v == labels::TEKTITE_POD_VALUE)
 }
 
-/// Where `pod` may go. `node_bound(namespace, claim)` says whether a claim can be used
-/// from one node only (ReadWriteOnce, or not known).
+/// Where `pod` may go. `held` are the Pods the extender placed that the index does not
+/// show bound yet, each with its chosen node. `node_bound(namespace, claim)` says whether
+/// a claim can be used from one node only (ReadWriteOnce, or not known).
 pub fn place(
     mode: Coschedule,
     pod: &Pod,
     index: &Indexed,
+    held: &[Placed],
     node_bound: impl Fn(&str, &str) -> bool,
 ) -> Placement {
     let own = Placed::of(pod);
     let mut placement = Placement {
         ours: is_ours(pod),
+        held: held
+            .iter()
+            .find(|h| h.uid == own.uid)
+            .and_then(|h| h.node.clone()),
         ..Placement::default()
     };
-    let (Some(run), true, false) = (&own.run, placement.ours, mode == Coschedule::Disabled) else {
+    if !placement.ours || mode == Coschedule::Disabled {
+        return placement;
+    }
+    let ns = own.namespace.as_str();
+    let alone = || (format!("Pod {ns}/{}", own.name), mode.name());
+    let Some(run) = &own.run else {
+        placement.first_of = Some(alone());
         return placement;
     };
-    let ns = own.namespace.as_str();
-    // The run's other Pods that have a node, the first first.
-    let mut siblings: Vec<(&Placed, &str)> = index
+    // The run's other Pods that have a node (bound, or held: then `true`), first first.
+    let is_held = |uid: &str| held.iter().any(|h| h.uid == uid);
+    let mut siblings: Vec<(&Placed, &str, bool)> = index
         .run(ns, run)
-        .filter(|p| p.uid != own.uid)
-        .filter_map(|p| Some((p, p.node.as_deref()?)))
+        .filter(|p| p.uid != own.uid && !is_held(&p.uid))
+        .filter_map(|p| Some((p, p.node.as_deref()?, false)))
+        .chain(
+            held.iter()
+                .filter(|h| h.uid != own.uid && h.namespace == ns && h.run.as_ref() == Some(run))
+                .filter_map(|h| Some((h, h.node.as_deref()?, true))),
+        )
         .collect();
-    siblings.sort_by(|(a, _), (b, _)| (&a.created, &a.name).cmp(&(&b.created, &b.name)));
-    placement.pin = match mode {
-        Coschedule::Workspaces => {
-            let claims: Vec<&String> = own.claims.iter().filter(|c| node_bound(ns, c)).collect();
-            siblings.iter().find_map(|(p, node)| {
-                let claim = p.claims.iter().find(|c| claims.contains(c))?;
-                Some((
-                    node.to_string(),
-                    format!(
-                        "the workspace claim {claim} of PipelineRun {ns}/{run} is in use on node \
-                         {node} (coschedule: workspaces)"
-                    ),
-                ))
-            })
+    siblings.sort_by(|(a, ..), (b, ..)| (&a.created, &a.name).cmp(&(&b.created, &b.name)));
+    let how = |node: &str, p: &Placed, held: bool| {
+        if held {
+            format!(
+                "on node {node}, which tektite chose for its Pod {} (not yet seen bound)",
+                p.name
+            )
+        } else {
+            format!("on node {node}")
         }
-        _ => siblings.first().map(|(_, node)| {
+    };
+    let claims: Vec<&String> = own.claims.iter().filter(|c| node_bound(ns, c)).collect();
+    placement.pin = match mode {
+        Coschedule::Workspaces => siblings.iter().find_map(|(p, node, held)| {
+            let claim = p.claims.iter().find(|c| claims.contains(c))?;
+            Some((
+                node.to_string(),
+                format!(
+                    "the workspace claim {claim} of PipelineRun {ns}/{run} is in use {} \
+                     (coschedule: workspaces)",
+                    how(node, p, *held)
+                ),
+            ))
+        }),
+        _ => siblings.first().map(|(p, node, held)| {
             (
                 node.to_string(),
                 format!(
-                    "PipelineRun {ns}/{run} runs on node {node} (coschedule: {})",
+                    "PipelineRun {ns}/{run} runs {} (coschedule: {})",
+                    how(node, p, *held),
                     mode.name()
                 ),
             )
         }),
     };
+    if placement.pin.is_none() {
+        placement.first_of = Some(match (mode, claims.first()) {
+            (Coschedule::Workspaces, Some(c)) => (
+                format!("the workspace claim {c} of PipelineRun {ns}/{run}"),
+                mode.name(),
+            ),
+            (Coschedule::Workspaces, None) => alone(),
+            _ => (format!("PipelineRun {ns}/{run}"), mode.name()),
+        });
+    }
     if mode == Coschedule::IsolatePipelineRun && placement.pin.is_none() {
         placement.isolate = Some((ns.to_owned(), run.clone()));
     }
@@ -127,6 +171,9 @@ pub struct Filtered<'n, 'p> {
     pub failed: Vec<(&'n str, Cow<'p, str>)>,
     /// No node has an agent, so agents did not filter.
     pub no_agents: bool,
+    /// The one node the Pod can go to (chosen for its group's first Pod, or the pinned
+    /// one, when it passed): to be held for it until the watch shows it bound.
+    pub chosen: Option<&'n str>,
 }
 
 #[cfg(test)]
@@ -142,9 +189,21 @@ impl Filtered<'_, '_> {
 
 pub const NO_AGENT: &str = "no tektite node agent is connected on this node";
 
+/// How busy `node` is: its unfinished Pods, bound or held by the extender, or the steps
+/// its agent reports running, whichever is more (the watch and the agents each lag in
+/// their own way; a Pod runs at least one step).
+fn busy(index: &Indexed, held: &[Placed], agents: &View<'_>, node: &str) -> u32 {
+    let held_here = held
+        .iter()
+        .filter(|h| h.node.as_deref() == Some(node))
+        .count();
+    (index.load(node) + held_here as u32).max(agents.running(node))
+}
+
 pub fn filter<'n, 'p>(
     placement: &'p Placement,
     index: &Indexed,
+    held: &[Placed],
     agents: &View<'_>,
     nodes: &[&'n str],
 ) -> Filtered<'n, 'p> {
@@ -155,8 +214,14 @@ pub fn filter<'n, 'p>(
         };
     }
     let by_agent = placement.pin.is_none() && agents.any();
+    let held_by_other = |node: &str, own: &RunKey| {
+        held.iter().find_map(|h| {
+            let key = (h.namespace.clone(), h.run.clone()?);
+            (h.node.as_deref() == Some(node) && &key != own).then_some(key)
+        })
+    };
     let mut failed = Vec::new();
-    let keep = nodes
+    let mut keep: Vec<bool> = nodes
         .iter()
         .map(|&node| {
             let why = match &placement.pin {
@@ -165,7 +230,12 @@ pub fn filter<'n, 'p>(
                 None => placement
                     .isolate
                     .as_ref()
-                    .and_then(|own| index.busy_with_other(node, own))
+                    .and_then(|own| {
+                        index
+                            .busy_with_other(node, own)
+                            .cloned()
+                            .or_else(|| held_by_other(node, own))
+                    })
                     .map(|(ns, other)| {
                         Cow::Owned(format!(
                             "node {node} runs PipelineRun {ns}/{other} (coschedule: \
@@ -183,20 +253,74 @@ pub fn filter<'n, 'p>(
             keep
         })
         .collect();
+    // A group's first Pod: one node for the whole group, the one it already holds, else
+    // the least busy (then the first).
+    let mut chosen = placement.pin.as_ref().and_then(|(pinned, _)| {
+        nodes
+            .iter()
+            .zip(&keep)
+            .find(|(n, k)| **k && *n == pinned)
+            .map(|(n, _)| *n)
+    });
+    if let (Some((group, mode)), None) = (&placement.first_of, &placement.pin) {
+        let kept = || {
+            nodes
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(n, _)| *n)
+        };
+        chosen = kept()
+            .find(|n| placement.held.as_deref() == Some(*n))
+            .or_else(|| {
+                kept()
+                    .enumerate()
+                    .min_by_key(|(i, n)| (busy(index, held, agents, n), *i))
+                    .map(|(_, n)| n)
+            });
+        if let Some(node) = chosen {
+            for (i, n) in nodes.iter().enumerate() {
+                if keep[i] && *n != node {
+                    keep[i] = false;
+                    failed.push((
+                        *n,
+                        Cow::Owned(format!(
+                            "tektite places {group} on node {node}, the least busy that passed \
+                             (coschedule: {mode})"
+                        )),
+                    ));
+                }
+            }
+        }
+    }
     Filtered {
         keep,
         failed,
         no_agents: placement.pin.is_none() && !agents.any(),
+        chosen,
     }
 }
 
-/// A score per candidate node, in order: the pinned node highest, then nodes whose agent
-/// reports fewer running steps. Pods that are not tektite's get 0 everywhere.
-pub fn prioritize(placement: &Placement, agents: &View<'_>, nodes: &[&str]) -> Vec<i64> {
+/// A score per candidate node, in order: the pinned node highest, then the less busy
+/// (fewer unfinished Pods bound or held, or steps running). Pods that are not tektite's
+/// get 0 everywhere.
+pub fn prioritize(
+    placement: &Placement,
+    index: &Indexed,
+    held: &[Placed],
+    agents: &View<'_>,
+    nodes: &[&str],
+) -> Vec<i64> {
     if !placement.ours {
         return vec![0; nodes.len()];
     }
-    if let Some((pinned, _)) = &placement.pin {
+    // Pinned, or holding a node chosen for it: that node.
+    let target = placement
+        .pin
+        .as_ref()
+        .map(|(n, _)| n)
+        .or(placement.held.as_ref());
+    if let Some(pinned) = target {
         return nodes
             .iter()
             .map(|n| {
@@ -208,19 +332,22 @@ pub fn prioritize(placement: &Placement, agents: &View<'_>, nodes: &[&str]) -> V
             })
             .collect();
     }
-    let running: Vec<i64> = nodes.iter().map(|n| agents.running(n).into()).collect();
-    let busiest = running.iter().copied().max().unwrap_or(0);
+    let loads: Vec<i64> = nodes
+        .iter()
+        .map(|n| busy(index, held, agents, n).into())
+        .collect();
+    let busiest = loads.iter().copied().max().unwrap_or(0);
     let any = agents.any();
     nodes
         .iter()
-        .zip(running)
-        .map(|(node, running)| {
+        .zip(loads)
+        .map(|(node, load)| {
             if any && !agents.listening(node) {
                 0
             } else if busiest == 0 {
                 MAX_EXTENDER_PRIORITY
             } else {
-                MAX_EXTENDER_PRIORITY * (busiest - running) / busiest
+                MAX_EXTENDER_PRIORITY * (busiest - load) / busiest
             }
         })
         .collect()
@@ -272,7 +399,7 @@ mod tests {
     }
 
     fn kept(placement: &Placement, index: &PodIndex, agents: &Agents) -> Vec<&'static str> {
-        let filtered = filter(placement, &index.read(), &agents.view(at()), &NODES);
+        let filtered = filter(placement, &index.read(), &[], &agents.view(at()), &NODES);
         NODES
             .iter()
             .zip(filtered.keep)
@@ -297,24 +424,57 @@ mod tests {
     fn workspaces_put_pods_sharing_a_claim_where_the_first_ran() {
         let (cache, build, notify) = pipeline();
         let agents = everywhere();
-        let placement = place(Coschedule::Workspaces, &build, &cache.read(), single_node);
+        let placement = place(
+            Coschedule::Workspaces,
+            &build,
+            &cache.read(),
+            &[],
+            single_node,
+        );
         assert_eq!(kept(&placement, &cache, &agents), ["n2"]);
-        let filtered = filter(&placement, &cache.read(), &agents.view(at()), &NODES);
+        let filtered = filter(&placement, &cache.read(), &[], &agents.view(at()), &NODES);
         assert_eq!(
             filtered.reason("n1").unwrap(),
             "the workspace claim src of PipelineRun ci/pr is in use on node n2 (coschedule: workspaces)"
         );
         assert_eq!(
-            prioritize(&placement, &agents.view(at()), &NODES),
+            prioritize(
+                &placement,
+                &PodIndex::default().read(),
+                &[],
+                &agents.view(at()),
+                &NODES
+            ),
             [0, MAX_EXTENDER_PRIORITY, 0]
         );
         // A Pod without the claim goes anywhere.
-        let placement = place(Coschedule::Workspaces, &notify, &cache.read(), single_node);
+        let placement = place(
+            Coschedule::Workspaces,
+            &notify,
+            &cache.read(),
+            &[],
+            single_node,
+        );
         assert_eq!(placement.pin, None);
-        assert_eq!(kept(&placement, &cache, &agents), NODES);
+        assert_eq!(
+            placement.first_of,
+            Some(("Pod ci/notify".to_owned(), "workspaces"))
+        );
+        // n2 runs fetch: the least busy of the others.
+        assert_eq!(kept(&placement, &cache, &agents), ["n1"]);
         // A claim many nodes can mount binds no Pod to a node.
-        let placement = place(Coschedule::Workspaces, &build, &cache.read(), |_, _| false);
-        assert_eq!(kept(&placement, &cache, &agents), NODES);
+        let placement = place(
+            Coschedule::Workspaces,
+            &build,
+            &cache.read(),
+            &[],
+            |_, _| false,
+        );
+        assert_eq!(placement.pin, None);
+        assert_eq!(
+            placement.first_of,
+            Some(("Pod ci/build".to_owned(), "workspaces"))
+        );
     }
 
     #[test]
@@ -322,17 +482,78 @@ mod tests {
         let (cache, build, notify) = pipeline();
         let agents = everywhere();
         for pod in [&build, &notify] {
-            let placement = place(Coschedule::PipelineRuns, pod, &cache.read(), single_node);
+            let placement = place(
+                Coschedule::PipelineRuns,
+                pod,
+                &cache.read(),
+                &[],
+                single_node,
+            );
             assert_eq!(kept(&placement, &cache, &agents), ["n2"]);
         }
-        // The first Pod of a run goes anywhere.
+        // The first Pod of a run: the one node chosen for the run, the least busy (all
+        // are idle: the first), and the others say why.
+        let empty = PodIndex::default();
         let placement = place(
             Coschedule::PipelineRuns,
             &build,
-            &PodIndex::default().read(),
+            &empty.read(),
+            &[],
             single_node,
         );
-        assert_eq!(kept(&placement, &cache, &agents), NODES);
+        let filtered = filter(&placement, &empty.read(), &[], &agents.view(at()), &NODES);
+        assert_eq!(filtered.keep, [true, false, false]);
+        assert_eq!(filtered.chosen, Some("n1"));
+        assert_eq!(
+            filtered.reason("n3").unwrap(),
+            "tektite places PipelineRun ci/pr on node n1, the least busy that passed \
+             (coschedule: pipelineruns)"
+        );
+        // Held for it: its sibling follows before the watch shows it bound, and says why.
+        let mut held = Placed::of(&build);
+        held.node = Some("n1".into());
+        let placement = place(
+            Coschedule::PipelineRuns,
+            &notify,
+            &empty.read(),
+            std::slice::from_ref(&held),
+            single_node,
+        );
+        let filtered = filter(
+            &placement,
+            &empty.read(),
+            &[held.clone()],
+            &agents.view(at()),
+            &NODES,
+        );
+        assert_eq!(filtered.keep, [true, false, false]);
+        assert_eq!(
+            filtered.chosen,
+            Some("n1"),
+            "held too, as it is sure to go there"
+        );
+        assert_eq!(
+            filtered.reason("n2").unwrap(),
+            "PipelineRun ci/pr runs on node n1, which tektite chose for its Pod build (not yet \
+             seen bound) (coschedule: pipelineruns)"
+        );
+        // The held Pod filtered again keeps its node while it passes.
+        let placement = place(
+            Coschedule::PipelineRuns,
+            &build,
+            &empty.read(),
+            &[held.clone()],
+            single_node,
+        );
+        assert_eq!(placement.held.as_deref(), Some("n1"));
+        let filtered = filter(
+            &placement,
+            &empty.read(),
+            &[held],
+            &agents.view(at()),
+            &["n3", "n1"],
+        );
+        assert_eq!(filtered.chosen, Some("n1"));
     }
 
     #[test]
@@ -343,6 +564,7 @@ mod tests {
             Coschedule::IsolatePipelineRun,
             &build,
             &cache.read(),
+            &[],
             single_node,
         );
         assert_eq!(kept(&placement, &cache, &agents), ["n2"]);
@@ -352,14 +574,30 @@ mod tests {
             Coschedule::IsolatePipelineRun,
             &other,
             &cache.read(),
+            &[],
             single_node,
         );
-        assert_eq!(kept(&placement, &cache, &agents), ["n1", "n3"]);
+        assert_eq!(kept(&placement, &cache, &agents), ["n1"]);
         assert_eq!(
-            filter(&placement, &cache.read(), &agents.view(at()), &NODES)
+            filter(&placement, &cache.read(), &[], &agents.view(at()), &NODES)
                 .reason("n2")
                 .unwrap(),
             "node n2 runs PipelineRun ci/pr (coschedule: isolate-pipelinerun)"
+        );
+        // A run held on a node keeps other runs off it as one bound there does.
+        let mut held = Placed::of(&pod("third", Some("pr3"), &[], None));
+        held.node = Some("n1".into());
+        let filtered = filter(
+            &placement,
+            &cache.read(),
+            &[held],
+            &agents.view(at()),
+            &NODES,
+        );
+        assert_eq!(filtered.chosen, Some("n3"));
+        assert_eq!(
+            filtered.reason("n1").unwrap(),
+            "node n1 runs PipelineRun ci/pr3 (coschedule: isolate-pipelinerun)"
         );
         // Once fetch has finished, n2 is free again.
         let mut done = pod("fetch", Some("pr"), &["src"], Some("n2"));
@@ -369,20 +607,28 @@ mod tests {
             Coschedule::IsolatePipelineRun,
             &other,
             &cache.read(),
+            &[],
             single_node,
         );
-        assert_eq!(kept(&placement, &cache, &agents), NODES);
+        let filtered = filter(&placement, &cache.read(), &[], &agents.view(at()), &NODES);
+        assert!(filtered.reason("n2").unwrap().starts_with("tektite places"));
     }
 
     #[test]
     fn disabled_and_lone_taskruns_are_not_colocated() {
         let (cache, build, _) = pipeline();
         let agents = everywhere();
-        let placement = place(Coschedule::Disabled, &build, &cache.read(), single_node);
+        let placement = place(
+            Coschedule::Disabled,
+            &build,
+            &cache.read(),
+            &[],
+            single_node,
+        );
         assert_eq!(kept(&placement, &cache, &agents), NODES);
         let lone = pod("lone", None, &["src"], None);
         for mode in [Coschedule::Workspaces, Coschedule::IsolatePipelineRun] {
-            let placement = place(mode, &lone, &cache.read(), single_node);
+            let placement = place(mode, &lone, &cache.read(), &[], single_node);
             assert_eq!(placement.pin, None);
             assert_eq!(placement.isolate, None);
         }
@@ -390,20 +636,32 @@ mod tests {
 
     #[test]
     fn nodes_without_an_agent_are_dropped_unless_no_node_has_one() {
-        let (_, build, _) = pipeline();
+        let (_, _, notify) = pipeline();
         let cache = PodIndex::default();
-        let placement = place(Coschedule::Workspaces, &build, &cache.read(), single_node);
+        let placement = place(
+            Coschedule::Disabled,
+            &notify,
+            &cache.read(),
+            &[],
+            single_node,
+        );
         let agents = Agents::default();
-        let filtered = filter(&placement, &cache.read(), &agents.view(at()), &NODES);
+        let filtered = filter(&placement, &cache.read(), &[], &agents.view(at()), &NODES);
         assert!(filtered.no_agents);
         assert_eq!(filtered.keep, [true, true, true]);
         agents.connect("n3");
-        let filtered = filter(&placement, &cache.read(), &agents.view(at()), &NODES);
+        let filtered = filter(&placement, &cache.read(), &[], &agents.view(at()), &NODES);
         assert!(!filtered.no_agents);
         assert_eq!(filtered.keep, [false, false, true]);
         assert_eq!(filtered.reason("n1"), Some(NO_AGENT));
         assert_eq!(
-            prioritize(&placement, &agents.view(at()), &NODES),
+            prioritize(
+                &placement,
+                &PodIndex::default().read(),
+                &[],
+                &agents.view(at()),
+                &NODES
+            ),
             [0, 0, MAX_EXTENDER_PRIORITY]
         );
     }
@@ -413,7 +671,13 @@ mod tests {
         let (cache, build, _) = pipeline();
         let agents = Agents::default();
         agents.connect("n1");
-        let placement = place(Coschedule::Workspaces, &build, &cache.read(), single_node);
+        let placement = place(
+            Coschedule::Workspaces,
+            &build,
+            &cache.read(),
+            &[],
+            single_node,
+        );
         assert_eq!(kept(&placement, &cache, &agents), ["n2"]);
     }
 
@@ -429,10 +693,17 @@ mod tests {
             Coschedule::Workspaces,
             &build,
             &PodIndex::default().read(),
+            &[],
             single_node,
         );
         assert_eq!(
-            prioritize(&placement, &agents.view(at()), &NODES),
+            prioritize(
+                &placement,
+                &PodIndex::default().read(),
+                &[],
+                &agents.view(at()),
+                &NODES
+            ),
             [0, 7, MAX_EXTENDER_PRIORITY]
         );
     }
@@ -448,12 +719,19 @@ mod tests {
             Coschedule::PipelineRuns,
             &foreign,
             &cache.read(),
+            &[],
             single_node,
         );
         assert!(!placement.ours);
         assert_eq!(kept(&placement, &cache, &agents), NODES);
         assert_eq!(
-            prioritize(&placement, &agents.view(at()), &NODES),
+            prioritize(
+                &placement,
+                &PodIndex::default().read(),
+                &[],
+                &agents.view(at()),
+                &NODES
+            ),
             [0, 0, 0]
         );
     }

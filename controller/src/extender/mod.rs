@@ -1,13 +1,17 @@
 //! The kube-scheduler HTTP extender: places tektite's step Pods on nodes where an agent
-//! listens and where their PipelineRun's workspace lives, and prefers nodes running
-//! fewer steps. It answers from the controller's caches and agent registry only: no API
-//! request on the request path.
+//! listens and where their PipelineRun's workspace lives, and prefers nodes with fewer
+//! unfinished Pods. The first Pod of a run (or of a single-node claim) is answered with
+//! the one node chosen for the whole group, held until the Pod watch shows it bound
+//! ([`holds`]), so the next Pod's filter sees it however far the watch is behind. It
+//! answers from the controller's caches and agent registry only: no API request on the
+//! request path.
 //!
 //! The scheduler POSTs [`wire::ExtenderArgs`] to `/scheduler/filter` and
 //! `/scheduler/prioritize`. A malformed request is answered in the scheduler's format
 //! (an `ExtenderFilterResult` whose `Error` says what is wrong), never with a panic.
 
 mod decide;
+pub mod holds;
 pub mod wire;
 
 use std::sync::Arc;
@@ -60,6 +64,10 @@ pub struct Extender {
     pub agents: Arc<Agents>,
     pub metrics: Arc<Metrics>,
     pub clock: Clock,
+    /// The nodes chosen for Pods not yet seen bound.
+    holds: holds::Holds,
+    /// One filter at a time: a group's first Pod is held before its sibling is filtered.
+    filtering: std::sync::Mutex<()>,
     warned_no_agents: AtomicBool,
 }
 
@@ -117,6 +125,8 @@ impl Extender {
             agents,
             metrics,
             clock,
+            holds: holds::Holds::default(),
+            filtering: std::sync::Mutex::new(()),
             warned_no_agents: AtomicBool::new(false),
         }
     }
@@ -163,15 +173,23 @@ impl Extender {
                 ));
             }
         };
+        let _one_at_a_time = (verb == Verb::Filter)
+            .then(|| self.filtering.lock().unwrap_or_else(|e| e.into_inner()));
+        let now = self.clock.now();
         let index = self.index.read();
-        let placement = decide::place(self.mode, &pod, &index, |ns, claim| {
+        let held = self.holds.live(&index, now);
+        let placement = decide::place(self.mode, &pod, &index, &held, |ns, claim| {
             node_bound(self.claims.as_ref(), ns, claim)
         });
-        let agents = self.agents.view(self.clock.now());
+        let agents = self.agents.view(now);
         let json = match verb {
             Verb::Filter => {
-                let filtered = decide::filter(&placement, &index, &agents, &nodes);
+                let filtered = decide::filter(&placement, &index, &held, &agents, &nodes);
                 drop((agents, index));
+                if let Some(node) = filtered.chosen {
+                    self.holds
+                        .hold(crate::pod_index::Placed::of(&pod), node, now);
+                }
                 if filtered.no_agents && !self.warned_no_agents.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         "no node has a tektite agent connected: Pods are placed without regard \
@@ -206,7 +224,7 @@ impl Extender {
                 serde_json::to_vec(&result)
             }
             Verb::Prioritize => {
-                let scores = decide::prioritize(&placement, &agents, &nodes);
+                let scores = decide::prioritize(&placement, &index, &held, &agents, &nodes);
                 drop((agents, index));
                 let list: Vec<HostPriority> = nodes
                     .iter()
