@@ -17,6 +17,10 @@ use tektite_api::document::{Object, Source, load};
 use tektite_tests::node::Node;
 
 const RELIST: Duration = Duration::from_secs(1);
+
+/// The sidecar example's server listens on a fixed port of this machine: the tests that
+/// run it take turns.
+static SIDECAR_PORT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const LIMIT: Duration = Duration::from_secs(90);
 
 fn resource(kind: &str) -> ApiResource {
@@ -308,6 +312,7 @@ async fn the_test_then_build_example_succeeds_with_its_defaults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sidecar_example_succeeds_with_a_native_sidecar() {
+    let _port = SIDECAR_PORT.lock().await;
     let run = run_example("sidecar-service.yaml", &[]).await;
     assert_eq!(
         run["status"]["results"][0]["value"], "hello from the sidecar",
@@ -335,6 +340,7 @@ async fn the_git_resource_example_clones_a_local_repository() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_native_sidecars_a_sidecar_is_stopped_by_swapping_its_image() {
+    let _port = SIDECAR_PORT.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut node = Node::start_with(dir.path(), RELIST, &["--sidecars=containers"]).await;
     let (kind, name) = create_example(&node, "sidecar-service.yaml", &[]).await;
@@ -711,6 +717,10 @@ async fn every_examples_pods_are_the_same_from_the_controller_and_from_tkt_run()
         "sidecar-service.yaml",
         "step-action.yaml",
     ] {
+        let _port = match example {
+            "sidecar-service.yaml" => Some(SIDECAR_PORT.lock().await),
+            _ => None,
+        };
         let dir = tempfile::tempdir().unwrap();
         let mut node = Node::start(dir.path(), RELIST).await;
         let (kind, name) = create_example(&node, example, &[]).await;
