@@ -55,9 +55,10 @@ pub struct Placement {
     pub isolate: Option<RunKey>,
     /// Nothing of its group (its run, or the single-node claims it binds; else the Pod
     /// alone) is placed or held yet: the filter chooses the one node, the least busy, and
-    /// holds it, so that the next Pods see it before the watch does. The group as the
-    /// reasons name it, and the mode. None in `disabled`: the scheduler decides.
-    pub first_of: Option<(String, &'static str)>,
+    /// holds it, so that the next Pods see it before the watch does. The reason the other
+    /// nodes are given (one text for all of them). None in `disabled`: the scheduler
+    /// decides.
+    pub first_of: Option<String>,
     /// The node this Pod already holds (the scheduler filters it again).
     pub held: Option<String>,
 }
@@ -93,7 +94,13 @@ pub fn place(
         return placement;
     }
     let ns = own.namespace.as_str();
-    let alone = || (format!("Pod {ns}/{}", own.name), mode.name());
+    let chosen_for = |group: String| {
+        format!(
+            "tektite places {group} on one node, the least busy that passed (coschedule: {})",
+            mode.name()
+        )
+    };
+    let alone = || chosen_for(format!("Pod {ns}/{}", own.name));
     let Some(run) = &own.run else {
         placement.first_of = Some(alone());
         return placement;
@@ -147,12 +154,11 @@ pub fn place(
     };
     if placement.pin.is_none() {
         placement.first_of = Some(match (mode, claims.first()) {
-            (Coschedule::Workspaces, Some(c)) => (
-                format!("the workspace claim {c} of PipelineRun {ns}/{run}"),
-                mode.name(),
-            ),
+            (Coschedule::Workspaces, Some(c)) => {
+                chosen_for(format!("the workspace claim {c} of PipelineRun {ns}/{run}"))
+            }
             (Coschedule::Workspaces, None) => alone(),
-            _ => (format!("PipelineRun {ns}/{run}"), mode.name()),
+            _ => chosen_for(format!("PipelineRun {ns}/{run}")),
         });
     }
     if mode == Coschedule::IsolatePipelineRun && placement.pin.is_none() {
@@ -216,11 +222,12 @@ pub fn filter<'n, 'p>(
     let by_agent = placement.pin.is_none() && agents.any();
     let held_by_other = |node: &str, own: &RunKey| {
         held.iter().find_map(|h| {
-            let key = (h.namespace.clone(), h.run.clone()?);
-            (h.node.as_deref() == Some(node) && &key != own).then_some(key)
+            let run = h.run.as_ref()?;
+            let other = h.namespace != own.0 || *run != own.1;
+            (other && h.node.as_deref() == Some(node)).then(|| (h.namespace.clone(), run.clone()))
         })
     };
-    let mut failed = Vec::new();
+    let mut failed = Vec::with_capacity(nodes.len());
     let mut keep: Vec<bool> = nodes
         .iter()
         .map(|&node| {
@@ -262,7 +269,7 @@ pub fn filter<'n, 'p>(
             .find(|(n, k)| **k && *n == pinned)
             .map(|(n, _)| *n)
     });
-    if let (Some((group, mode)), None) = (&placement.first_of, &placement.pin) {
+    if let (Some(why), None) = (&placement.first_of, &placement.pin) {
         let kept = || {
             nodes
                 .iter()
@@ -282,13 +289,7 @@ pub fn filter<'n, 'p>(
             for (i, n) in nodes.iter().enumerate() {
                 if keep[i] && *n != node {
                     keep[i] = false;
-                    failed.push((
-                        *n,
-                        Cow::Owned(format!(
-                            "tektite places {group} on node {node}, the least busy that passed \
-                             (coschedule: {mode})"
-                        )),
-                    ));
+                    failed.push((*n, Cow::Borrowed(why.as_str())));
                 }
             }
         }
@@ -458,7 +459,10 @@ mod tests {
         assert_eq!(placement.pin, None);
         assert_eq!(
             placement.first_of,
-            Some(("Pod ci/notify".to_owned(), "workspaces"))
+            Some(
+                "tektite places Pod ci/notify on one node, the least busy that passed (coschedule: workspaces)"
+                    .to_owned()
+            )
         );
         // n2 runs fetch: the least busy of the others.
         assert_eq!(kept(&placement, &cache, &agents), ["n1"]);
@@ -473,7 +477,10 @@ mod tests {
         assert_eq!(placement.pin, None);
         assert_eq!(
             placement.first_of,
-            Some(("Pod ci/build".to_owned(), "workspaces"))
+            Some(
+                "tektite places Pod ci/build on one node, the least busy that passed (coschedule: workspaces)"
+                    .to_owned()
+            )
         );
     }
 
@@ -506,7 +513,7 @@ mod tests {
         assert_eq!(filtered.chosen, Some("n1"));
         assert_eq!(
             filtered.reason("n3").unwrap(),
-            "tektite places PipelineRun ci/pr on node n1, the least busy that passed \
+            "tektite places PipelineRun ci/pr on one node, the least busy that passed \
              (coschedule: pipelineruns)"
         );
         // Held for it: its sibling follows before the watch shows it bound, and says why.
