@@ -62,6 +62,48 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Hea
     .await
 }
 
+/// Serves HTTP/1 over TLS on `listener` until the process ends, as [`serve_http1`]; a
+/// connection whose handshake fails is logged and dropped.
+pub async fn serve_https1<F, Fut>(
+    listener: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    what: &'static str,
+    answer: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, server = what, "accepting a connection failed");
+                continue;
+            }
+        };
+        let (answer, tls) = (answer.clone(), tls.clone());
+        tokio::spawn(async move {
+            let stream = match tls.accept(stream).await {
+                Ok(s) => s,
+                Err(error) => {
+                    tracing::debug!(%error, server = what, "a TLS handshake failed");
+                    return;
+                }
+            };
+            let service = service_fn(move |request: Request<Incoming>| {
+                let response = answer(request);
+                async move { Ok::<_, Infallible>(response.await) }
+            });
+            if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, server = what, "a connection ended with an error");
+            }
+        });
+    }
+}
+
 /// Serves HTTP/1 on `listener` until the process ends, answering each request with
 /// `answer`; `what` names the server in logs.
 pub(crate) async fn serve_http1<F, Fut>(listener: TcpListener, what: &'static str, answer: F)

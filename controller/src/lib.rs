@@ -4,6 +4,7 @@
 
 pub mod pod_cache;
 
+pub mod admission;
 pub mod agents;
 pub mod auth;
 mod conditions;

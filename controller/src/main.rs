@@ -95,6 +95,14 @@ struct Args {
     /// Where the agents' gRPC stream is served.
     #[arg(long, default_value = "0.0.0.0:9443")]
     grpc_addr: SocketAddr,
+    /// Where the validating admission webhook is served (HTTPS, with the gRPC port's
+    /// serving certificate).
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    webhook_addr: SocketAddr,
+    /// The ValidatingWebhookConfiguration whose caBundle the leader writes with its minted
+    /// CA.
+    #[arg(long, default_value = "tektite-validation")]
+    webhook_config: String,
     /// The serving certificate and key (PEM) of the gRPC port, e.g. from cert-manager.
     /// Without them the controller serves the one kept in --tls-secret, minting it (and
     /// its CA, published in --ca-secret for the agents) on first start.
@@ -224,16 +232,18 @@ async fn lead(
 
 /// The gRPC server's certificate: the files given, else the one minted from tektite's CA
 /// (kept in Secrets); none with `--no-tls`.
-async fn grpc_identity(
+/// The serving certificate and key (PEM) of the gRPC and webhook ports, and the CA that
+/// signed them when the controller minted them; none under `--no-tls`.
+async fn serving_pems(
     args: &Args,
     client: &Client,
-) -> anyhow::Result<Option<tonic::transport::Identity>> {
+) -> anyhow::Result<Option<(String, String, Option<String>)>> {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
     Ok(match (&args.tls_cert_file, &args.tls_key_file) {
         _ if args.no_tls => None,
-        (Some(cert), Some(key)) => Some(tonic::transport::Identity::from_pem(
-            std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
-            std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
-        )),
+        (Some(cert), Some(key)) => Some((read(cert)?, read(key)?, None)),
         _ => {
             let secrets = serving::Secrets {
                 namespace: args.lease_namespace.clone(),
@@ -243,11 +253,8 @@ async fn grpc_identity(
             let names = serving::dns_names(&args.service_name, &args.lease_namespace);
             let minted = serving::load_or_mint(client, &secrets, &names, jiff::Timestamp::now())
                 .await
-                .context("the gRPC serving certificate")?;
-            Some(tonic::transport::Identity::from_pem(
-                minted.cert,
-                minted.key,
-            ))
+                .context("the serving certificate")?;
+            Some((minted.cert, minted.key, Some(minted.ca)))
         }
     })
 }
@@ -440,7 +447,27 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     let reviewer = Reviewer::new(client.clone(), &args.agent_audience, agent_ns, agent_sa);
-    let grpc = serve_grpc(&args, &client, reviewer, &ctx, stop_rx.clone()).await?;
+    let pems = serving_pems(&args, &client).await?;
+    let pair = pems.as_ref().map(|(c, k, _)| (c.clone(), k.clone()));
+    let grpc = serve_grpc(&args, pair.as_ref(), reviewer, &ctx, stop_rx.clone()).await?;
+    serve_webhook(&args, pair.as_ref(), &mut background).await?;
+    match pems.as_ref().and_then(|(_, _, ca)| ca.as_deref()) {
+        Some(ca) => match serving::publish_ca(&client, &args.webhook_config, ca).await {
+            Ok(true) => {
+                tracing::info!(config = %args.webhook_config, "the webhook's caBundle names this controller's CA")
+            }
+            Ok(false) => {
+                tracing::warn!(config = %args.webhook_config, "no such ValidatingWebhookConfiguration: documents are not validated at admission (install deploy/webhooks.yaml)")
+            }
+            Err(error) => {
+                tracing::warn!(config = %args.webhook_config, %error, "the webhook's caBundle could not be written: the API server cannot call the webhook until it is")
+            }
+        },
+        None if pems.is_some() => {
+            tracing::info!(config = %args.webhook_config, "--tls-cert-file: the webhook's caBundle is left to whoever issued the certificate (e.g. cert-manager's CA injector)")
+        }
+        None => {}
+    }
 
     let unreadable = futures::future::join3(
         mark_undecodable::<TaskRun>(ctx.clone(), tr_unreadable),
@@ -530,14 +557,15 @@ async fn start_extender(
 /// Serves the agents' gRPC stream until `stop` turns true.
 async fn serve_grpc(
     args: &Args,
-    client: &Client,
+    pems: Option<&(String, String)>,
     reviewer: Reviewer,
     ctx: &Arc<Context>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>> {
     let mut server = tonic::transport::Server::builder();
-    match grpc_identity(args, client).await? {
-        Some(identity) => {
+    match pems {
+        Some((cert, key)) => {
+            let identity = tonic::transport::Identity::from_pem(cert, key);
             server = server
                 .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
                 .context("the gRPC serving certificate")?;
@@ -551,6 +579,33 @@ async fn serve_grpc(
         .add_service(Ingest::new(ctx.clone(), reviewer, stop.clone()).service())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop));
     Ok(tokio::spawn(grpc.instrument(info_span!("grpc"))))
+}
+
+/// The validating admission webhook on `--webhook-addr`, over TLS with the serving
+/// certificate (the API server calls webhooks over HTTPS only).
+async fn serve_webhook(
+    args: &Args,
+    pems: Option<&(String, String)>,
+    background: &mut JoinSet<()>,
+) -> anyhow::Result<()> {
+    let Some((cert, key)) = pems else {
+        tracing::warn!(
+            "--no-tls: the admission webhook is not served (the API server calls webhooks over HTTPS only)"
+        );
+        return Ok(());
+    };
+    let tls = tektite_controller::serving::tls_acceptor(cert, key)
+        .context("the webhook's serving certificate")?;
+    let listener = tokio::net::TcpListener::bind(args.webhook_addr)
+        .await
+        .with_context(|| format!("binding {}", args.webhook_addr))?;
+    background.spawn(
+        tektite_controller::http::serve_https1(listener, tls, "webhook", |request| {
+            tektite_controller::admission::respond(request)
+        })
+        .instrument(info_span!("webhook")),
+    );
+    Ok(())
 }
 
 /// Resolves once `rx` turns true.

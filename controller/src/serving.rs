@@ -27,6 +27,8 @@ const VALID_YEARS: i16 = 10;
 pub enum Error {
     #[error("minting the serving certificate: {0}")]
     Mint(#[from] rcgen::Error),
+    #[error("the serving certificate for TLS: {0}")]
+    Tls(String),
     #[error("reading Secret {name:?}: {source}")]
     Get {
         name: String,
@@ -155,6 +157,54 @@ async fn create(api: &Api<Secret>, s: &Secret) -> Result<bool, Error> {
             source,
         }),
     }
+}
+
+/// Writes `ca` (PEM) as the `caBundle` of every webhook of ValidatingWebhookConfiguration
+/// `name`, so the API server trusts the serving certificate. `Ok(false)`: there is no such
+/// configuration (the webhook was not installed); unchanged ones are not written.
+pub async fn publish_ca(client: &kube::Client, name: &str, ca: &str) -> Result<bool, kube::Error> {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let api: kube::Api<ValidatingWebhookConfiguration> = kube::Api::all(client.clone());
+    let Some(mut config) = api.get_opt(name).await? else {
+        return Ok(false);
+    };
+    let bundle = ByteString(ca.as_bytes().to_vec());
+    let mut changed = false;
+    for hook in config.webhooks.iter_mut().flatten() {
+        if hook.client_config.ca_bundle.as_ref() != Some(&bundle) {
+            hook.client_config.ca_bundle = Some(bundle.clone());
+            changed = true;
+        }
+    }
+    if changed {
+        let params = kube::api::PostParams {
+            field_manager: Some(crate::patch::FIELD_MANAGER.into()),
+            ..kube::api::PostParams::default()
+        };
+        api.replace(name, &params, &config).await?;
+    }
+    Ok(true)
+}
+
+/// A TLS acceptor serving `cert` (PEM, the chain) with `key` (PEM), HTTP/1.1 only.
+pub fn tls_acceptor(cert: &str, key: &str) -> Result<tokio_rustls::TlsAcceptor, Error> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Tls(format!("the certificate is not PEM: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+        .map_err(|e| Error::Tls(format!("the key is not PEM: {e}")))?;
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| Error::Tls(format!("the certificate and key do not serve: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
 /// The identity kept in `secrets.serving`, minted (for `dns_names`) and stored there

@@ -173,3 +173,72 @@ fn the_scheduler_calls_the_extender_the_controller_serves_for_the_pods_it_create
             .any(|p| p["name"] == "extender" && p["containerPort"] == 9444)
     );
 }
+
+/// The webhook configuration calls what the controller serves: its Service's webhook
+/// port, which reaches the container port of the default `--webhook-addr`, at the path
+/// the admission handler answers; and the leader may write that configuration's
+/// caBundle (the default `--webhook-config`), and only that one.
+#[test]
+fn the_webhook_configuration_calls_what_the_controller_serves() {
+    let hooks = documents("webhooks.yaml");
+    let config = hooks
+        .iter()
+        .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
+        .unwrap();
+    let help = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/help.txt"),
+    )
+    .unwrap();
+    let name = config["metadata"]["name"].as_str().unwrap();
+    assert!(help.contains(&format!("[default: {name}]")), "{help}");
+    let hook = &config["webhooks"][0];
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["admissionReviewVersions"], serde_json::json!(["v1"]));
+    let client = &hook["clientConfig"]["service"];
+    assert_eq!(client["path"], tektite_controller::admission::PATH);
+
+    let docs = documents("controller.yaml");
+    let service = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+    assert_eq!(client["name"], service["metadata"]["name"]);
+    assert_eq!(client["namespace"], service["metadata"]["namespace"]);
+    let port = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == client["port"])
+        .expect("the Service has the webhook's port");
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let target = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == port["targetPort"])
+        .expect("the Service's target port is the container's");
+    let listen = format!("[default: 0.0.0.0:{}]", target["containerPort"]);
+    assert!(
+        help.contains(&listen),
+        "--webhook-addr defaults to {listen}"
+    );
+
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .unwrap()
+        .to_string();
+    assert!(
+        role.contains(r#""resourceNames":["tektite-validation"]"#),
+        "{role}"
+    );
+    // Every kind the validator reads is sent to it.
+    let resources = hook["rules"].to_string();
+    for plural in [
+        "tasks",
+        "pipelines",
+        "taskruns",
+        "pipelineruns",
+        "stepactions",
+    ] {
+        assert!(resources.contains(&format!("\"{plural}\"")), "{resources}");
+    }
+}

@@ -6,6 +6,9 @@ mod pipeline;
 mod run;
 mod scope;
 mod task;
+mod update;
+
+pub use update::update;
 
 use std::collections::HashMap;
 

@@ -63,6 +63,9 @@ impl Expect {
     pub fn patch(path: &str) -> Self {
         Self::new(http::Method::PATCH, path)
     }
+    pub fn put(path: &str) -> Self {
+        Self::new(http::Method::PUT, path)
+    }
     pub fn delete(path: &str) -> Self {
         Self::new(http::Method::DELETE, path)
     }
