@@ -66,6 +66,8 @@ pub enum Object {
     ServiceAccount(Box<core::ServiceAccount>),
     PipelineResource(PipelineResource),
     StepAction(Box<crate::v1beta1::StepAction>),
+    /// Another cluster object (a PersistentVolumeClaim, RBAC, ...), passed over as written.
+    Other(Box<Value>),
 }
 
 /// The API versions of tekton.dev tektite accepts.
@@ -281,6 +283,7 @@ fn decode(
             // Tekton's files often hold the cluster objects their runs need.
             doc.notes
                 .push(Problem::new(root.field("kind"), passed_over(&doc.kind)));
+            doc.object = Some(Object::Other(Box::new(value)));
             return;
         }
         Some(other) => {
@@ -597,7 +600,11 @@ mod tests {
         ] {
             let d = load_one(text);
             assert!(d.problems.is_empty(), "{text}: {:?}", d.problems);
-            assert!(d.object.is_none());
+            // Kept as written, for `tkt convert` to pass on.
+            let Some(Object::Other(v)) = &d.object else {
+                panic!("{text}: {:?}", d.object)
+            };
+            assert_eq!(v["metadata"]["name"].as_str().map(str::len), Some(1));
             assert_eq!(d.notes.len(), 1, "{text}");
             assert!(d.notes[0].to_string().contains(says), "{}", d.notes[0]);
         }

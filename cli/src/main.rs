@@ -1,5 +1,7 @@
 //! `tkt`: the tektite command line.
 
+mod convert;
+mod files;
 mod run;
 mod validate;
 
@@ -38,6 +40,10 @@ enum Command {
     /// process here, wrapped by tektite's entrypoint. Exits 0 when the run succeeded, 1
     /// when it failed, timed out or was cancelled, 2 when the input is invalid.
     Run(run::Args),
+    /// Print the files' documents as tekton.dev/v1 (from v1beta1 and v1alpha1,
+    /// PipelineResources read into the runs that bind them), for `kubectl apply -f -`.
+    /// Exits 2, printing nothing, when a document is invalid.
+    Convert(convert::Args),
 }
 
 /// Called by this name (the local kubelet's entrypoint image holds `tkt` as
@@ -75,5 +81,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Convert(args) => convert::run(&args),
     }
 }

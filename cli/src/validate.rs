@@ -20,27 +20,11 @@ pub struct Args {
 const INVALID: u8 = 2;
 
 pub fn run(args: &Args) -> ExitCode {
-    let mut texts = Vec::new();
-    let mut unreadable = 0;
-    for file in &args.files {
-        match std::fs::read(file) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => texts.push((file.display().to_string(), text)),
-                Err(e) => {
-                    println!(
-                        "{}: cannot read: not UTF-8 text (invalid byte at offset {})",
-                        file.display(),
-                        e.utf8_error().valid_up_to()
-                    );
-                    unreadable += 1;
-                }
-            },
-            Err(e) => {
-                println!("{}: cannot read: {e}", file.display());
-                unreadable += 1;
-            }
-        }
+    let (texts, cannot) = crate::files::read_all(&args.files);
+    for line in &cannot {
+        println!("{line}");
     }
+    let unreadable = cannot.len();
     let sources: Vec<Source<'_>> = texts
         .iter()
         .map(|(name, text)| Source { name, text })

@@ -33,3 +33,8 @@ fn validate_help_matches_the_snapshot() {
 fn run_help_matches_the_snapshot() {
     check(&["run", "--help"], "tkt-run.txt");
 }
+
+#[test]
+fn convert_help_matches_the_snapshot() {
+    check(&["convert", "--help"], "tkt-convert.txt");
+}

@@ -128,7 +128,8 @@ fn document(doc: &Document, catalog: &Catalog<'_>) -> Report {
         Object::ConfigMap(_)
         | Object::Secret(_)
         | Object::ServiceAccount(_)
-        | Object::PipelineResource(_) => {}
+        | Object::PipelineResource(_)
+        | Object::Other(_) => {}
     }
     r
 }

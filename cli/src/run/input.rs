@@ -82,21 +82,7 @@ const COMMAND_LINE: &str = "command line";
 
 /// Loads `files` and makes a [`Plan`], or says every reason it cannot.
 pub fn plan(files: &[PathBuf], overrides: &Overrides<'_>) -> Result<Plan, Invalid> {
-    let mut lines = Vec::new();
-    let mut texts = Vec::new();
-    for file in files {
-        match std::fs::read(file) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => texts.push((file.display().to_string(), text)),
-                Err(e) => lines.push(format!(
-                    "{}: cannot read: not UTF-8 text (invalid byte at offset {})",
-                    file.display(),
-                    e.utf8_error().valid_up_to()
-                )),
-            },
-            Err(e) => lines.push(format!("{}: cannot read: {e}", file.display())),
-        }
-    }
+    let (mut texts, mut lines) = crate::files::read_all(files);
     texts.push((COMMAND_LINE.to_owned(), String::new()));
     let sources: Vec<Source<'_>> = texts
         .iter()
