@@ -8,6 +8,7 @@
 mod convert;
 pub mod crd;
 pub mod dag;
+pub mod defaults;
 pub mod document;
 pub mod labels;
 pub mod problem;

@@ -1,24 +1,31 @@
-//! The validating admission webhook: `kubectl apply` of a Task, Pipeline, TaskRun,
+//! The admission webhooks. Validating: `kubectl apply` of a Task, Pipeline, TaskRun,
 //! PipelineRun or StepAction is checked by the same validator as `tkt validate` (one
 //! validator, two callers), with the same field paths and messages, and an update of a run
-//! by Tekton's update rules (`tektite_api::validate::update`). Its notes come back as
-//! warnings, which kubectl prints.
+//! by Tekton's update rules (`tektite_api::validate::update`); its notes come back as
+//! warnings, which kubectl prints. Defaulting: Tekton's defaults
+//! (`tektite_api::defaults`, from the defaults ConfigMap) are written into the document
+//! as a JSON patch, so that what is read back is what will run.
 //!
-//! The API server POSTs an `admission.k8s.io/v1` `AdmissionReview` to
-//! [`PATH`]; the answer is the same review with its `response`. A body that is not a review
+//! The API server POSTs an `admission.k8s.io/v1` `AdmissionReview` to [`PATH`] or
+//! [`DEFAULTS_PATH`]; the answer is the same review with its `response`. A body that is not a review
 //! is answered 400 with what is wrong; a review whose object cannot be read is refused with
 //! the reason (never admitted unread).
+
+use std::sync::{Arc, RwLock};
 
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tektite_api::document::{Document, Source, load};
+use tektite_api::defaults::{self, Defaults};
+use tektite_api::document::{Document, Object, Source, load};
 use tektite_api::validate;
 
 /// Where the API server sends reviews (the ValidatingWebhookConfiguration's path).
 pub const PATH: &str = "/validate";
+/// Where the MutatingWebhookConfiguration sends them.
+pub const DEFAULTS_PATH: &str = "/defaults";
 /// Larger requests are refused: etcd keeps objects under 1.5 MiB.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 /// The most warnings one answer carries, and the most characters of each (the API server
@@ -52,8 +59,15 @@ struct Cause {
     field: String,
 }
 
+/// What a review is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook<'d> {
+    Validate,
+    Default(&'d Defaults),
+}
+
 /// The answer to one review body: status and JSON.
-pub fn review(body: &[u8]) -> (StatusCode, Vec<u8>) {
+pub fn review(hook: Hook<'_>, body: &[u8]) -> (StatusCode, Vec<u8>) {
     let bad = |message: String| {
         let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
             "message": message, "reason": "BadRequest", "code": 400});
@@ -76,7 +90,10 @@ pub fn review(body: &[u8]) -> (StatusCode, Vec<u8>) {
         Ok(r) => r,
         Err(e) => return bad(format!("the AdmissionReview's request cannot be read: {e}")),
     };
-    let response = decide(&request);
+    let response = match hook {
+        Hook::Validate => decide(&request),
+        Hook::Default(d) => default(&request, d),
+    };
     let answer = json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -174,6 +191,55 @@ fn decide(request: &ReviewRequest) -> Value {
     answer
 }
 
+/// Tekton's defaults as a JSON patch of the object. Only tekton.dev/v1 objects are
+/// patched (a patch must speak the version it was sent); an object that cannot be read is
+/// left for the validating webhook to refuse.
+fn default(request: &ReviewRequest, d: &Defaults) -> Value {
+    let mut answer = json!({"uid": request.uid, "allowed": true});
+    let v1 = |o: &Value| o["apiVersion"] == "tekton.dev/v1";
+    let Some(object) = request.object.as_ref().filter(|o| v1(o)) else {
+        return answer;
+    };
+    if request.operation != "CREATE" {
+        // A run's spec may not change once started: defaults are written once, at create.
+        return answer;
+    }
+    let Ok(Document {
+        object: Some(mut decoded),
+        ..
+    }) = document(object, false)
+    else {
+        return answer;
+    };
+    let before = written(&decoded);
+    defaults::apply(&mut decoded, d);
+    let after = written(&decoded);
+    let (Some(before), Some(after)) = (before, after) else {
+        return answer;
+    };
+    let patch = json_patch::diff(&before, &after);
+    if patch.0.is_empty() {
+        return answer;
+    }
+    let bytes = serde_json::to_vec(&patch).unwrap_or_default();
+    answer["patchType"] = json!("JSONPatch");
+    answer["patch"] = serde_json::to_value(k8s_openapi::ByteString(bytes)).unwrap_or_default();
+    answer
+}
+
+/// The object as its type writes it (both sides of the patch drop the same unknown
+/// fields, so the patch holds only what the defaults added).
+fn written(object: &Object) -> Option<Value> {
+    match object {
+        Object::Task(t) => serde_json::to_value(t),
+        Object::TaskRun(t) => serde_json::to_value(t),
+        Object::Pipeline(p) => serde_json::to_value(p),
+        Object::PipelineRun(p) => serde_json::to_value(p),
+        _ => return None,
+    }
+    .ok()
+}
+
 fn refused(uid: &str, message: String, causes: Vec<Cause>) -> Value {
     json!({
         "uid": uid,
@@ -189,8 +255,12 @@ fn refused(uid: &str, message: String, causes: Vec<Cause>) -> Value {
     })
 }
 
-/// Answers one HTTP request: POST [`PATH`] with a review.
-pub async fn respond(request: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Answers one HTTP request: POST [`PATH`] or [`DEFAULTS_PATH`] with a review, the
+/// defaults as `defaults` holds them now.
+pub async fn respond(
+    request: Request<Incoming>,
+    defaults: Arc<RwLock<Defaults>>,
+) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, body: Vec<u8>| {
         Response::builder()
             .status(status)
@@ -203,18 +273,28 @@ pub async fn respond(request: Request<Incoming>) -> Response<Full<Bytes>> {
             "message": message, "code": status.as_u16()});
         reply(status, body.to_string().into_bytes())
     };
-    if request.uri().path() != PATH {
-        return text(
-            StatusCode::NOT_FOUND,
-            format!("not found: reviews go to {PATH}"),
-        );
-    }
+    let validate = match request.uri().path() {
+        PATH => true,
+        DEFAULTS_PATH => false,
+        _ => {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("not found: reviews go to {PATH} or {DEFAULTS_PATH}"),
+            );
+        }
+    };
     if request.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "reviews are POSTed".into());
     }
     match Limited::new(request.into_body(), MAX_BODY).collect().await {
         Ok(body) => {
-            let (status, json) = review(&body.to_bytes());
+            let body = body.to_bytes();
+            let (status, json) = if validate {
+                review(Hook::Validate, &body)
+            } else {
+                let d = defaults.read().unwrap_or_else(|e| e.into_inner()).clone();
+                review(Hook::Default(&d), &body)
+            };
             reply(status, json)
         }
         Err(e) => text(

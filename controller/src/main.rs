@@ -16,6 +16,7 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use kube_lease_manager::LeaseManagerBuilder;
+use tektite_api::defaults::Defaults;
 use tektite_api::labels::TEKTITE_POD_SELECTOR;
 use tektite_api::v1::{PipelineRun, TaskRun};
 use tektite_api::v1beta1::CustomRun;
@@ -99,10 +100,15 @@ struct Args {
     /// serving certificate).
     #[arg(long, default_value = "0.0.0.0:8443")]
     webhook_addr: SocketAddr,
-    /// The ValidatingWebhookConfiguration whose caBundle the leader writes with its minted
-    /// CA.
-    #[arg(long, default_value = "tektite-validation")]
+    /// The Validating and Mutating WebhookConfigurations whose caBundle the leader writes
+    /// with its minted CA.
+    #[arg(long, default_value = "tektite")]
     webhook_config: String,
+    /// The ConfigMap (in --lease-namespace) with Tekton's `config-defaults` keys
+    /// (default-timeout-minutes, default-service-account, default-managed-by-label-value)
+    /// that the defaulting webhook writes into new documents.
+    #[arg(long, default_value = "tektite-defaults")]
+    defaults_config: String,
     /// The serving certificate and key (PEM) of the gRPC port, e.g. from cert-manager.
     /// Without them the controller serves the one kept in --tls-secret, minting it (and
     /// its CA, published in --ca-secret for the agents) on first start.
@@ -450,14 +456,14 @@ async fn main() -> anyhow::Result<()> {
     let pems = serving_pems(&args, &client).await?;
     let pair = pems.as_ref().map(|(c, k, _)| (c.clone(), k.clone()));
     let grpc = serve_grpc(&args, pair.as_ref(), reviewer, &ctx, stop_rx.clone()).await?;
-    serve_webhook(&args, pair.as_ref(), &mut background).await?;
+    serve_webhook(&args, &client, pair.as_ref(), &mut background).await?;
     match pems.as_ref().and_then(|(_, _, ca)| ca.as_deref()) {
         Some(ca) => match serving::publish_ca(&client, &args.webhook_config, ca).await {
-            Ok(true) => {
-                tracing::info!(config = %args.webhook_config, "the webhook's caBundle names this controller's CA")
+            Ok(0) => {
+                tracing::warn!(config = %args.webhook_config, "no such webhook configuration: documents are neither validated nor defaulted at admission (install deploy/webhooks.yaml)")
             }
-            Ok(false) => {
-                tracing::warn!(config = %args.webhook_config, "no such ValidatingWebhookConfiguration: documents are not validated at admission (install deploy/webhooks.yaml)")
+            Ok(n) => {
+                tracing::info!(config = %args.webhook_config, configurations = n, "the webhooks' caBundle names this controller's CA")
             }
             Err(error) => {
                 tracing::warn!(config = %args.webhook_config, %error, "the webhook's caBundle could not be written: the API server cannot call the webhook until it is")
@@ -585,6 +591,7 @@ async fn serve_grpc(
 /// certificate (the API server calls webhooks over HTTPS only).
 async fn serve_webhook(
     args: &Args,
+    client: &Client,
     pems: Option<&(String, String)>,
     background: &mut JoinSet<()>,
 ) -> anyhow::Result<()> {
@@ -599,13 +606,58 @@ async fn serve_webhook(
     let listener = tokio::net::TcpListener::bind(args.webhook_addr)
         .await
         .with_context(|| format!("binding {}", args.webhook_addr))?;
+    let defaults = Arc::new(std::sync::RwLock::new(Defaults::default()));
     background.spawn(
-        tektite_controller::http::serve_https1(listener, tls, "webhook", |request| {
-            tektite_controller::admission::respond(request)
+        watch_defaults(
+            client.clone(),
+            args.lease_namespace.clone(),
+            args.defaults_config.clone(),
+            defaults.clone(),
+        )
+        .instrument(info_span!("defaults_watch")),
+    );
+    background.spawn(
+        tektite_controller::http::serve_https1(listener, tls, "webhook", move |request| {
+            tektite_controller::admission::respond(request, defaults.clone())
         })
         .instrument(info_span!("webhook")),
     );
     Ok(())
+}
+
+/// Keeps `into` as ConfigMap `name` (in `namespace`) says, Tekton's `config-defaults`
+/// keys: a value that cannot be used is named in a warning and the defaults before it
+/// stay; without the ConfigMap, the built-in ones.
+async fn watch_defaults(
+    client: Client,
+    namespace: String,
+    name: String,
+    into: Arc<std::sync::RwLock<Defaults>>,
+) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let events = watcher(api, config).default_backoff();
+    futures::pin_mut!(events);
+    while let Some(event) = events.next().await {
+        let set = |d: Defaults| *into.write().unwrap_or_else(|e| e.into_inner()) = d;
+        match event {
+            Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => {
+                match Defaults::from_config(&cm.data.unwrap_or_default()) {
+                    Ok(d) => {
+                        tracing::info!(config = %name, timeout = ?d.timeout, service_account = %d.service_account, managed_by = %d.managed_by, "defaults");
+                        set(d);
+                    }
+                    Err(errors) => {
+                        tracing::warn!(config = %name, errors = %errors.join("; "), "the defaults ConfigMap has values that cannot be used: the defaults before it stay")
+                    }
+                }
+            }
+            Ok(watcher::Event::Delete(_)) => set(Defaults::default()),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(config = %name, %error, "watching the defaults ConfigMap"),
+        }
+    }
 }
 
 /// Resolves once `rx` turns true.

@@ -159,32 +159,54 @@ async fn create(api: &Api<Secret>, s: &Secret) -> Result<bool, Error> {
     }
 }
 
-/// Writes `ca` (PEM) as the `caBundle` of every webhook of ValidatingWebhookConfiguration
-/// `name`, so the API server trusts the serving certificate. `Ok(false)`: there is no such
-/// configuration (the webhook was not installed); unchanged ones are not written.
-pub async fn publish_ca(client: &kube::Client, name: &str, ca: &str) -> Result<bool, kube::Error> {
-    use k8s_openapi::ByteString;
-    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-    let api: kube::Api<ValidatingWebhookConfiguration> = kube::Api::all(client.clone());
-    let Some(mut config) = api.get_opt(name).await? else {
-        return Ok(false);
-    };
-    let bundle = ByteString(ca.as_bytes().to_vec());
-    let mut changed = false;
-    for hook in config.webhooks.iter_mut().flatten() {
-        if hook.client_config.ca_bundle.as_ref() != Some(&bundle) {
-            hook.client_config.ca_bundle = Some(bundle.clone());
-            changed = true;
+/// Writes `ca` (PEM) as the `caBundle` of every webhook of the Validating and Mutating
+/// WebhookConfigurations named `name`, so the API server trusts the serving certificate.
+/// How many of the two exist (`0`: the webhooks were not installed); unchanged ones are
+/// not written.
+pub async fn publish_ca(client: &kube::Client, name: &str, ca: &str) -> Result<usize, kube::Error> {
+    use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+    let bundle =
+        serde_json::to_value(k8s_openapi::ByteString(ca.as_bytes().to_vec())).unwrap_or_default();
+    let mut found = 0;
+    for kind in [
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ] {
+        let resource = ApiResource {
+            group: "admissionregistration.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "admissionregistration.k8s.io/v1".into(),
+            kind: kind.into(),
+            plural: format!("{}s", kind.to_lowercase()),
+        };
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let Some(mut config) = api.get_opt(name).await? else {
+            continue;
+        };
+        found += 1;
+        let mut changed = false;
+        if let Some(hooks) = config
+            .data
+            .get_mut("webhooks")
+            .and_then(|w| w.as_array_mut())
+        {
+            for hook in hooks {
+                let slot = &mut hook["clientConfig"]["caBundle"];
+                if *slot != bundle {
+                    *slot = bundle.clone();
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            let params = PostParams {
+                field_manager: Some(crate::patch::FIELD_MANAGER.into()),
+                ..PostParams::default()
+            };
+            api.replace(name, &params, &config).await?;
         }
     }
-    if changed {
-        let params = kube::api::PostParams {
-            field_manager: Some(crate::patch::FIELD_MANAGER.into()),
-            ..kube::api::PostParams::default()
-        };
-        api.replace(name, &params, &config).await?;
-    }
-    Ok(true)
+    Ok(found)
 }
 
 /// A TLS acceptor serving `cert` (PEM, the chain) with `key` (PEM), HTTP/1.1 only.

@@ -34,8 +34,9 @@ async fn webhook() -> Webhook {
     let tls = serving::tls_acceptor(&identity.cert, &identity.key).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(serve::serve_https1(listener, tls, "webhook", |r| {
-        admission::respond(r)
+    let defaults = Arc::new(std::sync::RwLock::new(Default::default()));
+    let task = tokio::spawn(serve::serve_https1(listener, tls, "webhook", move |r| {
+        admission::respond(r, defaults.clone())
     }));
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -82,6 +83,18 @@ impl Webhook {
 
     /// The response of a review of `object` (`old` for an UPDATE).
     async fn review(&self, operation: &str, object: Value, old: Option<Value>) -> Value {
+        self.review_at(admission::PATH, operation, object, old)
+            .await
+    }
+
+    /// The same, sent to `path`.
+    async fn review_at(
+        &self,
+        path: &str,
+        operation: &str,
+        object: Value,
+        old: Option<Value>,
+    ) -> Value {
         let mut request = json!({
             "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
             "kind": {"group": "tekton.dev", "version": "v1", "kind": object["kind"]},
@@ -101,7 +114,7 @@ impl Webhook {
         }
         let body = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request});
         let (status, answer) = self
-            .send(Method::POST, admission::PATH, body.to_string().into_bytes())
+            .send(Method::POST, path, body.to_string().into_bytes())
             .await;
         assert_eq!(status, StatusCode::OK, "{answer:#}");
         assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
@@ -246,22 +259,29 @@ async fn requests_that_are_not_reviews_get_a_status_that_says_why() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let (status, answer) = w.send(Method::POST, "/mutate", b"{}".to_vec()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(answer["message"].as_str().unwrap().contains("/validate"));
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("/validate or /defaults")
+    );
 }
 
-const CONFIG: &str =
-    "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/tektite-validation";
+const VALIDATING: &str =
+    "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/tektite";
+const MUTATING: &str =
+    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/tektite";
 
-fn config(bundle: Option<&str>) -> Value {
+fn config(kind: &str, path: &str, bundle: Option<&str>) -> Value {
     json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "tektite-validation", "resourceVersion": "7"},
+        "kind": kind,
+        "metadata": {"name": "tektite", "resourceVersion": "7"},
         "webhooks": [{
-            "name": "validation.webhook.tektite.dev",
+            "name": "hook.webhook.tektite.dev",
             "admissionReviewVersions": ["v1"], "sideEffects": "None",
             "clientConfig": {"caBundle": bundle, "service": {"namespace": "tektite-system",
-                "name": "tektite-controller", "path": "/validate", "port": 443}},
+                "name": "tektite-controller", "path": path, "port": 443}},
         }],
     })
 }
@@ -271,49 +291,121 @@ async fn the_leader_writes_its_ca_into_the_webhooks_ca_bundle_once() {
     let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
     // base64 of the PEM, as the API server keeps a caBundle.
     let encoded = serde_json::to_value(k8s_openapi::ByteString(ca.as_bytes().to_vec())).unwrap();
-    let expected = encoded.clone();
+    let written = |path: &'static str| {
+        let expected = encoded.clone();
+        move |b: &Value| {
+            assert_eq!(b["webhooks"][0]["clientConfig"]["caBundle"], expected);
+            assert_eq!(b["metadata"]["resourceVersion"], "7");
+            assert_eq!(b["webhooks"][0]["clientConfig"]["service"]["path"], path);
+        }
+    };
     let h = harness(
         vec![
-            Expect::get(CONFIG).reply(200, config(None)),
-            Expect::put(CONFIG).body(move |b| {
-                assert_eq!(b["webhooks"][0]["clientConfig"]["caBundle"], expected);
-                assert_eq!(b["metadata"]["resourceVersion"], "7");
-                assert_eq!(
-                    b["webhooks"][0]["clientConfig"]["service"]["path"],
-                    admission::PATH
-                );
-            }),
+            Expect::get(VALIDATING).reply(
+                200,
+                config("ValidatingWebhookConfiguration", admission::PATH, None),
+            ),
+            Expect::put(VALIDATING).body(written(admission::PATH)),
+            Expect::get(MUTATING).reply(
+                200,
+                config(
+                    "MutatingWebhookConfiguration",
+                    admission::DEFAULTS_PATH,
+                    None,
+                ),
+            ),
+            Expect::put(MUTATING).body(written(admission::DEFAULTS_PATH)),
         ],
         vec![],
         vec![],
         at("2026-11-22T10:00:00Z"),
     );
-    assert!(
-        serving::publish_ca(&h.ctx.client, "tektite-validation", ca)
+    assert_eq!(
+        serving::publish_ca(&h.ctx.client, "tektite", ca)
             .await
-            .unwrap()
+            .unwrap(),
+        2
     );
     h.finish().await;
 
     // Already there: nothing written. Not installed: said so.
+    let bundle = encoded.as_str();
     let h = harness(
         vec![
-            Expect::get(CONFIG).reply(200, config(encoded.as_str())),
-            Expect::get(CONFIG).fail(404, "NotFound"),
+            Expect::get(VALIDATING).reply(
+                200,
+                config("ValidatingWebhookConfiguration", admission::PATH, bundle),
+            ),
+            Expect::get(MUTATING).fail(404, "NotFound"),
+            Expect::get(VALIDATING).fail(404, "NotFound"),
+            Expect::get(MUTATING).fail(404, "NotFound"),
         ],
         vec![],
         vec![],
         at("2026-11-22T10:00:00Z"),
     );
-    assert!(
-        serving::publish_ca(&h.ctx.client, "tektite-validation", ca)
+    assert_eq!(
+        serving::publish_ca(&h.ctx.client, "tektite", ca)
             .await
-            .unwrap()
+            .unwrap(),
+        1
     );
-    assert!(
-        !serving::publish_ca(&h.ctx.client, "tektite-validation", ca)
+    assert_eq!(
+        serving::publish_ca(&h.ctx.client, "tektite", ca)
             .await
-            .unwrap()
+            .unwrap(),
+        0
     );
     h.finish().await;
+}
+
+/// The defaulting hook: a JSON patch that, applied to what was sent, gives Tekton's
+/// defaults and keeps the rest; nothing for a document with nothing to default.
+#[tokio::test]
+async fn new_documents_get_tektons_defaults_as_a_json_patch() {
+    let w = webhook().await;
+    let run = json!({
+        "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+        "metadata": {"name": "t", "namespace": "ci", "uid": "u", "managedFields": [{"manager": "kubectl"}]},
+        "spec": {"taskRef": {"name": "build"}, "params": [{"name": "a", "value": "1"}]},
+    });
+    let response = w
+        .review_at(admission::DEFAULTS_PATH, "CREATE", run.clone(), None)
+        .await;
+    assert_eq!(response["allowed"], true);
+    assert_eq!(response["patchType"], "JSONPatch");
+    let patch: Vec<u8> =
+        serde_json::from_value::<k8s_openapi::ByteString>(response["patch"].clone())
+            .unwrap()
+            .0;
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let mut defaulted = run.clone();
+    json_patch::patch(&mut defaulted, &patch).unwrap();
+    assert_eq!(defaulted["spec"]["timeout"], "1h0m0s");
+    assert_eq!(defaulted["spec"]["serviceAccountName"], "default");
+    assert_eq!(defaulted["spec"]["taskRef"]["kind"], "Task");
+    assert_eq!(
+        defaulted["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "tektite"
+    );
+    // What the types do not hold is not touched.
+    assert_eq!(
+        defaulted["metadata"]["managedFields"],
+        run["metadata"]["managedFields"]
+    );
+
+    // Nothing to add: no patch; an update: none either (a started run may not change).
+    let mut full = defaulted.clone();
+    full["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    let response = w
+        .review_at(admission::DEFAULTS_PATH, "CREATE", full.clone(), None)
+        .await;
+    assert!(response.get("patch").is_none(), "{response:#}");
+    let response = w
+        .review_at(admission::DEFAULTS_PATH, "UPDATE", run.clone(), Some(run))
+        .await;
+    assert!(response.get("patch").is_none(), "{response:#}");
 }

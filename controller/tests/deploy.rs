@@ -226,9 +226,21 @@ fn the_webhook_configuration_calls_what_the_controller_serves() {
         .find(|d| d["kind"] == "ClusterRole")
         .unwrap()
         .to_string();
-    assert!(
-        role.contains(r#""resourceNames":["tektite-validation"]"#),
-        "{role}"
+    assert!(role.contains(r#""resourceNames":["tektite"]"#), "{role}");
+    // The defaulting hook calls the same Service, at its own path.
+    let mutating = hooks
+        .iter()
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .unwrap();
+    assert_eq!(mutating["metadata"]["name"], name);
+    let defaults = &mutating["webhooks"][0]["clientConfig"]["service"];
+    assert_eq!(
+        defaults["path"],
+        tektite_controller::admission::DEFAULTS_PATH
+    );
+    assert_eq!(
+        (&defaults["name"], &defaults["port"]),
+        (&client["name"], &client["port"])
     );
     // Every kind the validator reads is sent to it.
     let resources = hook["rules"].to_string();
