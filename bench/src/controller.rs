@@ -118,6 +118,7 @@ fn context(pods: Vec<Pod>) -> (Arc<Context>, mpsc::UnboundedReceiver<Instant>) {
         steps: Arc::new(StepStore::default()),
         agents: Arc::default(),
         metrics: Arc::new(Metrics::new()),
+        events: Arc::new(tektite_controller::events::Events::new(Default::default()).0),
         clock: Clock::system(),
         wake,
     });
@@ -160,6 +161,7 @@ async fn main() {
             pod_index: ctx.pod_index.clone(),
             agents: ctx.agents.clone(),
             metrics: ctx.metrics.clone(),
+            events: ctx.events.clone(),
             clock: ctx.clock.clone(),
             wake: ctx.wake.clone(),
         });

@@ -98,6 +98,8 @@ pub struct Context {
     /// Which nodes have an agent, and what runs there.
     pub agents: Arc<Agents>,
     pub metrics: Arc<Metrics>,
+    /// Kubernetes Events on runs, queued for publishing.
+    pub events: Arc<crate::events::Events>,
     pub clock: Clock,
     /// Asks for a TaskRun's reconcile (agent events).
     pub wake: mpsc::Sender<ObjectRef<TaskRun>>,

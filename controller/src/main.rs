@@ -387,6 +387,20 @@ async fn main() -> anyhow::Result<()> {
     .for_each(|_| futures::future::ready(()));
     background.spawn(pr_events.instrument(info_span!("pipelinerun_watch")));
 
+    // Events are queued by the reconcilers and published by one paced task.
+    let (events, queued) = tektite_controller::events::Events::new(metrics.events_dropped.clone());
+    let events = Arc::new(events);
+    let reporter = kube::runtime::events::Reporter {
+        controller: "tektite-controller".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    background.spawn(
+        tektite_controller::events::publish(
+            queued,
+            kube::runtime::events::Recorder::new(client.clone(), reporter),
+        )
+        .instrument(info_span!("events")),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: Settings {
@@ -414,6 +428,7 @@ async fn main() -> anyhow::Result<()> {
         steps: Arc::new(StepStore::default()),
         agents: Arc::new(Agents::new(args.agent_grace)),
         metrics: metrics.clone(),
+        events: events.clone(),
         clock: Clock::system(),
         wake,
     });

@@ -100,6 +100,8 @@ pub struct Metrics {
     pub extender_duration: Histograms<VerbLabel>,
     pub extender_errors: Family<VerbLabel, Counter>,
     pub undecodable_objects: Family<KindLabel, Counter>,
+    /// Events dropped because the queue to the API was full.
+    pub events_dropped: Counter,
     running_pr: Mutex<HashSet<String>>,
     running_tr: Mutex<HashSet<String>>,
     /// Status writes so far, by TaskRun UID.
@@ -138,6 +140,7 @@ impl Metrics {
             }),
             extender_errors: Family::default(),
             undecodable_objects: Family::default(),
+            events_dropped: Counter::default(),
             running_pr: Mutex::default(),
             running_tr: Mutex::default(),
             writes: Mutex::default(),
@@ -231,6 +234,11 @@ impl Metrics {
             "extender_errors",
             "Scheduler extender requests answered with an error, by verb",
             m.extender_errors.clone(),
+        );
+        own.register(
+            "events_dropped",
+            "Kubernetes Events not published because too many were waiting",
+            m.events_dropped.clone(),
         );
         m
     }

@@ -108,6 +108,7 @@ impl Error {
 /// After a failed reconcile: try again soon.
 pub fn error_policy(tr: Arc<TaskRun>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(task_run = %tr.name_any(), %error, kind = error.metric_label(), "reconciling a TaskRun failed");
+    ctx.events.error(&*tr, error);
     ctx.metrics
         .reconcile_errors
         .get_or_create(&Kind::TaskRun.label())
@@ -592,6 +593,7 @@ async fn write_status(
     if written {
         ctx.metrics
             .count_write(&tr.uid().unwrap_or_default(), Kind::TaskRun);
+        ctx.events.transition(tr, &old.conditions, &new.conditions);
     }
     Ok(())
 }

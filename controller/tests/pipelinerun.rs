@@ -221,7 +221,7 @@ async fn a_failed_task_skips_its_dependents_and_fails_the_run_after_finally() {
         child("build", "False", "Failed", json!([])),
         child("notify", "True", "Succeeded", json!([])),
     ];
-    let h = harness(
+    let mut h = harness(
         vec![Expect::patch(&format!("{RUNS}/ship/status")).body(|b| {
             assert_eq!(condition(b), ("False".into(), "Failed".into()));
             assert_eq!(b["status"]["skippedTasks"][0]["name"], "test");
@@ -231,6 +231,21 @@ async fn a_failed_task_skips_its_dependents_and_fails_the_run_after_finally() {
         at(NOW),
     );
     reconcile(Arc::new(run()), h.ctx.clone()).await.unwrap();
+    // A run seen first as finished: its one event says how it ended, as Tekton's does.
+    let events = h.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (events[0].0.as_str(), events[0].1.as_str()),
+        ("Warning", "Failed")
+    );
+    assert!(
+        events[0]
+            .2
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Tasks Completed"),
+        "{events:?}"
+    );
     h.finish().await;
 }
 

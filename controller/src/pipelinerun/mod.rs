@@ -87,6 +87,7 @@ impl Error {
 
 pub fn error_policy(pr: Arc<PipelineRun>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(pipeline_run = %pr.name_any(), %error, kind = error.metric_label(), "reconciling a PipelineRun failed");
+    ctx.events.error(&*pr, error);
     ctx.metrics
         .reconcile_errors
         .get_or_create(&Kind::PipelineRun.label())
@@ -355,6 +356,7 @@ async fn write_status(
     if written {
         ctx.metrics
             .count_write(&pr.uid().unwrap_or_default(), Kind::PipelineRun);
+        ctx.events.transition(pr, &old.conditions, &new.conditions);
     }
     Ok(())
 }

@@ -169,6 +169,19 @@ pub struct Harness {
     pub ctx: Arc<Context>,
     pub server: tokio::task::JoinHandle<()>,
     pub woken: mpsc::Receiver<kube::runtime::reflector::ObjectRef<TaskRun>>,
+    /// The Kubernetes Events the reconciles queued.
+    pub events: mpsc::Receiver<tektite_controller::events::Queued>,
+}
+
+impl Harness {
+    /// The events queued so far: (type, reason, note).
+    pub fn events(&mut self) -> Vec<(String, String, Option<String>)> {
+        let mut out = Vec::new();
+        while let Ok(q) = self.events.try_recv() {
+            out.push((format!("{:?}", q.type_), q.reason, q.note));
+        }
+        out
+    }
 }
 
 pub fn harness(
@@ -269,6 +282,7 @@ fn build(
         pr_writer.apply_watcher_event(&watcher::Event::Apply(p));
     }
     let (wake, woken) = mpsc::channel(16);
+    let (events, queued) = tektite_controller::events::Events::new(Default::default());
     let ctx = Arc::new(Context {
         client,
         settings,
@@ -283,6 +297,7 @@ fn build(
         steps: Arc::new(StepStore::default()),
         agents: Arc::default(),
         metrics: Arc::new(Metrics::new()),
+        events: Arc::new(events),
         clock: Clock::fixed(now),
         wake,
     });
@@ -290,6 +305,7 @@ fn build(
         ctx,
         server: tokio::spawn(serve(handle, expects)),
         woken,
+        events: queued,
     }
 }
 
