@@ -228,6 +228,19 @@ fn task_result(root: &str, t: &Token<'_>, r: &Token<'_>, sel: &[Token<'_>]) -> R
     }
 }
 
+/// `<owner>.inputs|outputs[.<name>]` of an artifact reference.
+fn artifact(
+    owner: &Token<'_>,
+    io: &Token<'_>,
+    name: &[Token<'_>],
+) -> Option<(String, ArtifactIo, Option<String>)> {
+    let name = match name.first() {
+        Some(n) => Some(name_of(Some(n))?),
+        None => None,
+    };
+    Some((name_of(Some(owner))?, ArtifactIo::of(io)?, name))
+}
+
 /// Interprets the inside of `$(...)`. `None` means it is not a Tekton variable.
 fn interpret(inner: &str) -> Option<Reference> {
     let tokens = tokenize(inner)?;
@@ -273,14 +286,8 @@ fn interpret(inner: &str) -> Option<Reference> {
             },
             [t, Token::Name("results"), r, sel @ ..] => task_result("tasks", t, r, sel),
             [t, io, name @ ..] if ArtifactIo::of(io).is_some() && name.len() <= 1 => {
-                Reference::TaskArtifact {
-                    task: name_of(Some(t))?,
-                    io: ArtifactIo::of(io)?,
-                    name: match name.first() {
-                        Some(n) => Some(name_of(Some(n))?),
-                        None => None,
-                    },
-                }
+                let (task, io, name) = artifact(t, io, name)?;
+                Reference::TaskArtifact { task, io, name }
             }
             _ => malformed(
                 "write $(tasks.<task>.results.<result>), $(tasks.<task>.status), $(tasks.<task>.matrix.length), $(tasks.<task>.outputs.<artifact>) or $(tasks.status)",
@@ -334,14 +341,8 @@ fn interpret(inner: &str) -> Option<Reference> {
                 }
             }
             [s, io, name @ ..] if ArtifactIo::of(io).is_some() && name.len() <= 1 => {
-                Reference::StepArtifact {
-                    step: name_of(Some(s))?,
-                    io: ArtifactIo::of(io)?,
-                    name: match name.first() {
-                        Some(n) => Some(name_of(Some(n))?),
-                        None => None,
-                    },
-                }
+                let (step, io, name) = artifact(s, io, name)?;
+                Reference::StepArtifact { step, io, name }
             }
             _ => malformed(
                 "write $(steps.step-<step>.exitCode.path), $(steps.<step>.results.<result>) or $(steps.<step>.outputs.<artifact>)",

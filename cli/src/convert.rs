@@ -64,20 +64,13 @@ pub fn run(args: &Args) -> ExitCode {
         .collect();
     let mut docs = load(&sources);
     validate::validate(&mut docs);
-    let mut problems = 0;
+    let (_, problems) = {
+        let mut notes = std::io::stderr().lock();
+        crate::files::report(&docs, &sources, args.quiet, &mut err, &mut notes)
+    };
     let mut out = Vec::new();
     for d in &docs {
-        let file = sources[d.source].name;
-        let who = d.display_name();
-        for p in &d.problems {
-            problems += 1;
-            let _ = writeln!(err, "{file}: {who}: {}: {}", p.path, p.message);
-        }
-        if !args.quiet {
-            for n in &d.notes {
-                let _ = writeln!(err, "{file}: {who}: {}: note: {}", n.path, n.message);
-            }
-        }
+        let (file, who) = (sources[d.source].name, d.display_name());
         match d.object.as_ref() {
             Some(Object::PipelineResource(_)) if !args.quiet => {
                 let _ = writeln!(

@@ -35,24 +35,7 @@ pub fn run(args: &Args) -> ExitCode {
 
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
-    let mut invalid = 0;
-    let mut problems = 0;
-    for d in &docs {
-        let file = sources[d.source].name;
-        let who = d.display_name();
-        if !d.problems.is_empty() {
-            invalid += 1;
-        }
-        for p in &d.problems {
-            problems += 1;
-            let _ = writeln!(out, "{file}: {who}: {}: {}", p.path, p.message);
-        }
-        if !args.quiet {
-            for n in &d.notes {
-                let _ = writeln!(err, "{file}: {who}: {}: note: {}", n.path, n.message);
-            }
-        }
-    }
+    let (invalid, problems) = crate::files::report(&docs, &sources, args.quiet, &mut out, &mut err);
     if docs.is_empty() && unreadable == 0 {
         let _ = writeln!(err, "no documents found in {} file(s)", args.files.len());
         return ExitCode::from(INVALID);

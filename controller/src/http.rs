@@ -73,41 +73,25 @@ pub async fn serve_https1<F, Fut>(
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                tracing::warn!(%error, server = what, "accepting a connection failed");
-                continue;
-            }
-        };
-        let (answer, tls) = (answer.clone(), tls.clone());
-        tokio::spawn(async move {
-            let stream = match tls.accept(stream).await {
-                Ok(s) => s,
-                Err(error) => {
-                    tracing::debug!(%error, server = what, "a TLS handshake failed");
-                    return;
-                }
-            };
-            let service = service_fn(move |request: Request<Incoming>| {
-                let response = answer(request);
-                async move { Ok::<_, Infallible>(response.await) }
-            });
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, server = what, "a connection ended with an error");
-            }
-        });
-    }
+    serve_connections(listener, Some(tls), what, answer).await
 }
 
 /// Serves HTTP/1 on `listener` until the process ends, answering each request with
 /// `answer`; `what` names the server in logs.
 pub(crate) async fn serve_http1<F, Fut>(listener: TcpListener, what: &'static str, answer: F)
 where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    serve_connections(listener, None, what, answer).await
+}
+
+async fn serve_connections<F, Fut>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    what: &'static str,
+    answer: F,
+) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
@@ -119,19 +103,36 @@ where
                 continue;
             }
         };
-        let answer = answer.clone();
+        let (answer, tls) = (answer.clone(), tls.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |request: Request<Incoming>| {
-                let response = answer(request);
-                async move { Ok::<_, Infallible>(response.await) }
-            });
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, server = what, "a connection ended with an error");
+            match tls {
+                None => serve_connection(stream, what, answer).await,
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => serve_connection(stream, what, answer).await,
+                    Err(error) => {
+                        tracing::debug!(%error, server = what, "a TLS handshake failed")
+                    }
+                },
             }
         });
+    }
+}
+
+async fn serve_connection<S, F, Fut>(stream: S, what: &'static str, answer: F)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let service = service_fn(move |request: Request<Incoming>| {
+        let response = answer(request);
+        async move { Ok::<_, Infallible>(response.await) }
+    });
+    if let Err(error) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%error, server = what, "a connection ended with an error");
     }
 }
 

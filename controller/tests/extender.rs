@@ -177,25 +177,7 @@ impl Server {
     /// What a kube-scheduler with this extender does: filter, prioritize, take the best
     /// scored node that passed (the first of equals), bind.
     async fn schedule(&mut self, pod: &Value) -> String {
-        let args = json!({"Pod": pod, "Nodes": null, "NodeNames": NODES});
-        let (status, filtered) = self.post("filter", &args).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(filtered["Error"], "");
-        let kept: Vec<String> = serde_json::from_value(filtered["NodeNames"].clone()).unwrap();
-        let (status, scores) = self
-            .post("prioritize", &json!({"Pod": pod, "NodeNames": kept}))
-            .await;
-        assert_eq!(status, StatusCode::OK);
-        let best = scores
-            .as_array()
-            .unwrap()
-            .iter()
-            .fold(None::<&Value>, |best, s| match best {
-                Some(b) if b["Score"].as_i64() >= s["Score"].as_i64() => Some(b),
-                _ => Some(s),
-            })
-            .expect("some node passed");
-        let node = best["Host"].as_str().unwrap().to_owned();
+        let (node, _) = self.schedule_unseen(pod).await;
         self.bind(pod, &node);
         node
     }
