@@ -19,6 +19,7 @@ pub mod owned;
 mod patch;
 pub mod pipelinerun;
 pub mod pod_index;
+pub mod resolve;
 pub mod serving;
 pub mod steps;
 pub mod taskrun;

@@ -30,6 +30,7 @@ use tektite_controller::lenient::{Lenient, mark_undecodable, sort_out};
 use tektite_controller::metrics::Metrics;
 use tektite_controller::owned::Owned;
 use tektite_controller::pod_index::PodIndex;
+use tektite_controller::resolve::ClusterConfig;
 use tektite_controller::serving;
 use tektite_controller::steps::StepStore;
 use tektite_controller::{pipelinerun, taskrun};
@@ -109,6 +110,10 @@ struct Args {
     /// that the defaulting webhook writes into new documents.
     #[arg(long, default_value = "tektite-defaults")]
     defaults_config: String,
+    /// The ConfigMap (in --lease-namespace) with the cluster resolver's settings
+    /// (Tekton's keys: default-namespace, allowed-namespaces, blocked-namespaces).
+    #[arg(long, default_value = "cluster-resolver-config")]
+    cluster_resolver_config: String,
     /// The serving certificate and key (PEM) of the gRPC port, e.g. from cert-manager.
     /// Without them the controller serves the one kept in --tls-secret, minting it (and
     /// its CA, published in --ca-secret for the agents) on first start.
@@ -401,6 +406,17 @@ async fn main() -> anyhow::Result<()> {
         )
         .instrument(info_span!("events")),
     );
+    let cluster_resolver = Arc::new(std::sync::RwLock::new(ClusterConfig::default()));
+    background.spawn(
+        watch_config(
+            client.clone(),
+            args.lease_namespace.clone(),
+            args.cluster_resolver_config.clone(),
+            |data| Ok(ClusterConfig::from_config(data)),
+            cluster_resolver.clone(),
+        )
+        .instrument(info_span!("cluster_resolver_watch")),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: Settings {
@@ -429,6 +445,7 @@ async fn main() -> anyhow::Result<()> {
         agents: Arc::new(Agents::new(args.agent_grace)),
         metrics: metrics.clone(),
         events: events.clone(),
+        cluster_resolver,
         clock: Clock::system(),
         wake,
     });
@@ -623,10 +640,11 @@ async fn serve_webhook(
         .with_context(|| format!("binding {}", args.webhook_addr))?;
     let defaults = Arc::new(std::sync::RwLock::new(Defaults::default()));
     background.spawn(
-        watch_defaults(
+        watch_config(
             client.clone(),
             args.lease_namespace.clone(),
             args.defaults_config.clone(),
+            Defaults::from_config,
             defaults.clone(),
         )
         .instrument(info_span!("defaults_watch")),
@@ -640,37 +658,41 @@ async fn serve_webhook(
     Ok(())
 }
 
-/// Keeps `into` as ConfigMap `name` (in `namespace`) says, Tekton's `config-defaults`
-/// keys: a value that cannot be used is named in a warning and the defaults before it
-/// stay; without the ConfigMap, the built-in ones.
-async fn watch_defaults(
+/// Keeps `into` as ConfigMap `name` (in `namespace`) says, read by `parse` (Tekton's
+/// config keys): a value that cannot be used is named in a warning and the settings
+/// before it stay; without the ConfigMap, the built-in ones.
+async fn watch_config<T, P>(
     client: Client,
     namespace: String,
     name: String,
-    into: Arc<std::sync::RwLock<Defaults>>,
-) {
+    parse: P,
+    into: Arc<std::sync::RwLock<T>>,
+) where
+    T: Default + std::fmt::Debug,
+    P: Fn(&std::collections::BTreeMap<String, String>) -> Result<T, Vec<String>>,
+{
     use k8s_openapi::api::core::v1::ConfigMap;
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let events = watcher(api, config).default_backoff();
     futures::pin_mut!(events);
     while let Some(event) = events.next().await {
-        let set = |d: Defaults| *into.write().unwrap_or_else(|e| e.into_inner()) = d;
+        let set = |t: T| *into.write().unwrap_or_else(|e| e.into_inner()) = t;
         match event {
             Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => {
-                match Defaults::from_config(&cm.data.unwrap_or_default()) {
-                    Ok(d) => {
-                        tracing::info!(config = %name, timeout = ?d.timeout, service_account = %d.service_account, managed_by = %d.managed_by, "defaults");
-                        set(d);
+                match parse(&cm.data.unwrap_or_default()) {
+                    Ok(t) => {
+                        tracing::info!(config = %name, settings = ?t, "settings");
+                        set(t);
                     }
                     Err(errors) => {
-                        tracing::warn!(config = %name, errors = %errors.join("; "), "the defaults ConfigMap has values that cannot be used: the defaults before it stay")
+                        tracing::warn!(config = %name, errors = %errors.join("; "), "the ConfigMap has values that cannot be used: the settings before it stay")
                     }
                 }
             }
-            Ok(watcher::Event::Delete(_)) => set(Defaults::default()),
+            Ok(watcher::Event::Delete(_)) => set(T::default()),
             Ok(_) => {}
-            Err(error) => tracing::warn!(config = %name, %error, "watching the defaults ConfigMap"),
+            Err(error) => tracing::warn!(config = %name, %error, "watching a settings ConfigMap"),
         }
     }
 }

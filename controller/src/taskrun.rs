@@ -298,12 +298,14 @@ struct Fetched {
     task_name: Option<String>,
     /// The StepActions its steps name (a missing one is not here: the build says so).
     step_actions: BTreeMap<String, StepActionSpec>,
+    /// Where a resolver found the Task.
+    ref_source: Option<tektite_api::v1::RefSource>,
 }
 
 /// The Task to run and the StepActions it names; `Err(condition)` when the Task cannot
 /// be had.
 async fn fetch_spec(tr: &TaskRun, ctx: &Context) -> Result<Result<Fetched, Condition>, Error> {
-    let (spec, task_name) = match fetch_task(tr, ctx).await? {
+    let (spec, task_name, ref_source) = match fetch_task(tr, ctx).await? {
         Ok(found) => found,
         Err(c) => return Ok(Err(c)),
     };
@@ -326,16 +328,17 @@ async fn fetch_spec(tr: &TaskRun, ctx: &Context) -> Result<Result<Fetched, Condi
         spec,
         task_name,
         step_actions,
+        ref_source,
     }))
 }
 
-/// The Task to run, and its name when referenced.
-async fn fetch_task(
-    tr: &TaskRun,
-    ctx: &Context,
-) -> Result<Result<(TaskSpec, Option<String>), Condition>, Error> {
+/// The Task to run, its name when referenced, and where a resolver found it.
+type FoundTask = (TaskSpec, Option<String>, Option<tektite_api::v1::RefSource>);
+
+/// The Task to run.
+async fn fetch_task(tr: &TaskRun, ctx: &Context) -> Result<Result<FoundTask, Condition>, Error> {
     if let Some(spec) = &tr.spec.task_spec {
-        return Ok(Ok((spec.clone(), None)));
+        return Ok(Ok((spec.clone(), None, None)));
     }
     let Some(r) = &tr.spec.task_ref else {
         return Ok(Err(Condition::succeeded(
@@ -344,6 +347,9 @@ async fn fetch_task(
             "the TaskRun has neither taskRef nor taskSpec (spec.taskRef)",
         )));
     };
+    if r.resolver.as_deref() == Some("cluster") {
+        return resolve_cluster_task(tr, ctx, &r.params).await;
+    }
     if r.resolver.is_some() || r.kind.as_deref().is_some_and(|k| k != "Task") {
         return Ok(Err(Condition::succeeded(
             "False",
@@ -360,7 +366,7 @@ async fn fetch_task(
     let task_name = r.name.clone().unwrap_or_default();
     let tasks: Api<Task> = Api::namespaced(ctx.client.clone(), &tr.namespace().unwrap_or_default());
     match tasks.get_opt(&task_name).await {
-        Ok(Some(t)) => Ok(Ok((t.spec, Some(task_name)))),
+        Ok(Some(t)) => Ok(Ok((t.spec, Some(task_name), None))),
         Ok(None) => Ok(Err(Condition::succeeded(
             "False",
             taskrun_reason::RESOLUTION_FAILED,
@@ -373,6 +379,55 @@ async fn fetch_task(
             name: task_name,
             source,
         }),
+    }
+}
+
+/// A `taskRef` with `resolver: cluster`: the Task of the namespace it names.
+async fn resolve_cluster_task(
+    tr: &TaskRun,
+    ctx: &Context,
+    params: &[tektite_api::v1::Param],
+) -> Result<Result<FoundTask, Condition>, Error> {
+    use crate::resolve::{Kind, cluster_target, fetch_cluster};
+    let failed = |message: String| {
+        Ok(Err(Condition::succeeded(
+            "False",
+            taskrun_reason::RESOLUTION_FAILED,
+            format!("{message} (spec.taskRef)"),
+        )))
+    };
+    let config = ctx
+        .cluster_resolver
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let (ns, name) = match cluster_target(
+        params,
+        Kind::Task,
+        &tr.namespace().unwrap_or_default(),
+        &config,
+    ) {
+        Ok(t) => t,
+        Err(why) => return failed(why),
+    };
+    let fetched = fetch_cluster(&ctx.client, Kind::Task, &ns, &name)
+        .await
+        .map_err(|source| Error::GetTask {
+            name: format!("{ns}/{name}"),
+            source,
+        })?;
+    let Some(fetched) = fetched else {
+        return failed(format!(
+            "the cluster resolver found no Task {name:?} in namespace {ns:?}"
+        ));
+    };
+    match serde_path_to_error::deserialize::<_, TaskSpec>(fetched.spec) {
+        Ok(spec) => Ok(Ok((spec, Some(name), Some(fetched.source)))),
+        Err(e) => failed(format!(
+            "Task {ns}/{name} from the cluster resolver cannot be read: spec.{}: {}",
+            e.path(),
+            e.inner()
+        )),
     }
 }
 
@@ -490,6 +545,14 @@ async fn start_pod(
         start_time: Some(Time(started_at)),
         task_spec: Some(built.spec),
         retries_status: old.retries_status.clone(),
+        provenance: fetched
+            .ref_source
+            .clone()
+            .map(|r| tektite_api::v1::Provenance {
+                ref_source: Some(r),
+                ..Default::default()
+            })
+            .or_else(|| old.provenance.clone()),
         ..TaskRunStatus::default()
     };
     write_status(tr, ctx, old, &new).await?;

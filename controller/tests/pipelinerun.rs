@@ -877,3 +877,44 @@ spec:
         .unwrap();
     h.finish().await;
 }
+
+#[tokio::test]
+async fn the_cluster_resolver_fetches_a_pipeline_of_another_namespace() {
+    let pr: PipelineRun = yaml(
+        r#"
+metadata: {name: ship, namespace: ci, uid: pr-uid}
+spec:
+  pipelineRef:
+    resolver: cluster
+    params:
+      - {name: kind, value: pipeline}
+      - {name: name, value: release}
+      - {name: namespace, value: catalog}
+"#,
+    );
+    let pipeline = json!({"apiVersion": "tekton.dev/v1", "kind": "Pipeline",
+        "metadata": {"name": "release", "namespace": "catalog", "uid": "p-uid"},
+        "spec": {"tasks": [{"name": "build", "taskSpec": {"steps": [{"name": "s", "image": "alpine", "command": ["true"]}]}}]}});
+    let h = harness_pipelines(
+        vec![
+            Expect::get("/apis/tekton.dev/v1/namespaces/catalog/pipelines/release")
+                .reply(200, pipeline),
+            Expect::post(TASKRUNS).body(|tr| {
+                assert_eq!(tr["metadata"]["name"], "ship-build");
+                assert_eq!(tr["metadata"]["labels"]["tekton.dev/pipeline"], "release");
+            }),
+            Expect::patch(&format!("{RUNS}/ship/status")).body(|b| {
+                assert_eq!(
+                    b["status"]["provenance"]["refSource"]["uri"],
+                    "/apis/tekton.dev/v1/namespaces/catalog/pipelines/release@p-uid"
+                );
+                assert!(b["status"]["pipelineSpec"]["tasks"].is_array());
+            }),
+        ],
+        vec![],
+        vec![],
+        at(NOW),
+    );
+    reconcile(Arc::new(pr), h.ctx.clone()).await.unwrap();
+    h.finish().await;
+}

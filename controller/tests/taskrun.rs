@@ -254,6 +254,69 @@ async fn a_referenced_task_is_fetched_and_a_missing_one_fails_the_run() {
     h.finish().await;
 }
 
+/// `resolver: cluster`: the Task of the namespace the params name, recorded in
+/// status.provenance; a namespace outside the resolver's allowed list fails the run.
+#[tokio::test]
+async fn the_cluster_resolver_fetches_a_task_of_another_namespace_and_records_where() {
+    let mut tr = two_steps();
+    tr.spec.task_spec = None;
+    tr.spec.task_ref = Some(yaml(
+        "{resolver: cluster, params: [{name: kind, value: task}, {name: name, value: go-build}, {name: namespace, value: catalog}]}",
+    ));
+    let task = json!({"apiVersion": "tekton.dev/v1", "kind": "Task",
+        "metadata": {"name": "go-build", "namespace": "catalog", "uid": "task-uid"},
+        "spec": {"steps": [{"name": "compile", "image": "golang", "command": ["go", "build"]}]}});
+    let h = harness(
+        vec![
+            Expect::get("/apis/tekton.dev/v1/namespaces/catalog/tasks/go-build").reply(200, task),
+            Expect::get(ACCOUNT).fail(404, "NotFound"),
+            Expect::post(PODS).body(|pod| {
+                assert_eq!(pod["metadata"]["labels"]["tekton.dev/task"], "go-build");
+                assert_eq!(pod["spec"]["containers"][0]["name"], "step-compile");
+            }),
+            Expect::patch(&format!("{TASKRUNS}/build/status")).body(|b| {
+                let source = &b["status"]["provenance"]["refSource"];
+                assert_eq!(
+                    source["uri"],
+                    "/apis/tekton.dev/v1/namespaces/catalog/tasks/go-build@task-uid"
+                );
+                assert_eq!(source["entryPoint"], "go-build");
+                assert_eq!(source["digest"]["sha256"].as_str().map(str::len), Some(64));
+            }),
+        ],
+        vec![],
+        vec![],
+        at(NOW),
+    );
+    reconcile(Arc::new(tr.clone()), h.ctx.clone())
+        .await
+        .unwrap();
+    h.finish().await;
+
+    // Only `shared` may be read: no request, and the run says why.
+    let h = harness(
+        vec![Expect::patch(&format!("{TASKRUNS}/build/status")).body(|b| {
+            assert_eq!(
+                condition(b),
+                ("False".into(), "TaskRunResolutionFailed".into())
+            );
+            assert_eq!(
+                b["status"]["conditions"][0]["message"],
+                "the cluster resolver may read only namespaces shared (allowed-namespaces), not \"catalog\" (spec.taskRef)"
+            );
+        })],
+        vec![],
+        vec![],
+        at(NOW),
+    );
+    *h.ctx.cluster_resolver.write().unwrap() =
+        tektite_controller::resolve::ClusterConfig::from_config(&std::collections::BTreeMap::from(
+            [("allowed-namespaces".to_owned(), "shared".to_owned())],
+        ));
+    reconcile(Arc::new(tr), h.ctx.clone()).await.unwrap();
+    h.finish().await;
+}
+
 #[tokio::test]
 async fn a_step_action_is_read_from_the_namespace_and_a_missing_one_fails_the_run() {
     let mut tr = two_steps();

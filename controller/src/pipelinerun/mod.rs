@@ -121,7 +121,7 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
     ctx.metrics.track(Kind::PipelineRun, &uid, true);
     let started_at = old.start_time.as_ref().map(|t| t.0).unwrap_or(now);
 
-    let (spec, pipeline_name) = match pipeline_spec(pr, &old, ctx).await? {
+    let (spec, pipeline_name, ref_source) = match pipeline_spec(pr, &old, ctx).await? {
         Ok(found) => found,
         Err(c) => {
             let new = PipelineRunStatus {
@@ -222,6 +222,12 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
         skipped_tasks: d.skipped.clone(),
         child_references: refs,
         finally_start_time: finally_started.map(Time),
+        provenance: ref_source
+            .map(|r| tektite_api::v1::Provenance {
+                ref_source: Some(r),
+                ..Default::default()
+            })
+            .or_else(|| old.provenance.clone()),
         ..old.clone()
     };
     write_status(pr, ctx, &old, &new).await?;
@@ -243,21 +249,34 @@ fn requeue_at(started_at: Timestamp, timeout: Option<SignedDuration>, now: Times
     Action::requeue(left.unsigned_abs().min(Duration::from_secs(3600)) + Duration::from_millis(10))
 }
 
-/// The Pipeline and its name; `Err(condition)` when it cannot be had.
+/// The Pipeline, its name, and where a resolver found it (the first time only).
+type FoundPipeline = (PipelineSpec, String, Option<tektite_api::v1::RefSource>);
+
+/// The Pipeline to run; `Err(condition)` when it cannot be had.
 async fn pipeline_spec(
     pr: &PipelineRun,
     old: &PipelineRunStatus,
     ctx: &Context,
-) -> Result<Result<(PipelineSpec, String), Condition>, Error> {
+) -> Result<Result<FoundPipeline, Condition>, Error> {
     let ref_name = pr.spec.pipeline_ref.as_ref().and_then(|r| r.name.clone());
     if let Some(spec) = &old.pipeline_spec {
-        return Ok(Ok((spec.clone(), ref_name.unwrap_or_default())));
+        let name = ref_name.or_else(|| {
+            let entry = old
+                .provenance
+                .as_ref()?
+                .ref_source
+                .as_ref()?
+                .entry_point
+                .clone();
+            entry.filter(|_| pr.spec.pipeline_ref.is_some())
+        });
+        return Ok(Ok((spec.clone(), name.unwrap_or_default(), None)));
     }
     if let Some(spec) = &pr.spec.pipeline_spec {
         // A spec the PipelineRun embeds sees its workspaces undeclared.
         let mut spec = spec.clone();
         spec.propagate_workspaces(&pr.spec.workspaces, true);
-        return Ok(Ok((spec, String::new())));
+        return Ok(Ok((spec, String::new(), None)));
     }
     let Some(r) = &pr.spec.pipeline_ref else {
         return Ok(Err(Condition::succeeded(
@@ -266,11 +285,16 @@ async fn pipeline_spec(
             "the PipelineRun has neither pipelineRef nor pipelineSpec (spec.pipelineRef)",
         )));
     };
-    if r.resolver.is_some() {
+    if r.resolver.as_deref() == Some("cluster") {
+        return resolve_cluster_pipeline(pr, ctx, &r.params).await;
+    }
+    if let Some(resolver) = &r.resolver {
         return Ok(Err(Condition::succeeded(
             "False",
             pipelinerun_reason::COULD_NOT_GET_PIPELINE,
-            "tektite runs Pipelines of the PipelineRun's namespace; resolvers are not supported yet (spec.pipelineRef.resolver)",
+            format!(
+                "tektite resolves Pipelines with the cluster resolver; resolver {resolver:?} is not supported yet (spec.pipelineRef.resolver)"
+            ),
         )));
     }
     let name = r.name.clone().unwrap_or_default();
@@ -291,7 +315,7 @@ async fn pipeline_spec(
             // Its embedded taskSpecs see its workspaces undeclared.
             let mut spec = p.spec;
             spec.propagate_workspaces(&pr.spec.workspaces, false);
-            Ok(Ok((spec, name)))
+            Ok(Ok((spec, name, None)))
         }
         Ok(None) => Ok(Err(Condition::succeeded(
             "False",
@@ -299,6 +323,58 @@ async fn pipeline_spec(
             format!("Pipeline {name:?} was not found in namespace {ns:?} (spec.pipelineRef.name)"),
         ))),
         Err(source) => Err(Error::GetPipeline { name, source }),
+    }
+}
+
+/// A `pipelineRef` with `resolver: cluster`: the Pipeline of the namespace it names.
+async fn resolve_cluster_pipeline(
+    pr: &PipelineRun,
+    ctx: &Context,
+    params: &[tektite_api::v1::Param],
+) -> Result<Result<FoundPipeline, Condition>, Error> {
+    use crate::resolve::{Kind, cluster_target, fetch_cluster};
+    let failed = |message: String| {
+        Ok(Err(Condition::succeeded(
+            "False",
+            pipelinerun_reason::COULD_NOT_GET_PIPELINE,
+            format!("{message} (spec.pipelineRef)"),
+        )))
+    };
+    let config = ctx
+        .cluster_resolver
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let (ns, name) = match cluster_target(
+        params,
+        Kind::Pipeline,
+        &pr.namespace().unwrap_or_default(),
+        &config,
+    ) {
+        Ok(t) => t,
+        Err(why) => return failed(why),
+    };
+    let fetched = fetch_cluster(&ctx.client, Kind::Pipeline, &ns, &name)
+        .await
+        .map_err(|source| Error::GetPipeline {
+            name: format!("{ns}/{name}"),
+            source,
+        })?;
+    let Some(fetched) = fetched else {
+        return failed(format!(
+            "the cluster resolver found no Pipeline {name:?} in namespace {ns:?}"
+        ));
+    };
+    match serde_path_to_error::deserialize::<_, PipelineSpec>(fetched.spec) {
+        Ok(mut spec) => {
+            spec.propagate_workspaces(&pr.spec.workspaces, false);
+            Ok(Ok((spec, name, Some(fetched.source))))
+        }
+        Err(e) => failed(format!(
+            "Pipeline {ns}/{name} from the cluster resolver cannot be read: spec.{}: {}",
+            e.path(),
+            e.inner()
+        )),
     }
 }
 
