@@ -4,7 +4,9 @@
 //!
 //! Built in: `cluster` (Tekton's docs/cluster-resolver.md): a Task, Pipeline or StepAction
 //! of another namespace, by the params `kind`, `name` and `namespace`, within the
-//! `allowed-namespaces` and outside the `blocked-namespaces` of its configuration.
+//! `allowed-namespaces` and outside the `blocked-namespaces` of its configuration; and
+//! `http` (docs/http-resolver.md): the document at `url`, with basic auth from a Secret
+//! of the run's namespace and an optional `digest` to check, within [`FETCH_TIMEOUT`].
 //! Another resolver's reference fails the run with the reason and what is supported.
 
 use std::collections::BTreeMap;
@@ -146,6 +148,262 @@ pub fn cluster_target(
         .unwrap_or_else(|| run_namespace.to_owned());
     config.permits(&ns)?;
     Ok((ns, name))
+}
+
+/// What a resolver fetched: the document's `spec` (as tekton.dev/v1), its name, and where
+/// it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    pub spec: serde_json::Value,
+    pub name: String,
+    pub source: RefSource,
+}
+
+/// How long an http fetch may take (Tekton's global limit on a resolution).
+pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// The largest document an http fetch takes.
+const MAX_DOCUMENT: usize = 4 * 1024 * 1024;
+
+/// Resolves a reference of `resolver` with `params` for a run in `run_namespace`:
+/// `Ok(Err(why))` when it cannot be had, for the run's condition.
+pub async fn resolve(
+    client: &kube::Client,
+    config: &ClusterConfig,
+    run_namespace: &str,
+    resolver: &str,
+    params: &[Param],
+    wanted: Kind,
+) -> Result<Result<Resolved, String>, kube::Error> {
+    match resolver {
+        "cluster" => {
+            let (ns, name) = match cluster_target(params, wanted, run_namespace, config) {
+                Ok(t) => t,
+                Err(why) => return Ok(Err(why)),
+            };
+            Ok(match fetch_cluster(client, wanted, &ns, &name).await? {
+                Some(f) => Ok(Resolved {
+                    spec: f.spec,
+                    name,
+                    source: f.source,
+                }),
+                None => Err(format!(
+                    "the cluster resolver found no {} {name:?} in namespace {ns:?}",
+                    wanted.resource().kind
+                )),
+            })
+        }
+        "http" => Ok(fetch_http(client, run_namespace, params, wanted).await),
+        other => Ok(Err(format!(
+            "tektite resolves with the cluster and http resolvers; resolver {other:?} is not supported yet"
+        ))),
+    }
+}
+
+/// The http resolver's params, checked.
+struct HttpTarget {
+    url: http::Uri,
+    auth: Option<(String, String, String)>,
+    digest: Option<(&'static ring::digest::Algorithm, String)>,
+}
+
+fn http_target(params: &[Param]) -> Result<HttpTarget, String> {
+    const KNOWN: [&str; 5] = [
+        "url",
+        "http-username",
+        "http-password-secret",
+        "http-password-secret-key",
+        "digest",
+    ];
+    if let Some(p) = params.iter().find(|p| !KNOWN.contains(&p.name.as_str())) {
+        return Err(format!(
+            "the http resolver takes the params {}, not {:?}",
+            KNOWN.join(", "),
+            p.name
+        ));
+    }
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| match &p.value {
+                ParamValue::String(s) => Ok(s.clone()),
+                _ => Err(format!(
+                    "the http resolver's param {name:?} must be a string"
+                )),
+            })
+    };
+    let url = get("url")
+        .transpose()?
+        .ok_or("the http resolver needs the param \"url\"")?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("the http resolver's url {url:?} is not a URL: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(format!(
+            "the http resolver fetches http and https URLs, not {url:?}"
+        ));
+    }
+    let user = get("http-username").transpose()?;
+    let secret = get("http-password-secret").transpose()?;
+    let key = get("http-password-secret-key")
+        .transpose()?
+        .unwrap_or_else(|| "password".into());
+    let auth = match (user, secret) {
+        (Some(u), Some(s)) => Some((u, s, key)),
+        (None, None) => None,
+        _ => {
+            return Err(
+                "the http resolver takes http-username and http-password-secret together".into(),
+            );
+        }
+    };
+    let digest = match get("digest").transpose()? {
+        None => None,
+        Some(d) => {
+            let (algorithm, hex) = d.split_once(':').ok_or_else(|| {
+                format!("digest {d:?} must be <algorithm>:<hex>, e.g. sha256:...")
+            })?;
+            let algorithm = match algorithm {
+                "sha256" => &ring::digest::SHA256,
+                "sha512" => &ring::digest::SHA512,
+                other => {
+                    return Err(format!(
+                        "digest algorithm {other:?} is not supported: use sha256 or sha512"
+                    ));
+                }
+            };
+            Some((algorithm, hex.to_ascii_lowercase()))
+        }
+    };
+    Ok(HttpTarget {
+        url: uri,
+        auth,
+        digest,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fetches the document at the params' `url` and reads it as a `wanted`.
+async fn fetch_http(
+    client: &kube::Client,
+    run_namespace: &str,
+    params: &[Param],
+    wanted: Kind,
+) -> Result<Resolved, String> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    let target = http_target(params)?;
+    let mut request = http::Request::get(target.url.clone());
+    if let Some((user, secret, key)) = &target.auth {
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(client.clone(), run_namespace);
+        let found = secrets
+            .get_opt(secret)
+            .await
+            .map_err(|e| format!("reading Secret {secret:?} for the http resolver: {e}"))?
+            .ok_or_else(|| {
+                format!(
+                    "the http resolver's Secret {secret:?} is not in namespace {run_namespace:?}"
+                )
+            })?;
+        let password = found
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .ok_or_else(|| format!("Secret {secret:?} has no key {key:?}"))?;
+        let pair = [user.as_bytes(), b":", &password.0].concat();
+        let basic = serde_json::to_value(k8s_openapi::ByteString(pair)).unwrap_or_default();
+        request = request.header(
+            http::header::AUTHORIZATION,
+            format!("Basic {}", basic.as_str().unwrap_or_default()),
+        );
+    }
+    let request = request
+        .body(Empty::<hyper::body::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| format!("the system's TLS roots cannot be read: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, Empty<hyper::body::Bytes>>(https);
+    let url = target.url.to_string();
+    let fetched = tokio::time::timeout(FETCH_TIMEOUT, async {
+        let response = http
+            .request(request)
+            .await
+            .map_err(|e| format!("fetching {url}: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("fetching {url}: the server answered {status}"));
+        }
+        Limited::new(response.into_body(), MAX_DOCUMENT)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| format!("fetching {url}: the document could not be read whole (at most {MAX_DOCUMENT} bytes): {e}"))
+    })
+    .await
+    .map_err(|_| format!("fetching {url}: no answer within {FETCH_TIMEOUT:?}"))??;
+    let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, &fetched).as_ref());
+    if let Some((algorithm, expected)) = &target.digest {
+        let got = hex(ring::digest::digest(algorithm, &fetched).as_ref());
+        if &got != expected {
+            return Err(format!(
+                "the document at {url} does not have the digest given ({expected}): it is {got}"
+            ));
+        }
+    }
+    let text = String::from_utf8(fetched.to_vec())
+        .map_err(|_| format!("the document at {url} is not UTF-8 text"))?;
+    let (spec, name) = read_document(&url, &text, wanted)?;
+    Ok(Resolved {
+        spec,
+        name,
+        source: RefSource {
+            uri: Some(url),
+            digest: BTreeMap::from([("sha256".to_owned(), sha256)]),
+            entry_point: None,
+        },
+    })
+}
+
+/// The one document of `text` of kind `wanted` (any Tekton version, converted), as its
+/// spec and name.
+fn read_document(
+    url: &str,
+    text: &str,
+    wanted: Kind,
+) -> Result<(serde_json::Value, String), String> {
+    use tektite_api::document::{Object, Source, load};
+    let docs = load(&[Source { name: url, text }]);
+    let kind = wanted.resource().kind;
+    let mut found = docs.iter().filter(|d| d.kind == kind);
+    let (Some(doc), None) = (found.next(), found.next()) else {
+        return Err(format!(
+            "the document at {url} must hold exactly one {kind}; it holds {}",
+            docs.iter()
+                .map(|d| d.display_name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    };
+    if let Some(p) = doc.problems.first() {
+        return Err(format!("{kind} at {url}: {}: {}", p.path, p.message));
+    }
+    let spec = match &doc.object {
+        Some(Object::Task(t)) => serde_json::to_value(&t.spec),
+        Some(Object::Pipeline(p)) => serde_json::to_value(&p.spec),
+        Some(Object::StepAction(a)) => serde_json::to_value(&a.spec),
+        _ => return Err(format!("the document at {url} is not a readable {kind}")),
+    }
+    .map_err(|e| e.to_string())?;
+    let name = doc.name.trim_end_matches('*').to_owned();
+    Ok((spec, name))
 }
 
 /// What the cluster resolver fetched: the object's `spec`, and where it came from.

@@ -347,10 +347,10 @@ async fn fetch_task(tr: &TaskRun, ctx: &Context) -> Result<Result<FoundTask, Con
             "the TaskRun has neither taskRef nor taskSpec (spec.taskRef)",
         )));
     };
-    if r.resolver.as_deref() == Some("cluster") {
-        return resolve_cluster_task(tr, ctx, &r.params).await;
+    if let Some(resolver) = &r.resolver {
+        return resolve_task(tr, ctx, resolver, &r.params).await;
     }
-    if r.resolver.is_some() || r.kind.as_deref().is_some_and(|k| k != "Task") {
+    if r.kind.as_deref().is_some_and(|k| k != "Task") {
         return Ok(Err(Condition::succeeded(
             "False",
             taskrun_reason::RESOLUTION_FAILED,
@@ -382,13 +382,13 @@ async fn fetch_task(tr: &TaskRun, ctx: &Context) -> Result<Result<FoundTask, Con
     }
 }
 
-/// A `taskRef` with `resolver: cluster`: the Task of the namespace it names.
-async fn resolve_cluster_task(
+/// A `taskRef` with a `resolver`: the Task it resolves to (see [`crate::resolve`]).
+async fn resolve_task(
     tr: &TaskRun,
     ctx: &Context,
+    resolver: &str,
     params: &[tektite_api::v1::Param],
 ) -> Result<Result<FoundTask, Condition>, Error> {
-    use crate::resolve::{Kind, cluster_target, fetch_cluster};
     let failed = |message: String| {
         Ok(Err(Condition::succeeded(
             "False",
@@ -401,30 +401,29 @@ async fn resolve_cluster_task(
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let (ns, name) = match cluster_target(
-        params,
-        Kind::Task,
-        &tr.namespace().unwrap_or_default(),
+    let ns = tr.namespace().unwrap_or_default();
+    let resolved = crate::resolve::resolve(
+        &ctx.client,
         &config,
-    ) {
-        Ok(t) => t,
+        &ns,
+        resolver,
+        params,
+        crate::resolve::Kind::Task,
+    )
+    .await
+    .map_err(|source| Error::GetTask {
+        name: format!("{resolver} reference"),
+        source,
+    })?;
+    let r = match resolved {
+        Ok(r) => r,
         Err(why) => return failed(why),
     };
-    let fetched = fetch_cluster(&ctx.client, Kind::Task, &ns, &name)
-        .await
-        .map_err(|source| Error::GetTask {
-            name: format!("{ns}/{name}"),
-            source,
-        })?;
-    let Some(fetched) = fetched else {
-        return failed(format!(
-            "the cluster resolver found no Task {name:?} in namespace {ns:?}"
-        ));
-    };
-    match serde_path_to_error::deserialize::<_, TaskSpec>(fetched.spec) {
-        Ok(spec) => Ok(Ok((spec, Some(name), Some(fetched.source)))),
+    match serde_path_to_error::deserialize::<_, TaskSpec>(r.spec) {
+        Ok(spec) => Ok(Ok((spec, Some(r.name), Some(r.source)))),
         Err(e) => failed(format!(
-            "Task {ns}/{name} from the cluster resolver cannot be read: spec.{}: {}",
+            "Task {:?} from the {resolver} resolver cannot be read: spec.{}: {}",
+            r.name,
             e.path(),
             e.inner()
         )),

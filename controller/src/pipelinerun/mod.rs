@@ -285,17 +285,8 @@ async fn pipeline_spec(
             "the PipelineRun has neither pipelineRef nor pipelineSpec (spec.pipelineRef)",
         )));
     };
-    if r.resolver.as_deref() == Some("cluster") {
-        return resolve_cluster_pipeline(pr, ctx, &r.params).await;
-    }
     if let Some(resolver) = &r.resolver {
-        return Ok(Err(Condition::succeeded(
-            "False",
-            pipelinerun_reason::COULD_NOT_GET_PIPELINE,
-            format!(
-                "tektite resolves Pipelines with the cluster resolver; resolver {resolver:?} is not supported yet (spec.pipelineRef.resolver)"
-            ),
-        )));
+        return resolve_pipeline(pr, ctx, resolver, &r.params).await;
     }
     let name = r.name.clone().unwrap_or_default();
     let ns = pr.namespace().unwrap_or_default();
@@ -326,13 +317,14 @@ async fn pipeline_spec(
     }
 }
 
-/// A `pipelineRef` with `resolver: cluster`: the Pipeline of the namespace it names.
-async fn resolve_cluster_pipeline(
+/// A `pipelineRef` with a `resolver`: the Pipeline it resolves to (see
+/// [`crate::resolve`]).
+async fn resolve_pipeline(
     pr: &PipelineRun,
     ctx: &Context,
+    resolver: &str,
     params: &[tektite_api::v1::Param],
 ) -> Result<Result<FoundPipeline, Condition>, Error> {
-    use crate::resolve::{Kind, cluster_target, fetch_cluster};
     let failed = |message: String| {
         Ok(Err(Condition::succeeded(
             "False",
@@ -345,33 +337,32 @@ async fn resolve_cluster_pipeline(
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let (ns, name) = match cluster_target(
-        params,
-        Kind::Pipeline,
-        &pr.namespace().unwrap_or_default(),
+    let ns = pr.namespace().unwrap_or_default();
+    let resolved = crate::resolve::resolve(
+        &ctx.client,
         &config,
-    ) {
-        Ok(t) => t,
+        &ns,
+        resolver,
+        params,
+        crate::resolve::Kind::Pipeline,
+    )
+    .await
+    .map_err(|source| Error::GetPipeline {
+        name: format!("{resolver} reference"),
+        source,
+    })?;
+    let r = match resolved {
+        Ok(r) => r,
         Err(why) => return failed(why),
     };
-    let fetched = fetch_cluster(&ctx.client, Kind::Pipeline, &ns, &name)
-        .await
-        .map_err(|source| Error::GetPipeline {
-            name: format!("{ns}/{name}"),
-            source,
-        })?;
-    let Some(fetched) = fetched else {
-        return failed(format!(
-            "the cluster resolver found no Pipeline {name:?} in namespace {ns:?}"
-        ));
-    };
-    match serde_path_to_error::deserialize::<_, PipelineSpec>(fetched.spec) {
+    match serde_path_to_error::deserialize::<_, PipelineSpec>(r.spec) {
         Ok(mut spec) => {
             spec.propagate_workspaces(&pr.spec.workspaces, false);
-            Ok(Ok((spec, name, Some(fetched.source))))
+            Ok(Ok((spec, r.name, Some(r.source))))
         }
         Err(e) => failed(format!(
-            "Pipeline {ns}/{name} from the cluster resolver cannot be read: spec.{}: {}",
+            "Pipeline {:?} from the {resolver} resolver cannot be read: spec.{}: {}",
+            r.name,
             e.path(),
             e.inner()
         )),

@@ -1,0 +1,217 @@
+//! The http resolver against a real HTTP server on loopback (one the test starts), with
+//! basic auth from a Secret of the mocked API server, a digest to check, and the
+//! failures a user must be told about.
+
+mod common;
+
+use std::convert::Infallible;
+
+use common::{Expect, at, harness};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tektite_api::v1::{Param, ParamValue};
+use tektite_controller::resolve::{ClusterConfig, Kind, resolve};
+
+const TASK: &str = "apiVersion: tekton.dev/v1beta1\nkind: Task\nmetadata: {name: lint}\nspec:\n  steps:\n    - {name: run, image: alpine, script: 'echo lint'}\n";
+
+/// Serves `/task.yaml`, `/private.yaml` (basic auth git:s3cret), `/pipeline.yaml` and 404
+/// for the rest; the address.
+async fn server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|r: Request<Incoming>| async move {
+                    let auth = r
+                        .headers()
+                        .get(http::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let (status, body) = match r.uri().path() {
+                        "/task.yaml" => (StatusCode::OK, TASK.to_owned()),
+                        // base64 of git:s3cret
+                        "/private.yaml" if auth.as_deref() == Some("Basic Z2l0OnMzY3JldA==") => {
+                            (StatusCode::OK, TASK.to_owned())
+                        }
+                        "/private.yaml" => (StatusCode::UNAUTHORIZED, String::new()),
+                        "/pipeline.yaml" => (
+                            StatusCode::OK,
+                            "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: p}\nspec:\n  tasks: [{name: a, taskRef: {name: lint}}]\n".to_owned(),
+                        ),
+                        _ => (StatusCode::NOT_FOUND, String::new()),
+                    };
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .status(status)
+                            .body(Full::new(Bytes::from(body)))
+                            .unwrap(),
+                    )
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn params(pairs: &[(&str, &str)]) -> Vec<Param> {
+    pairs
+        .iter()
+        .map(|(n, v)| Param {
+            name: (*n).into(),
+            value: ParamValue::String((*v).into()),
+        })
+        .collect()
+}
+
+fn sha256(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_task_is_fetched_over_http_converted_and_recorded() {
+    let addr = server().await;
+    let h = harness(vec![], vec![], vec![], at("2026-11-22T10:00:00Z"));
+    let url = format!("http://{addr}/task.yaml");
+    let digest = format!("sha256:{}", sha256(TASK));
+    let resolved = resolve(
+        &h.ctx.client,
+        &ClusterConfig::default(),
+        "ci",
+        "http",
+        &params(&[("url", &url), ("digest", &digest)]),
+        Kind::Task,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(resolved.name, "lint");
+    assert_eq!(resolved.spec["steps"][0]["name"], "run");
+    assert_eq!(resolved.source.uri.as_deref(), Some(url.as_str()));
+    assert_eq!(resolved.source.digest["sha256"], sha256(TASK));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn basic_auth_comes_from_a_secret_of_the_runs_namespace() {
+    let addr = server().await;
+    let h = harness(
+        vec![
+            Expect::get("/api/v1/namespaces/ci/secrets/http-password").reply(
+                200,
+                json!({"apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": "http-password", "namespace": "ci"},
+                    "data": {"password": "czNjcmV0"}}),
+            ),
+        ],
+        vec![],
+        vec![],
+        at("2026-11-22T10:00:00Z"),
+    );
+    let url = format!("http://{addr}/private.yaml");
+    let resolved = resolve(
+        &h.ctx.client,
+        &ClusterConfig::default(),
+        "ci",
+        "http",
+        &params(&[
+            ("url", &url),
+            ("http-username", "git"),
+            ("http-password-secret", "http-password"),
+        ]),
+        Kind::Task,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resolved.map(|r| r.name), Ok("lint".to_owned()));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn what_cannot_be_had_is_said_in_the_runs_terms() {
+    let addr = server().await;
+    let h = harness(vec![], vec![], vec![], at("2026-11-22T10:00:00Z"));
+    let fails = |pairs: Vec<(&'static str, String)>, kind: Kind| {
+        let client = h.ctx.client.clone();
+        async move {
+            let p: Vec<Param> = pairs
+                .iter()
+                .map(|(n, v)| Param {
+                    name: (*n).into(),
+                    value: ParamValue::String(v.clone()),
+                })
+                .collect();
+            resolve(&client, &ClusterConfig::default(), "ci", "http", &p, kind)
+                .await
+                .unwrap()
+                .unwrap_err()
+        }
+    };
+    let base = format!("http://{addr}");
+    let why = fails(vec![("url", format!("{base}/missing.yaml"))], Kind::Task).await;
+    assert!(why.contains("the server answered 404 Not Found"), "{why}");
+    let why = fails(vec![("url", format!("{base}/private.yaml"))], Kind::Task).await;
+    assert!(why.contains("401 Unauthorized"), "{why}");
+    let why = fails(
+        vec![
+            ("url", format!("{base}/task.yaml")),
+            ("digest", "sha256:00".into()),
+        ],
+        Kind::Task,
+    )
+    .await;
+    assert!(why.contains("does not have the digest given (00)"), "{why}");
+    let why = fails(vec![("url", format!("{base}/pipeline.yaml"))], Kind::Task).await;
+    assert!(
+        why.contains("must hold exactly one Task; it holds Pipeline/p"),
+        "{why}"
+    );
+    let why = fails(vec![("url", "ftp://example.com/t.yaml".into())], Kind::Task).await;
+    assert!(why.contains("http and https URLs"), "{why}");
+    let why = fails(
+        vec![("url", format!("{base}/task.yaml")), ("branch", "x".into())],
+        Kind::Task,
+    )
+    .await;
+    assert!(why.contains("not \"branch\""), "{why}");
+    let why = fails(vec![], Kind::Task).await;
+    assert!(why.contains("needs the param \"url\""), "{why}");
+    // Nothing listens here.
+    let why = fails(
+        vec![("url", "http://127.0.0.1:1/t.yaml".into())],
+        Kind::Task,
+    )
+    .await;
+    assert!(
+        why.starts_with("fetching http://127.0.0.1:1/t.yaml:"),
+        "{why}"
+    );
+    // A resolver not built in.
+    let why = resolve(
+        &h.ctx.client,
+        &ClusterConfig::default(),
+        "ci",
+        "git",
+        &[],
+        Kind::Task,
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(
+        why.contains("resolver \"git\" is not supported yet"),
+        "{why}"
+    );
+    h.finish().await;
+}
