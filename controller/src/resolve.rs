@@ -101,6 +101,19 @@ impl ClusterConfig {
     }
 }
 
+/// The string param `name` of a reference to `resolver`, if given.
+fn string_param(params: &[Param], resolver: &str, name: &str) -> Option<Result<String, String>> {
+    params
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| match &p.value {
+            ParamValue::String(s) => Ok(s.clone()),
+            _ => Err(format!(
+                "the {resolver} resolver's param {name:?} must be a string"
+            )),
+        })
+}
+
 /// Where a `cluster` reference points: kind, namespace, name; or why it cannot be had.
 pub fn cluster_target(
     params: &[Param],
@@ -108,17 +121,7 @@ pub fn cluster_target(
     run_namespace: &str,
     config: &ClusterConfig,
 ) -> Result<(String, String), String> {
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| match &p.value {
-                ParamValue::String(s) => Ok(s.clone()),
-                _ => Err(format!(
-                    "the cluster resolver's param {name:?} must be a string"
-                )),
-            })
-    };
+    let get = |name: &str| string_param(params, "cluster", name);
     if let Some(p) = params
         .iter()
         .find(|p| !["kind", "name", "namespace", "cache"].contains(&p.name.as_str()))
@@ -199,6 +202,34 @@ pub async fn resolve(
     }
 }
 
+/// What a reference to `resolver` with `params` resolves to, read as `T` (a Task's or
+/// Pipeline's spec), with its name and where it came from; `Ok(Err(why))` for the run's
+/// condition.
+pub async fn resolve_spec<T: serde::de::DeserializeOwned>(
+    client: &kube::Client,
+    config: &std::sync::RwLock<ClusterConfig>,
+    run_namespace: &str,
+    resolver: &str,
+    params: &[Param],
+    wanted: Kind,
+) -> Result<Result<(T, String, RefSource), String>, kube::Error> {
+    let config = config.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let r = match resolve(client, &config, run_namespace, resolver, params, wanted).await? {
+        Ok(r) => r,
+        Err(why) => return Ok(Err(why)),
+    };
+    Ok(match serde_path_to_error::deserialize::<_, T>(r.spec) {
+        Ok(spec) => Ok((spec, r.name, r.source)),
+        Err(e) => Err(format!(
+            "{} {:?} from the {resolver} resolver cannot be read: spec.{}: {}",
+            wanted.resource().kind,
+            r.name,
+            e.path(),
+            e.inner()
+        )),
+    })
+}
+
 /// The http resolver's params, checked.
 struct HttpTarget {
     url: http::Uri,
@@ -221,17 +252,7 @@ fn http_target(params: &[Param]) -> Result<HttpTarget, String> {
             p.name
         ));
     }
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| match &p.value {
-                ParamValue::String(s) => Ok(s.clone()),
-                _ => Err(format!(
-                    "the http resolver's param {name:?} must be a string"
-                )),
-            })
-    };
+    let get = |name: &str| string_param(params, "http", name);
     let url = get("url")
         .transpose()?
         .ok_or("the http resolver needs the param \"url\"")?;

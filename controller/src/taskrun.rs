@@ -389,23 +389,10 @@ async fn resolve_task(
     resolver: &str,
     params: &[tektite_api::v1::Param],
 ) -> Result<Result<FoundTask, Condition>, Error> {
-    let failed = |message: String| {
-        Ok(Err(Condition::succeeded(
-            "False",
-            taskrun_reason::RESOLUTION_FAILED,
-            format!("{message} (spec.taskRef)"),
-        )))
-    };
-    let config = ctx
-        .cluster_resolver
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let ns = tr.namespace().unwrap_or_default();
-    let resolved = crate::resolve::resolve(
+    let resolved = crate::resolve::resolve_spec::<TaskSpec>(
         &ctx.client,
-        &config,
-        &ns,
+        &ctx.cluster_resolver,
+        &tr.namespace().unwrap_or_default(),
         resolver,
         params,
         crate::resolve::Kind::Task,
@@ -415,19 +402,14 @@ async fn resolve_task(
         name: format!("{resolver} reference"),
         source,
     })?;
-    let r = match resolved {
-        Ok(r) => r,
-        Err(why) => return failed(why),
-    };
-    match serde_path_to_error::deserialize::<_, TaskSpec>(r.spec) {
-        Ok(spec) => Ok(Ok((spec, Some(r.name), Some(r.source)))),
-        Err(e) => failed(format!(
-            "Task {:?} from the {resolver} resolver cannot be read: spec.{}: {}",
-            r.name,
-            e.path(),
-            e.inner()
+    Ok(match resolved {
+        Ok((spec, name, source)) => Ok((spec, Some(name), Some(source))),
+        Err(why) => Err(Condition::succeeded(
+            "False",
+            taskrun_reason::RESOLUTION_FAILED,
+            format!("{why} (spec.taskRef)"),
         )),
-    }
+    })
 }
 
 fn build(

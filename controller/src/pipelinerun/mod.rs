@@ -325,23 +325,10 @@ async fn resolve_pipeline(
     resolver: &str,
     params: &[tektite_api::v1::Param],
 ) -> Result<Result<FoundPipeline, Condition>, Error> {
-    let failed = |message: String| {
-        Ok(Err(Condition::succeeded(
-            "False",
-            pipelinerun_reason::COULD_NOT_GET_PIPELINE,
-            format!("{message} (spec.pipelineRef)"),
-        )))
-    };
-    let config = ctx
-        .cluster_resolver
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let ns = pr.namespace().unwrap_or_default();
-    let resolved = crate::resolve::resolve(
+    let resolved = crate::resolve::resolve_spec::<PipelineSpec>(
         &ctx.client,
-        &config,
-        &ns,
+        &ctx.cluster_resolver,
+        &pr.namespace().unwrap_or_default(),
         resolver,
         params,
         crate::resolve::Kind::Pipeline,
@@ -351,22 +338,17 @@ async fn resolve_pipeline(
         name: format!("{resolver} reference"),
         source,
     })?;
-    let r = match resolved {
-        Ok(r) => r,
-        Err(why) => return failed(why),
-    };
-    match serde_path_to_error::deserialize::<_, PipelineSpec>(r.spec) {
-        Ok(mut spec) => {
+    Ok(match resolved {
+        Ok((mut spec, name, source)) => {
             spec.propagate_workspaces(&pr.spec.workspaces, false);
-            Ok(Ok((spec, r.name, Some(r.source))))
+            Ok((spec, name, Some(source)))
         }
-        Err(e) => failed(format!(
-            "Pipeline {:?} from the {resolver} resolver cannot be read: spec.{}: {}",
-            r.name,
-            e.path(),
-            e.inner()
+        Err(why) => Err(Condition::succeeded(
+            "False",
+            pipelinerun_reason::COULD_NOT_GET_PIPELINE,
+            format!("{why} (spec.pipelineRef)"),
         )),
-    }
+    })
 }
 
 /// The Pipelines of the runs above a child PipelineRun, its parent's first: each one's
