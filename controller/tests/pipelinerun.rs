@@ -918,3 +918,53 @@ spec:
     reconcile(Arc::new(pr), h.ctx.clone()).await.unwrap();
     h.finish().await;
 }
+
+#[tokio::test]
+async fn a_child_pipeline_run_whose_resolved_pipeline_is_above_it_fails_too() {
+    let top: PipelineRun = yaml(
+        r#"
+metadata: {name: ship, namespace: ci, uid: pr-uid, labels: {tekton.dev/pipeline: release}}
+spec:
+  pipelineRef: {name: release}
+"#,
+    );
+    let child: PipelineRun = yaml(
+        r#"
+metadata:
+  name: ship-again
+  namespace: ci
+  uid: c-uid
+  ownerReferences:
+    - {apiVersion: tekton.dev/v1, kind: PipelineRun, name: ship, uid: pr-uid, controller: true}
+spec:
+  pipelineRef:
+    resolver: cluster
+    params: [{name: name, value: release}, {name: namespace, value: catalog}]
+"#,
+    );
+    let pipeline = json!({"apiVersion": "tekton.dev/v1", "kind": "Pipeline",
+        "metadata": {"name": "release", "namespace": "catalog", "uid": "p-uid"},
+        "spec": {"tasks": [{"name": "a", "taskRef": {"name": "t"}}]}});
+    let h = harness_pipelines(
+        vec![
+            Expect::get("/apis/tekton.dev/v1/namespaces/catalog/pipelines/release")
+                .reply(200, pipeline),
+            Expect::patch(&format!("{RUNS}/ship-again/status")).body(|b| {
+                assert_eq!(
+                    condition(b),
+                    ("False".into(), "PipelineValidationFailed".into())
+                );
+                let message = b["status"]["conditions"][0]["message"].as_str().unwrap();
+                assert!(
+                    message.contains("would run itself: release → release"),
+                    "{message}"
+                );
+            }),
+        ],
+        vec![],
+        vec![top, child.clone()],
+        at(NOW),
+    );
+    reconcile(Arc::new(child), h.ctx.clone()).await.unwrap();
+    h.finish().await;
+}

@@ -285,20 +285,30 @@ async fn pipeline_spec(
             "the PipelineRun has neither pipelineRef nor pipelineSpec (spec.pipelineRef)",
         )));
     };
+    // A child that would run a Pipeline above it, by name or as resolved, runs nothing.
+    let repeats = |name: &str, field: &str| {
+        let ancestors = ancestors(pr, ctx);
+        tektite_engine::child::repeats(name, ancestors.iter().map(String::as_str)).map(|m| {
+            Condition::succeeded(
+                "False",
+                pipelinerun_reason::VALIDATION_FAILED,
+                format!("{m} ({field})"),
+            )
+        })
+    };
     if let Some(resolver) = &r.resolver {
-        return resolve_pipeline(pr, ctx, resolver, &r.params).await;
+        let found = resolve_pipeline(pr, ctx, resolver, &r.params).await?;
+        if let Ok((_, name, _)) = &found
+            && let Some(c) = repeats(name, "spec.pipelineRef")
+        {
+            return Ok(Err(c));
+        }
+        return Ok(found);
     }
     let name = r.name.clone().unwrap_or_default();
     let ns = pr.namespace().unwrap_or_default();
-    let ancestors = ancestors(pr, ctx);
-    if let Some(message) =
-        tektite_engine::child::repeats(&name, ancestors.iter().map(String::as_str))
-    {
-        return Ok(Err(Condition::succeeded(
-            "False",
-            pipelinerun_reason::VALIDATION_FAILED,
-            format!("{message} (spec.pipelineRef.name)"),
-        )));
+    if let Some(c) = repeats(&name, "spec.pipelineRef.name") {
+        return Ok(Err(c));
     }
     let api: Api<Pipeline> = Api::namespaced(ctx.client.clone(), &ns);
     match api.get_opt(&name).await {
