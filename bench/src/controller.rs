@@ -119,7 +119,7 @@ fn context(pods: Vec<Pod>) -> (Arc<Context>, mpsc::UnboundedReceiver<Instant>) {
         agents: Arc::default(),
         metrics: Arc::new(Metrics::new()),
         events: Arc::new(tektite_controller::events::Events::new(Default::default()).0),
-        cluster_resolver: Arc::default(),
+        resolvers: Arc::default(),
         clock: Clock::system(),
         wake,
     });
@@ -163,7 +163,7 @@ async fn main() {
             agents: ctx.agents.clone(),
             metrics: ctx.metrics.clone(),
             events: ctx.events.clone(),
-            cluster_resolver: ctx.cluster_resolver.clone(),
+            resolvers: ctx.resolvers.clone(),
             clock: ctx.clock.clone(),
             wake: ctx.wake.clone(),
         });

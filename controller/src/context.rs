@@ -100,8 +100,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Kubernetes Events on runs, queued for publishing.
     pub events: Arc<crate::events::Events>,
-    /// The cluster resolver's settings, as its ConfigMap says now.
-    pub cluster_resolver: Arc<std::sync::RwLock<crate::resolve::ClusterConfig>>,
+    /// The built-in resolvers' settings, as their ConfigMaps say now.
+    pub resolvers: Arc<std::sync::RwLock<crate::resolve::Settings>>,
     pub clock: Clock,
     /// Asks for a TaskRun's reconcile (agent events).
     pub wake: mpsc::Sender<ObjectRef<TaskRun>>,

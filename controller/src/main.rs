@@ -30,7 +30,7 @@ use tektite_controller::lenient::{Lenient, mark_undecodable, sort_out};
 use tektite_controller::metrics::Metrics;
 use tektite_controller::owned::Owned;
 use tektite_controller::pod_index::PodIndex;
-use tektite_controller::resolve::ClusterConfig;
+use tektite_controller::resolve;
 use tektite_controller::serving;
 use tektite_controller::steps::StepStore;
 use tektite_controller::{pipelinerun, taskrun};
@@ -114,6 +114,10 @@ struct Args {
     /// (Tekton's keys: default-namespace, allowed-namespaces, blocked-namespaces).
     #[arg(long, default_value = "cluster-resolver-config")]
     cluster_resolver_config: String,
+    /// The ConfigMap (in --lease-namespace) with the http resolver's settings (Tekton's
+    /// key: fetch-timeout, at most 1m).
+    #[arg(long, default_value = "http-resolver-config")]
+    http_resolver_config: String,
     /// The serving certificate and key (PEM) of the gRPC port, e.g. from cert-manager.
     /// Without them the controller serves the one kept in --tls-secret, minting it (and
     /// its CA, published in --ca-secret for the agents) on first start.
@@ -406,16 +410,28 @@ async fn main() -> anyhow::Result<()> {
         )
         .instrument(info_span!("events")),
     );
-    let cluster_resolver = Arc::new(std::sync::RwLock::new(ClusterConfig::default()));
+    let resolvers = Arc::new(std::sync::RwLock::new(resolve::Settings::default()));
+    let into = resolvers.clone();
     background.spawn(
         watch_config(
             client.clone(),
             args.lease_namespace.clone(),
             args.cluster_resolver_config.clone(),
-            |data| Ok(ClusterConfig::from_config(data)),
-            cluster_resolver.clone(),
+            |data| Ok(resolve::ClusterConfig::from_config(data)),
+            move |c| into.write().unwrap_or_else(|e| e.into_inner()).cluster = c,
         )
         .instrument(info_span!("cluster_resolver_watch")),
+    );
+    let into = resolvers.clone();
+    background.spawn(
+        watch_config(
+            client.clone(),
+            args.lease_namespace.clone(),
+            args.http_resolver_config.clone(),
+            resolve::HttpConfig::from_config,
+            move |c| into.write().unwrap_or_else(|e| e.into_inner()).http = c,
+        )
+        .instrument(info_span!("http_resolver_watch")),
     );
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -445,7 +461,7 @@ async fn main() -> anyhow::Result<()> {
         agents: Arc::new(Agents::new(args.agent_grace)),
         metrics: metrics.clone(),
         events: events.clone(),
-        cluster_resolver,
+        resolvers,
         clock: Clock::system(),
         wake,
     });
@@ -645,7 +661,10 @@ async fn serve_webhook(
             args.lease_namespace.clone(),
             args.defaults_config.clone(),
             Defaults::from_config,
-            defaults.clone(),
+            {
+                let defaults = defaults.clone();
+                move |d| *defaults.write().unwrap_or_else(|e| e.into_inner()) = d
+            },
         )
         .instrument(info_span!("defaults_watch")),
     );
@@ -658,18 +677,14 @@ async fn serve_webhook(
     Ok(())
 }
 
-/// Keeps `into` as ConfigMap `name` (in `namespace`) says, read by `parse` (Tekton's
+/// Hands `set` what ConfigMap `name` (in `namespace`) says, read by `parse` (Tekton's
 /// config keys): a value that cannot be used is named in a warning and the settings
 /// before it stay; without the ConfigMap, the built-in ones.
-async fn watch_config<T, P>(
-    client: Client,
-    namespace: String,
-    name: String,
-    parse: P,
-    into: Arc<std::sync::RwLock<T>>,
-) where
+async fn watch_config<T, P, S>(client: Client, namespace: String, name: String, parse: P, set: S)
+where
     T: Default + std::fmt::Debug,
     P: Fn(&std::collections::BTreeMap<String, String>) -> Result<T, Vec<String>>,
+    S: Fn(T),
 {
     use k8s_openapi::api::core::v1::ConfigMap;
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
@@ -677,7 +692,6 @@ async fn watch_config<T, P>(
     let events = watcher(api, config).default_backoff();
     futures::pin_mut!(events);
     while let Some(event) = events.next().await {
-        let set = |t: T| *into.write().unwrap_or_else(|e| e.into_inner()) = t;
         match event {
             Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => {
                 match parse(&cm.data.unwrap_or_default()) {

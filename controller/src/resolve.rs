@@ -6,7 +6,8 @@
 //! of another namespace, by the params `kind`, `name` and `namespace`, within the
 //! `allowed-namespaces` and outside the `blocked-namespaces` of its configuration; and
 //! `http` (docs/http-resolver.md): the document at `url`, with basic auth from a Secret
-//! of the run's namespace and an optional `digest` to check, within [`FETCH_TIMEOUT`].
+//! of the run's namespace and an optional `digest` to check, within its `fetch-timeout`
+//! (at most [`FETCH_TIMEOUT`]).
 //! Another resolver's reference fails the run with the reason and what is supported.
 
 use std::collections::BTreeMap;
@@ -162,8 +163,47 @@ pub struct Resolved {
     pub source: RefSource,
 }
 
-/// How long an http fetch may take (Tekton's global limit on a resolution).
+/// How long an http fetch may take at most (Tekton's global limit on a resolution).
 pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The http resolver's settings (Tekton's `http-resolver-config` keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub fetch_timeout: std::time::Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            fetch_timeout: FETCH_TIMEOUT,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// `fetch-timeout` (a duration like 10s), at most [`FETCH_TIMEOUT`].
+    pub fn from_config(data: &BTreeMap<String, String>) -> Result<HttpConfig, Vec<String>> {
+        let Some(v) = data.get("fetch-timeout") else {
+            return Ok(HttpConfig::default());
+        };
+        match tektite_api::v1::parse_go_duration(v.trim()) {
+            Ok(t) if !t.is_zero() => Ok(HttpConfig {
+                fetch_timeout: t.min(FETCH_TIMEOUT),
+            }),
+            Ok(_) => Err(vec![
+                "fetch-timeout: a fetch needs some time: give more than 0s".into(),
+            ]),
+            Err(e) => Err(vec![format!("fetch-timeout: {e}")]),
+        }
+    }
+}
+
+/// Every built-in resolver's settings, as their ConfigMaps say now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub cluster: ClusterConfig,
+    pub http: HttpConfig,
+}
 /// The largest document an http fetch takes.
 const MAX_DOCUMENT: usize = 4 * 1024 * 1024;
 
@@ -171,7 +211,7 @@ const MAX_DOCUMENT: usize = 4 * 1024 * 1024;
 /// `Ok(Err(why))` when it cannot be had, for the run's condition.
 pub async fn resolve(
     client: &kube::Client,
-    config: &ClusterConfig,
+    settings: &Settings,
     run_namespace: &str,
     resolver: &str,
     params: &[Param],
@@ -179,7 +219,8 @@ pub async fn resolve(
 ) -> Result<Result<Resolved, String>, kube::Error> {
     match resolver {
         "cluster" => {
-            let (ns, name) = match cluster_target(params, wanted, run_namespace, config) {
+            let (ns, name) = match cluster_target(params, wanted, run_namespace, &settings.cluster)
+            {
                 Ok(t) => t,
                 Err(why) => return Ok(Err(why)),
             };
@@ -195,7 +236,7 @@ pub async fn resolve(
                 )),
             })
         }
-        "http" => Ok(fetch_http(client, run_namespace, params, wanted).await),
+        "http" => Ok(fetch_http(client, &settings.http, run_namespace, params, wanted).await),
         other => Ok(Err(format!(
             "tektite resolves with the cluster and http resolvers; resolver {other:?} is not supported yet"
         ))),
@@ -207,14 +248,14 @@ pub async fn resolve(
 /// condition.
 pub async fn resolve_spec<T: serde::de::DeserializeOwned>(
     client: &kube::Client,
-    config: &std::sync::RwLock<ClusterConfig>,
+    settings: &std::sync::RwLock<Settings>,
     run_namespace: &str,
     resolver: &str,
     params: &[Param],
     wanted: Kind,
 ) -> Result<Result<(T, String, RefSource), String>, kube::Error> {
-    let config = config.read().unwrap_or_else(|e| e.into_inner()).clone();
-    let r = match resolve(client, &config, run_namespace, resolver, params, wanted).await? {
+    let settings = settings.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let r = match resolve(client, &settings, run_namespace, resolver, params, wanted).await? {
         Ok(r) => r,
         Err(why) => return Ok(Err(why)),
     };
@@ -310,6 +351,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Fetches the document at the params' `url` and reads it as a `wanted`.
 async fn fetch_http(
     client: &kube::Client,
+    config: &HttpConfig,
     run_namespace: &str,
     params: &[Param],
     wanted: Kind,
@@ -353,7 +395,8 @@ async fn fetch_http(
     let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, Empty<hyper::body::Bytes>>(https);
     let url = target.url.to_string();
-    let fetched = tokio::time::timeout(FETCH_TIMEOUT, async {
+    let limit = config.fetch_timeout;
+    let fetched = tokio::time::timeout(limit, async {
         let response = http
             .request(request)
             .await
@@ -369,7 +412,7 @@ async fn fetch_http(
             .map_err(|e| format!("fetching {url}: the document could not be read whole (at most {MAX_DOCUMENT} bytes): {e}"))
     })
     .await
-    .map_err(|_| format!("fetching {url}: no answer within {FETCH_TIMEOUT:?}"))??;
+    .map_err(|_| format!("fetching {url}: no answer within {limit:?} (fetch-timeout)"))??;
     let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, &fetched).as_ref());
     if let Some((algorithm, expected)) = &target.digest {
         let got = hex(ring::digest::digest(algorithm, &fetched).as_ref());

@@ -391,7 +391,7 @@ async fn resolve_task(
 ) -> Result<Result<FoundTask, Condition>, Error> {
     let resolved = crate::resolve::resolve_spec::<TaskSpec>(
         &ctx.client,
-        &ctx.cluster_resolver,
+        &ctx.resolvers,
         &tr.namespace().unwrap_or_default(),
         resolver,
         params,

@@ -13,7 +13,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tektite_api::v1::{Param, ParamValue};
-use tektite_controller::resolve::{ClusterConfig, Kind, resolve};
+use tektite_controller::resolve::{HttpConfig, Kind, Settings, resolve};
 
 const TASK: &str = "apiVersion: tekton.dev/v1beta1\nkind: Task\nmetadata: {name: lint}\nspec:\n  steps:\n    - {name: run, image: alpine, script: 'echo lint'}\n";
 
@@ -32,6 +32,10 @@ async fn server() -> std::net::SocketAddr {
                         .get(http::header::AUTHORIZATION)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
+                    if r.uri().path() == "/hang" {
+                        // Never answers: the fetch must give up on its own.
+                        std::future::pending::<()>().await;
+                    }
                     let (status, body) = match r.uri().path() {
                         "/task.yaml" => (StatusCode::OK, TASK.to_owned()),
                         // base64 of git:s3cret
@@ -87,7 +91,7 @@ async fn a_task_is_fetched_over_http_converted_and_recorded() {
     let digest = format!("sha256:{}", sha256(TASK));
     let resolved = resolve(
         &h.ctx.client,
-        &ClusterConfig::default(),
+        &Settings::default(),
         "ci",
         "http",
         &params(&[("url", &url), ("digest", &digest)]),
@@ -122,7 +126,7 @@ async fn basic_auth_comes_from_a_secret_of_the_runs_namespace() {
     let url = format!("http://{addr}/private.yaml");
     let resolved = resolve(
         &h.ctx.client,
-        &ClusterConfig::default(),
+        &Settings::default(),
         "ci",
         "http",
         &params(&[
@@ -152,7 +156,7 @@ async fn what_cannot_be_had_is_said_in_the_runs_terms() {
                     value: ParamValue::String(v.clone()),
                 })
                 .collect();
-            resolve(&client, &ClusterConfig::default(), "ci", "http", &p, kind)
+            resolve(&client, &Settings::default(), "ci", "http", &p, kind)
                 .await
                 .unwrap()
                 .unwrap_err()
@@ -200,7 +204,7 @@ async fn what_cannot_be_had_is_said_in_the_runs_terms() {
     // A resolver not built in.
     let why = resolve(
         &h.ctx.client,
-        &ClusterConfig::default(),
+        &Settings::default(),
         "ci",
         "git",
         &[],
@@ -213,5 +217,50 @@ async fn what_cannot_be_had_is_said_in_the_runs_terms() {
         why.contains("resolver \"git\" is not supported yet"),
         "{why}"
     );
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_given_up_on_at_the_fetch_timeout() {
+    let addr = server().await;
+    let h = harness(vec![], vec![], vec![], at("2026-11-22T10:00:00Z"));
+    let settings = Settings {
+        http: HttpConfig::from_config(&std::collections::BTreeMap::from([(
+            "fetch-timeout".to_owned(),
+            "300ms".to_owned(),
+        )]))
+        .unwrap(),
+        ..Settings::default()
+    };
+    let began = std::time::Instant::now();
+    let why = resolve(
+        &h.ctx.client,
+        &settings,
+        "ci",
+        "http",
+        &params(&[("url", &format!("http://{addr}/hang"))]),
+        Kind::Task,
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(
+        why.ends_with("no answer within 300ms (fetch-timeout)"),
+        "{why}"
+    );
+    assert!(began.elapsed() < std::time::Duration::from_secs(5));
+    // The limit is Tekton's minute at most, and a value that cannot be used says so.
+    let long = HttpConfig::from_config(&std::collections::BTreeMap::from([(
+        "fetch-timeout".to_owned(),
+        "10m".to_owned(),
+    )]))
+    .unwrap();
+    assert_eq!(long.fetch_timeout, std::time::Duration::from_secs(60));
+    let bad = HttpConfig::from_config(&std::collections::BTreeMap::from([(
+        "fetch-timeout".to_owned(),
+        "soon".to_owned(),
+    )]))
+    .unwrap_err();
+    assert!(bad[0].starts_with("fetch-timeout: "), "{bad:?}");
     h.finish().await;
 }

@@ -309,7 +309,7 @@ async fn the_cluster_resolver_fetches_a_task_of_another_namespace_and_records_wh
         vec![],
         at(NOW),
     );
-    *h.ctx.cluster_resolver.write().unwrap() =
+    h.ctx.resolvers.write().unwrap().cluster =
         tektite_controller::resolve::ClusterConfig::from_config(&std::collections::BTreeMap::from(
             [("allowed-namespaces".to_owned(), "shared".to_owned())],
         ));

@@ -337,7 +337,7 @@ async fn resolve_pipeline(
 ) -> Result<Result<FoundPipeline, Condition>, Error> {
     let resolved = crate::resolve::resolve_spec::<PipelineSpec>(
         &ctx.client,
-        &ctx.cluster_resolver,
+        &ctx.resolvers,
         &pr.namespace().unwrap_or_default(),
         resolver,
         params,

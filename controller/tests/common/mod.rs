@@ -298,7 +298,7 @@ fn build(
         agents: Arc::default(),
         metrics: Arc::new(Metrics::new()),
         events: Arc::new(events),
-        cluster_resolver: Arc::default(),
+        resolvers: Arc::default(),
         clock: Clock::fixed(now),
         wake,
     });
