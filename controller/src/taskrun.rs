@@ -305,7 +305,7 @@ struct Fetched {
 /// The Task to run and the StepActions it names; `Err(condition)` when the Task cannot
 /// be had.
 async fn fetch_spec(tr: &TaskRun, ctx: &Context) -> Result<Result<Fetched, Condition>, Error> {
-    let (spec, task_name, ref_source) = match fetch_task(tr, ctx).await? {
+    let (mut spec, task_name, ref_source) = match fetch_task(tr, ctx).await? {
         Ok(found) => found,
         Err(c) => return Ok(Err(c)),
     };
@@ -324,6 +324,47 @@ async fn fetch_spec(tr: &TaskRun, ctx: &Context) -> Result<Result<Fetched, Condi
             step_actions.insert(name, a.spec);
         }
     }
+    // A step whose StepAction comes by resolver refers to it, once resolved, by a name of
+    // its own among the StepActions the build is given.
+    for (i, step) in spec.steps.iter_mut().enumerate() {
+        let Some(r) = step.ref_.as_ref() else {
+            continue;
+        };
+        let Some(resolver) = r.resolver.clone() else {
+            continue;
+        };
+        let found = crate::resolve::resolve_spec::<StepActionSpec>(
+            &ctx.client,
+            &ctx.resolvers,
+            &ns,
+            &resolver,
+            &r.params,
+            crate::resolve::Kind::StepAction,
+        )
+        .await
+        .map_err(|source| Error::GetStepAction {
+            name: format!("{resolver} reference of spec.steps[{i}]"),
+            source,
+        })?;
+        match found {
+            Ok((action, name, _)) => {
+                let key = format!("{name} ({resolver} resolver, step {i})");
+                step.ref_ = Some(tektite_api::v1::Ref {
+                    name: Some(key.clone()),
+                    ..Default::default()
+                });
+                step_actions.insert(key, action);
+            }
+            Err(why) => {
+                return Ok(Err(Condition::succeeded(
+                    "False",
+                    taskrun_reason::RESOLUTION_FAILED,
+                    format!("{why} (spec.steps[{i}].ref)"),
+                )));
+            }
+        }
+    }
+
     Ok(Ok(Fetched {
         spec,
         task_name,

@@ -317,6 +317,62 @@ async fn the_cluster_resolver_fetches_a_task_of_another_namespace_and_records_wh
     h.finish().await;
 }
 
+/// A step's StepAction by the cluster resolver: fetched from the namespace its params
+/// name and run as one by name is; one that is not there fails the run at its step.
+#[tokio::test]
+async fn a_step_action_comes_by_the_cluster_resolver() {
+    let mut tr = two_steps();
+    tr.spec.task_spec = Some(yaml(
+        "{steps: [{name: greet, ref: {resolver: cluster, params: [{name: kind, value: stepaction}, {name: name, value: hello}, {name: namespace, value: catalog}]}, params: [{name: who, value: tekton}]}]}",
+    ));
+    let action = json!({"apiVersion": "tekton.dev/v1beta1", "kind": "StepAction",
+        "metadata": {"name": "hello", "namespace": "catalog", "uid": "sa-uid"},
+        "spec": {"image": "alpine", "params": [{"name": "who"}],
+                 "command": ["echo"], "args": ["hello $(params.who)"]}});
+    const ACTION: &str = "/apis/tekton.dev/v1beta1/namespaces/catalog/stepactions/hello";
+    let h = harness(
+        vec![
+            Expect::get(ACTION).reply(200, action),
+            Expect::get(ACCOUNT).fail(404, "NotFound"),
+            Expect::post(PODS).body(|pod| {
+                let step = &pod["spec"]["containers"][0];
+                assert_eq!(step["image"], "alpine");
+                let args = step["args"].to_string();
+                assert!(args.contains("hello tekton"), "{args}");
+            }),
+            Expect::patch(&format!("{TASKRUNS}/build/status")),
+        ],
+        vec![],
+        vec![],
+        at(NOW),
+    );
+    reconcile(Arc::new(tr.clone()), h.ctx.clone())
+        .await
+        .unwrap();
+    h.finish().await;
+
+    let h = harness(
+        vec![
+            Expect::get(ACTION).fail(404, "NotFound"),
+            Expect::patch(&format!("{TASKRUNS}/build/status")).body(|b| {
+                assert_eq!(
+                    condition(b),
+                    ("False".into(), "TaskRunResolutionFailed".into())
+                );
+                assert_eq!(
+                    b["status"]["conditions"][0]["message"],
+                    "the cluster resolver found no StepAction \"hello\" in namespace \"catalog\" (spec.steps[0].ref)"
+                );
+            }),
+        ],
+        vec![],
+        vec![],
+        at(NOW),
+    );
+    reconcile(Arc::new(tr), h.ctx.clone()).await.unwrap();
+    h.finish().await;
+}
+
 #[tokio::test]
 async fn a_step_action_is_read_from_the_namespace_and_a_missing_one_fails_the_run() {
     let mut tr = two_steps();
