@@ -254,3 +254,51 @@ fn the_webhook_configuration_calls_what_the_controller_serves() {
         assert!(resources.contains(&format!("\"{plural}\"")), "{resources}");
     }
 }
+
+/// The optional monitoring component names files that exist, its monitors select the
+/// controller's Service and the agents' Pods by the labels they carry, on their metrics
+/// ports, and the dashboard is JSON with panels.
+#[test]
+fn the_monitoring_component_scrapes_what_the_manifests_label_and_serve() {
+    let k = &documents("monitoring/kustomization.yaml")[0];
+    assert_eq!(k["kind"], "Component");
+    for r in k["resources"].as_array().unwrap() {
+        assert!(!documents(&format!("monitoring/{}", r.as_str().unwrap())).is_empty());
+    }
+    let dashboard =
+        std::fs::read_to_string(deploy().join("monitoring/grafana-dashboard.json")).unwrap();
+    let dashboard: Value = serde_json::from_str(&dashboard).unwrap();
+    assert!(dashboard["panels"].as_array().unwrap().len() >= 10);
+
+    let service_monitor = &documents("monitoring/servicemonitor.yaml")[0];
+    let controller = documents("controller.yaml");
+    let service = controller.iter().find(|d| d["kind"] == "Service").unwrap();
+    for (k, v) in service_monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&service["metadata"]["labels"][k], v, "{k}");
+    }
+    let port = &service_monitor["spec"]["endpoints"][0]["port"];
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| &p["name"] == port)
+    );
+
+    let pod_monitor = &documents("monitoring/podmonitor.yaml")[0];
+    let agent = documents("daemonset.yaml");
+    let ds = agent.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
+    let template = &ds["spec"]["template"];
+    for (k, v) in pod_monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&template["metadata"]["labels"][k], v, "{k}");
+    }
+    let port = &pod_monitor["spec"]["podMetricsEndpoints"][0]["port"];
+    let ports = template["spec"]["containers"][0]["ports"].to_string();
+    assert!(ports.contains(&format!("\"name\":{port}")), "{ports}");
+}

@@ -120,6 +120,7 @@ pub struct Node {
     pub dir: PathBuf,
     processes: Vec<Process>,
     controller_metrics: u16,
+    agent_metrics: u16,
 }
 
 impl std::fmt::Debug for Node {
@@ -167,6 +168,7 @@ impl Node {
 
         let grpc = free_port();
         let controller_metrics = free_port();
+        let agent_metrics = free_port();
         let spawn = |name: &'static str, mut command: Command| {
             let log = dir.join(format!("{name}.log"));
             let file = std::fs::File::create(&log).expect("creating a log");
@@ -198,7 +200,7 @@ impl Node {
             &format!("--node-name={NODE}"),
             &format!("--kubelet-root={}", root.display()),
             &format!("--token-file={}", token.display()),
-            &format!("--metrics-addr=127.0.0.1:{}", free_port()),
+            &format!("--metrics-addr=127.0.0.1:{agent_metrics}"),
         ]);
         let processes = vec![spawn("controller", controller), spawn("agent", agent)];
         let entrypoint = binary("tektite-entrypoint", "tektite-entrypoint");
@@ -233,6 +235,7 @@ impl Node {
             dir: dir.to_owned(),
             processes,
             controller_metrics,
+            agent_metrics,
         };
         node.wait_ready().await;
         node
@@ -249,6 +252,18 @@ impl Node {
         let mut body = String::new();
         s.read_to_string(&mut body).await.ok()?;
         Some(body)
+    }
+
+    /// What the controller's and the agent's `/metrics` answer now (the HTTP responses).
+    pub async fn scrape(&self) -> (String, String) {
+        (
+            self.metric(self.controller_metrics, "/metrics")
+                .await
+                .unwrap_or_default(),
+            self.metric(self.agent_metrics, "/metrics")
+                .await
+                .unwrap_or_default(),
+        )
     }
 
     /// Waits until the controller is ready and one agent is connected.

@@ -776,3 +776,83 @@ async fn every_examples_pods_are_the_same_from_the_controller_and_from_tkt_run()
         }
     }
 }
+
+/// The families a run on a node does not touch: they show once the thing they measure
+/// happens (a family is exported from its first observation).
+const SHOWN_WHEN_USED: [&str; 2] = [
+    // Only kube-scheduler calls the extender.
+    "tektite_controller_extender_duration_seconds",
+    // No reconcile fails here.
+    "tektite_controller_reconcile_errors",
+];
+
+/// The Grafana dashboard (deploy/monitoring) asks only for families the real controller
+/// and agent export: after a pipeline, a TaskRun of its own and a Task with a sidecar ran
+/// on a node, every metric a panel's query names is among their `/metrics`, but the few
+/// that only a scheduler or a failure makes (each named above with why).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboards_queries_name_families_the_controller_and_agent_export() {
+    let _port = SIDECAR_PORT.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), RELIST).await;
+    for example in [
+        "hello-pipeline.yaml",
+        "build-id.yaml",
+        "sidecar-service.yaml",
+    ] {
+        let (kind, name) = create_example(&node, example, &[]).await;
+        let run = finished(&mut node, &kind, &name).await;
+        succeeded(&node, &run);
+    }
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring/grafana-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    // Every (panel, metric) the dashboard asks for, by family.
+    let mut wanted = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for n in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("tekton_") || w.starts_with("tektite_"))
+            {
+                let family = ["_bucket", "_sum", "_count", "_total"]
+                    .iter()
+                    .find_map(|s| n.strip_suffix(s))
+                    .unwrap_or(n)
+                    .to_owned();
+                wanted.push((panel["title"].as_str().unwrap().to_owned(), family));
+            }
+        }
+    }
+    assert!(
+        wanted.len() >= 20,
+        "only {} metric names in the dashboard",
+        wanted.len()
+    );
+    // What the run's last reports make (a sidecar seen stopped) may come after it ended.
+    let began = Instant::now();
+    let missing = loop {
+        let (controller, agent) = node.scrape().await;
+        let families: std::collections::BTreeSet<String> = controller
+            .lines()
+            .chain(agent.lines())
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect();
+        let missing: Vec<&(String, String)> = wanted
+            .iter()
+            .filter(|(_, f)| !families.contains(f) && !SHOWN_WHEN_USED.contains(&f.as_str()))
+            .collect();
+        if missing.is_empty() || began.elapsed() > Duration::from_secs(15) {
+            break format!("{missing:?} (exported: {families:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    node.stop().await;
+    assert!(
+        missing.starts_with("[]"),
+        "the dashboard asks for what neither exports: {missing}"
+    );
+}
