@@ -116,7 +116,7 @@ fn string_param(params: &[Param], resolver: &str, name: &str) -> Option<Result<S
 }
 
 /// Where a `cluster` reference points: kind, namespace, name; or why it cannot be had.
-pub fn cluster_target(
+fn cluster_target(
     params: &[Param],
     wanted: Kind,
     run_namespace: &str,
@@ -472,13 +472,13 @@ fn read_document(
 
 /// What the cluster resolver fetched: the object's `spec`, and where it came from.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Fetched {
+struct Fetched {
     pub spec: serde_json::Value,
     pub source: RefSource,
 }
 
 /// Fetches `wanted` `name` from namespace `ns`: `Ok(None)` when there is none.
-pub async fn fetch_cluster(
+async fn fetch_cluster(
     client: &kube::Client,
     wanted: Kind,
     ns: &str,
@@ -491,11 +491,11 @@ pub async fn fetch_cluster(
     };
     let spec = object.data.get("spec").cloned().unwrap_or_default();
     let uid = object.metadata.uid.clone().unwrap_or_default();
-    let digest = ring::digest::digest(
+    let sha256 = hex(ring::digest::digest(
         &ring::digest::SHA256,
         &serde_json::to_vec(&spec).unwrap_or_default(),
-    );
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    )
+    .as_ref());
     Ok(Some(Fetched {
         spec,
         source: RefSource {
@@ -503,7 +503,7 @@ pub async fn fetch_cluster(
                 "/apis/{}/namespaces/{ns}/{}/{name}@{uid}",
                 resource.api_version, resource.plural
             )),
-            digest: BTreeMap::from([("sha256".to_owned(), hex)]),
+            digest: BTreeMap::from([("sha256".to_owned(), sha256)]),
             entry_point: Some(name.to_owned()),
         },
     }))

@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tektite_api::labels;
 use tektite_api::v1::{
-    self, API_VERSION, PipelineRun, PipelineRunSpec, PipelineTaskRunSpec, TaskRef, TaskRun,
-    TaskRunSpec, TimeoutFields, WorkspaceBinding,
+    self, API_VERSION, ChildStatusReference, PipelineRun, PipelineRunSpec, PipelineSpec,
+    PipelineTaskRunSpec, TaskRef, TaskRun, TaskRunSpec, TimeoutFields, WorkspaceBinding,
 };
 use tektite_api::v1beta1::{self, CustomRun, CustomRunSpec, EmbeddedCustomRunSpec};
 
@@ -29,6 +29,32 @@ pub fn task_run(pr: &PipelineRun, pipeline_name: &str, start: &Start, child: &Ch
         metadata: metadata(pr, pipeline_name, start, child, true),
         spec: task_run_spec(pr, start, child),
         status: None,
+    }
+}
+
+/// `status.childReferences[]` for child `name`, a `kind` at `api_version`, of pipeline
+/// task `task` of `spec`: the task's `when` expressions go with it, as Tekton reports them.
+pub fn reference(
+    api_version: &str,
+    kind: &str,
+    name: &str,
+    task: &str,
+    spec: &PipelineSpec,
+) -> ChildStatusReference {
+    let when = spec
+        .tasks
+        .iter()
+        .chain(&spec.finally)
+        .find(|t| t.name == task)
+        .map(|t| t.when.clone())
+        .unwrap_or_default();
+    ChildStatusReference {
+        api_version: Some(api_version.into()),
+        kind: Some(kind.into()),
+        name: name.to_owned(),
+        pipeline_task_name: task.to_owned(),
+        when_expressions: when,
+        ..ChildStatusReference::default()
     }
 }
 

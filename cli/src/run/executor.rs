@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use tektite_api::labels;
 use tektite_api::step::{StepReason, StepState};
 use tektite_api::v1::{
-    self, ChildStatusReference, Condition, Param, ParamValue, PipelineRun, PipelineRunResult,
+    self, API_VERSION, Condition, Param, ParamValue, PipelineRun, PipelineRunResult,
     PipelineRunStatus, PipelineSpec, SkippedTask, TaskRef, TaskRun, TaskRunSpec, TaskRunStatus,
     TaskSpec, WorkspaceBinding, pipelinerun_reason,
 };
@@ -110,7 +110,6 @@ struct Run {
     status: TaskRunStatus,
     stop: Option<Stop>,
     done: bool,
-    when: Vec<v1::WhenExpression>,
     /// A pipeline task's TaskRun as the engine makes a PipelineRun's children (the
     /// controller creates the same object); none for a TaskRun run alone.
     object: Option<TaskRun>,
@@ -453,7 +452,6 @@ impl Executor {
                     status: TaskRunStatus::default(),
                     stop: None,
                     done: false,
-                    when: Vec::new(),
                     object: None,
                     given: run.spec.clone(),
                 };
@@ -1061,7 +1059,6 @@ impl Executor {
                 status: TaskRunStatus::default(),
                 stop: None,
                 done: false,
-                when: task.when.clone(),
                 object: Some(object),
                 given: TaskRunSpec::default(),
             });
@@ -1117,7 +1114,7 @@ impl Executor {
         let p = &self.pipelines[idx];
         let (condition, results) = p.status.clone().unwrap_or_default();
         let mut run = (*p.run).clone();
-        run.api_version = Some("tekton.dev/v1".into());
+        run.api_version = Some(API_VERSION.into());
         run.kind = Some("PipelineRun".into());
         run.metadata.namespace = Some(NAMESPACE.into());
         run.metadata.creation_timestamp = Some(time(p.started_at));
@@ -1127,34 +1124,24 @@ impl Executor {
                 .get_or_insert_with(BTreeMap::new)
                 .insert(labels::PIPELINE.into(), p.pipeline_name.clone());
         }
-        let task_runs =
-            self.runs
-                .iter()
-                .filter(|r| r.owner == Some(idx))
-                .map(|r| ChildStatusReference {
-                    api_version: Some("tekton.dev/v1".into()),
-                    kind: Some("TaskRun".into()),
-                    name: r.name.clone(),
-                    pipeline_task_name: r.pipeline_task.clone().unwrap_or_default(),
-                    when_expressions: r.when.clone(),
-                    ..ChildStatusReference::default()
-                });
+        let reference = |kind, name: &str, task: &str| {
+            tektite_engine::child::reference(API_VERSION, kind, name, task, &p.spec)
+        };
+        let task_runs = self.runs.iter().filter(|r| r.owner == Some(idx)).map(|r| {
+            reference(
+                "TaskRun",
+                &r.name,
+                r.pipeline_task.as_deref().unwrap_or_default(),
+            )
+        });
         let pipeline_runs = self.pipelines.iter().filter_map(|c| {
             let (parent, task) = c.parent.as_ref()?;
-            (*parent == idx).then(|| ChildStatusReference {
-                api_version: Some("tekton.dev/v1".into()),
-                kind: Some("PipelineRun".into()),
-                name: c.run.metadata.name.clone().unwrap_or_default(),
-                pipeline_task_name: task.clone(),
-                when_expressions: p
-                    .spec
-                    .tasks
-                    .iter()
-                    .chain(&p.spec.finally)
-                    .find(|t| &t.name == task)
-                    .map(|t| t.when.clone())
-                    .unwrap_or_default(),
-                ..ChildStatusReference::default()
+            (*parent == idx).then(|| {
+                reference(
+                    "PipelineRun",
+                    c.run.metadata.name.as_deref().unwrap_or_default(),
+                    task,
+                )
             })
         });
         run.status = Some(PipelineRunStatus {
@@ -1186,7 +1173,7 @@ fn task_run_object(r: &Run) -> TaskRun {
             labels_map.insert(labels::TASK.into(), name);
         }
         TaskRun {
-            api_version: Some("tekton.dev/v1".into()),
+            api_version: Some(API_VERSION.into()),
             kind: Some("TaskRun".into()),
             metadata: ObjectMeta {
                 name: Some(r.name.clone()),

@@ -254,19 +254,5 @@ pub fn reference(
     task: &str,
     spec: &PipelineSpec,
 ) -> ChildStatusReference {
-    let when = spec
-        .tasks
-        .iter()
-        .chain(&spec.finally)
-        .find(|t| t.name == task)
-        .map(|t| t.when.clone())
-        .unwrap_or_default();
-    ChildStatusReference {
-        api_version: Some(kind.api_version().into()),
-        kind: Some(kind.as_str().into()),
-        name: name.to_owned(),
-        pipeline_task_name: task.to_owned(),
-        when_expressions: when,
-        ..ChildStatusReference::default()
-    }
+    tektite_engine::child::reference(kind.api_version(), kind.as_str(), name, task, spec)
 }
