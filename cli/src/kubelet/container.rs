@@ -189,6 +189,10 @@ fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> String {
     move |e| format!("{what}: {e}")
 }
 
+/// Binds `host` at `target`, read-only when asked, keeping the flags the mount has
+/// (nosuid, nodev, noexec: in a user namespace they are locked). Called some hundred times
+/// per container (a step's Pod mounts every step's run directory): nothing here is
+/// formatted unless it fails.
 fn bind(host: &Path, target: &Path, read_only: bool) -> Result<(), String> {
     mount(
         Some(host),
@@ -197,17 +201,12 @@ fn bind(host: &Path, target: &Path, read_only: bool) -> Result<(), String> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(sys(format!(
-        "bind {} at {}",
-        host.display(),
-        target.display()
-    )))?;
+    .map_err(|e| format!("bind {} at {}: {e}", host.display(), target.display()))?;
     if read_only {
-        // A remount must keep the flags the mount is locked with in a user namespace.
+        let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
         let locked = statvfs(target)
             .map(|s| s.flags())
-            .map_err(sys(format!("statvfs {}", target.display())))?;
-        let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            .map_err(|e| format!("statvfs {}: {e}", target.display()))?;
         for (have, keep) in [
             (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
             (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
@@ -218,7 +217,7 @@ fn bind(host: &Path, target: &Path, read_only: bool) -> Result<(), String> {
             }
         }
         mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
-            .map_err(sys(format!("remount {} read-only", target.display())))?;
+            .map_err(|e| format!("remount {} read-only: {e}", target.display()))?;
     }
     Ok(())
 }
