@@ -5,7 +5,7 @@
 //! This crate does no I/O beyond parsing text it is given, and never depends on a
 //! Kubernetes client, tokio or tonic.
 
-mod convert;
+pub mod convert;
 pub mod crd;
 pub mod dag;
 pub mod defaults;

@@ -1,10 +1,12 @@
-//! Conversion of older API versions to tekton.dev/v1, on the document tree.
+//! Conversion of older API versions to tekton.dev/v1, on the document tree; and, for the
+//! API server's conversion webhook, between v1beta1 and v1 both ways ([`served`]).
 //!
 //! Conversions run before strict decoding, so whatever they do not know stays in the
 //! tree and is reported as an unknown v1 field with its path. What they drop on purpose
 //! (fields v1 no longer has) is reported as a note, never lost silently.
 
 pub(crate) mod resources;
+pub mod served;
 pub(crate) mod v1alpha1;
 pub(crate) mod v1beta1;
 

@@ -79,10 +79,21 @@ fn bundle_to_resolver(r: &mut Map<String, Value>, kind: &str, path: &FieldPath, 
     }
 }
 
+/// A TaskRun's (or a taskRunSpecs entry's) step and sidecar overrides: v1's stepSpecs and
+/// sidecarSpecs, their `resources` v1's `computeResources`.
+fn overrides(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut Findings) {
+    for (old, new) in [
+        ("stepOverrides", "stepSpecs"),
+        ("sidecarOverrides", "sidecarSpecs"),
+    ] {
+        rename(spec, old, new, path, f);
+        each_object(spec, new, path, |o, p| container_resources(o, p, f));
+    }
+}
+
 /// A v1beta1 TaskRun spec.
 pub(crate) fn taskrun_spec(spec: &mut Map<String, Value>, path: &FieldPath, f: &mut Findings) {
-    rename(spec, "stepOverrides", "stepSpecs", path, f);
-    rename(spec, "sidecarOverrides", "sidecarSpecs", path, f);
+    overrides(spec, path, f);
     if let Some(task_spec) = object_mut(spec, "taskSpec") {
         self::task_spec(task_spec, &path.field("taskSpec"), f);
     }
@@ -148,8 +159,7 @@ pub(crate) fn pipelinerun_spec(spec: &mut Map<String, Value>, path: &FieldPath, 
     each_object(spec, "taskRunSpecs", path, |s, p| {
         rename(s, "taskServiceAccountName", "serviceAccountName", p, f);
         rename(s, "taskPodTemplate", "podTemplate", p, f);
-        rename(s, "stepOverrides", "stepSpecs", p, f);
-        rename(s, "sidecarOverrides", "sidecarSpecs", p, f);
+        overrides(s, p, f);
     });
     if let Some(ps) = object_mut(spec, "pipelineSpec") {
         pipeline_spec(ps, &path.field("pipelineSpec"), f);
