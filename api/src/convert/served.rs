@@ -145,13 +145,12 @@ fn put_annotation(obj: &mut Map<String, Value>, key: &str, value: &Value) {
     annotations(obj).insert(key.to_owned(), Value::String(value.to_string()));
 }
 
+/// What is done with each Task spec of an object: the spec, its key, its path.
+type EachSpec<'a> = dyn FnMut(&mut Map<String, Value>, &str, &FieldPath) + 'a;
+
 /// The places a Task spec sits in an object, each with the key its deprecated fields are
 /// kept under, visited with `each`.
-fn task_specs(
-    obj: &mut Map<String, Value>,
-    kind: Kind,
-    each: &mut dyn FnMut(&mut Map<String, Value>, &str, &FieldPath),
-) {
+fn task_specs(obj: &mut Map<String, Value>, kind: Kind, each: &mut EachSpec<'_>) {
     let name = name(obj);
     let spec_path = FieldPath::root().field("spec");
     let status_path = FieldPath::root().field("status");
@@ -187,7 +186,7 @@ fn task_specs(
 fn taskrun_status_specs(
     status: &mut Map<String, Value>,
     path: &FieldPath,
-    each: &mut dyn FnMut(&mut Map<String, Value>, &str, &FieldPath),
+    each: &mut EachSpec<'_>,
 ) {
     if let Some(ts) = object_mut(status, "taskSpec") {
         let p = path.field("taskSpec");
@@ -205,7 +204,7 @@ fn pipeline_tasks(
     path: &FieldPath,
     prefix: &str,
     by_path: bool,
-    each: &mut dyn FnMut(&mut Map<String, Value>, &str, &FieldPath),
+    each: &mut EachSpec<'_>,
 ) {
     for list in ["tasks", "finally"] {
         each_object(spec, list, path, |task, p| {
