@@ -26,7 +26,15 @@ struct Names {
     run: bool,
     /// Older versions also served, with the same schema (no conversion).
     also: &'static [&'static str],
+    /// Also served at tekton.dev/v1beta1, converted by the controller's conversion webhook.
+    converted: bool,
 }
+
+/// Where the API server reaches the controller's conversion webhook (deploy/controller.yaml's
+/// Service; the controller serves [`CONVERSION_PATH`] beside its admission webhooks).
+const CONVERSION_SERVICE: (&str, &str, u16) = ("tektite-system", "tektite-controller", 443);
+/// The conversion webhook's path.
+pub const CONVERSION_PATH: &str = "/convert";
 
 const KINDS: [Names; 6] = [
     Names {
@@ -38,6 +46,7 @@ const KINDS: [Names; 6] = [
         short: &[],
         run: false,
         also: &[],
+        converted: true,
     },
     Names {
         kind: "TaskRun",
@@ -48,6 +57,7 @@ const KINDS: [Names; 6] = [
         short: &["tr", "trs"],
         run: true,
         also: &[],
+        converted: true,
     },
     Names {
         kind: "Pipeline",
@@ -58,6 +68,7 @@ const KINDS: [Names; 6] = [
         short: &[],
         run: false,
         also: &[],
+        converted: true,
     },
     Names {
         kind: "PipelineRun",
@@ -68,6 +79,7 @@ const KINDS: [Names; 6] = [
         short: &["pr", "prs"],
         run: true,
         also: &[],
+        converted: true,
     },
     // What a PipelineRun creates for a custom task; the custom task's controller watches
     // it. Tekton serves it at v1beta1 only.
@@ -80,6 +92,7 @@ const KINDS: [Names; 6] = [
         short: &[],
         run: true,
         also: &[],
+        converted: false,
     },
     // What a step runs when it names one with `ref`; Tekton serves it at v1beta1 and,
     // where it started, v1alpha1: the same spec at both.
@@ -92,6 +105,7 @@ const KINDS: [Names; 6] = [
         short: &[],
         run: false,
         also: &["v1alpha1"],
+        converted: false,
     },
 ];
 
@@ -169,6 +183,36 @@ fn crd(n: &Names) -> Value {
         old["storage"] = json!(false);
         versions.push(old);
     }
+    let mut spec = json!({
+        "group": "tekton.dev",
+        "names": names,
+        "scope": "Namespaced",
+        "versions": versions,
+    });
+    if n.converted {
+        // v1beta1's own schema is open: the conversion webhook reads every field, and
+        // refuses what the v1 types do not know, with its path.
+        let mut beta = version.clone();
+        beta["name"] = json!("v1beta1");
+        beta["storage"] = json!(false);
+        beta["schema"] = json!({"openAPIV3Schema": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+        }});
+        if let Some(v) = spec["versions"].as_array_mut() {
+            v.push(beta);
+        }
+        let (namespace, name, port) = CONVERSION_SERVICE;
+        spec["conversion"] = json!({
+            "strategy": "Webhook",
+            "webhook": {
+                "conversionReviewVersions": ["v1"],
+                "clientConfig": {
+                    "service": {"namespace": namespace, "name": name, "path": CONVERSION_PATH, "port": port},
+                },
+            },
+        });
+    }
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -176,12 +220,7 @@ fn crd(n: &Names) -> Value {
             "name": format!("{}.tekton.dev", n.plural),
             "labels": {"app.kubernetes.io/part-of": "tektite"},
         },
-        "spec": {
-            "group": "tekton.dev",
-            "names": names,
-            "scope": "Namespaced",
-            "versions": versions,
-        },
+        "spec": spec,
     })
 }
 

@@ -255,8 +255,9 @@ fn refused(uid: &str, message: String, causes: Vec<Cause>) -> Value {
     })
 }
 
-/// Answers one HTTP request: POST [`PATH`] or [`DEFAULTS_PATH`] with a review, the
-/// defaults as `defaults` holds them now.
+/// Answers one HTTP request: POST [`PATH`] or [`DEFAULTS_PATH`] with an AdmissionReview
+/// (the defaults as `defaults` holds them now), or [`crate::conversion::PATH`] with a
+/// ConversionReview.
 pub async fn respond(
     request: Request<Incoming>,
     defaults: Arc<RwLock<Defaults>>,
@@ -273,13 +274,23 @@ pub async fn respond(
             "message": message, "code": status.as_u16()});
         reply(status, body.to_string().into_bytes())
     };
-    let validate = match request.uri().path() {
-        PATH => true,
-        DEFAULTS_PATH => false,
+    #[derive(Clone, Copy)]
+    enum To {
+        Validate,
+        Default,
+        Convert,
+    }
+    let to = match request.uri().path() {
+        PATH => To::Validate,
+        DEFAULTS_PATH => To::Default,
+        crate::conversion::PATH => To::Convert,
         _ => {
             return text(
                 StatusCode::NOT_FOUND,
-                format!("not found: reviews go to {PATH} or {DEFAULTS_PATH}"),
+                format!(
+                    "not found: reviews go to {PATH}, {DEFAULTS_PATH} or {}",
+                    crate::conversion::PATH
+                ),
             );
         }
     };
@@ -289,11 +300,13 @@ pub async fn respond(
     match Limited::new(request.into_body(), MAX_BODY).collect().await {
         Ok(body) => {
             let body = body.to_bytes();
-            let (status, json) = if validate {
-                review(Hook::Validate, &body)
-            } else {
-                let d = defaults.read().unwrap_or_else(|e| e.into_inner()).clone();
-                review(Hook::Default(&d), &body)
+            let (status, json) = match to {
+                To::Validate => review(Hook::Validate, &body),
+                To::Default => {
+                    let d = defaults.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    review(Hook::Default(&d), &body)
+                }
+                To::Convert => crate::conversion::review(&body),
             };
             reply(status, json)
         }

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod auth;
 mod conditions;
 pub mod context;
+pub mod conversion;
 pub mod events;
 pub mod extender;
 pub mod http;

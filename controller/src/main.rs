@@ -506,17 +506,9 @@ async fn main() -> anyhow::Result<()> {
     let grpc = serve_grpc(&args, pair.as_ref(), reviewer, &ctx, stop_rx.clone()).await?;
     serve_webhook(&args, &client, pair.as_ref(), &mut background).await?;
     match pems.as_ref().and_then(|(_, _, ca)| ca.as_deref()) {
-        Some(ca) => match serving::publish_ca(&client, &args.webhook_config, ca).await {
-            Ok(0) => {
-                tracing::warn!(config = %args.webhook_config, "no such webhook configuration: documents are neither validated nor defaulted at admission (install deploy/webhooks.yaml)")
-            }
-            Ok(n) => {
-                tracing::info!(config = %args.webhook_config, configurations = n, "the webhooks' caBundle names this controller's CA")
-            }
-            Err(error) => {
-                tracing::warn!(config = %args.webhook_config, %error, "the webhook's caBundle could not be written: the API server cannot call the webhook until it is")
-            }
-        },
+        Some(ca) => {
+            publish_ca(&client, &args.webhook_config, ca).await;
+        }
         None if pems.is_some() => {
             tracing::info!(config = %args.webhook_config, "--tls-cert-file: the webhook's caBundle is left to whoever issued the certificate (e.g. cert-manager's CA injector)")
         }
@@ -714,4 +706,36 @@ where
 /// Resolves once `rx` turns true.
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
+}
+
+/// The leader's CA into the webhook configurations' and the CRDs' conversion webhook's
+/// `caBundle`, each outcome logged with what it means for admission and conversion.
+async fn publish_ca(client: &Client, config: &str, ca: &str) {
+    match serving::publish_ca(client, config, ca).await {
+        Ok(0) => {
+            tracing::warn!(%config, "no such webhook configuration: documents are neither validated nor defaulted at admission (install deploy/webhooks.yaml)")
+        }
+        Ok(n) => {
+            tracing::info!(%config, configurations = n, "the webhooks' caBundle names this controller's CA")
+        }
+        Err(error) => {
+            tracing::warn!(%config, %error, "the webhook's caBundle could not be written: the API server cannot call the webhook until it is")
+        }
+    }
+    match serving::publish_conversion_ca(client, ca).await {
+        Ok(0) => {
+            tracing::warn!(
+                "no CRD names the conversion webhook: tekton.dev/v1beta1 is not served (install deploy/crds/)"
+            )
+        }
+        Ok(n) => {
+            tracing::info!(
+                crds = n,
+                "the CRDs' conversion webhook caBundle names this controller's CA: tekton.dev/v1beta1 is served"
+            )
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the CRDs' conversion caBundle could not be written: reading or writing tekton.dev/v1beta1 fails until it is")
+        }
+    }
 }

@@ -164,49 +164,93 @@ async fn create(api: &Api<Secret>, s: &Secret) -> Result<bool, Error> {
 /// How many of the two exist (`0`: the webhooks were not installed); unchanged ones are
 /// not written.
 pub async fn publish_ca(client: &kube::Client, name: &str, ca: &str) -> Result<usize, kube::Error> {
-    use kube::api::{Api, ApiResource, DynamicObject, PostParams};
-    let bundle =
-        serde_json::to_value(k8s_openapi::ByteString(ca.as_bytes().to_vec())).unwrap_or_default();
     let mut found = 0;
     for kind in [
         "ValidatingWebhookConfiguration",
         "MutatingWebhookConfiguration",
     ] {
-        let resource = ApiResource {
+        let resource = kube::api::ApiResource {
             group: "admissionregistration.k8s.io".into(),
             version: "v1".into(),
             api_version: "admissionregistration.k8s.io/v1".into(),
             kind: kind.into(),
             plural: format!("{}s", kind.to_lowercase()),
         };
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let Some(mut config) = api.get_opt(name).await? else {
-            continue;
-        };
-        found += 1;
-        let mut changed = false;
-        if let Some(hooks) = config
-            .data
-            .get_mut("webhooks")
-            .and_then(|w| w.as_array_mut())
-        {
-            for hook in hooks {
-                let slot = &mut hook["clientConfig"]["caBundle"];
-                if *slot != bundle {
-                    *slot = bundle.clone();
-                    changed = true;
-                }
-            }
-        }
-        if changed {
-            let params = PostParams {
-                field_manager: Some(crate::patch::FIELD_MANAGER.into()),
-                ..PostParams::default()
-            };
-            api.replace(name, &params, &config).await?;
-        }
+        let written = write_bundle(client, &resource, name, ca, |config| {
+            config
+                .get_mut("webhooks")
+                .and_then(|w| w.as_array_mut())
+                .map(|hooks| hooks.iter_mut().map(|h| &mut h["clientConfig"]).collect())
+                .unwrap_or_default()
+        })
+        .await?;
+        found += usize::from(written.is_some());
     }
     Ok(found)
+}
+
+/// Writes `ca` (PEM) as the `caBundle` of the conversion webhook of each CRD the
+/// controller converts ([`crate::conversion::CRDS`]); how many name it now (a CRD
+/// without a conversion webhook is left as it is).
+pub async fn publish_conversion_ca(client: &kube::Client, ca: &str) -> Result<usize, kube::Error> {
+    let resource = kube::api::ApiResource {
+        group: "apiextensions.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "apiextensions.k8s.io/v1".into(),
+        kind: "CustomResourceDefinition".into(),
+        plural: "customresourcedefinitions".into(),
+    };
+    let mut found = 0;
+    for name in crate::conversion::CRDS {
+        let written = write_bundle(client, &resource, name, ca, |crd| {
+            let conversion = &mut crd["spec"]["conversion"];
+            if conversion["strategy"] == "Webhook" {
+                vec![&mut conversion["webhook"]["clientConfig"]]
+            } else {
+                Vec::new()
+            }
+        })
+        .await?;
+        found += usize::from(written == Some(true));
+    }
+    Ok(found)
+}
+
+/// Sets `caBundle` in each client config `configs` finds in the cluster-scoped object
+/// `name`, and writes the object if that changed it. `None`: no such object; else
+/// whether it names the CA (it has a client config to hold it).
+async fn write_bundle(
+    client: &kube::Client,
+    resource: &kube::api::ApiResource,
+    name: &str,
+    ca: &str,
+    configs: impl for<'a> Fn(&'a mut serde_json::Value) -> Vec<&'a mut serde_json::Value>,
+) -> Result<Option<bool>, kube::Error> {
+    use kube::api::{Api, DynamicObject, PostParams};
+    let bundle =
+        serde_json::to_value(k8s_openapi::ByteString(ca.as_bytes().to_vec())).unwrap_or_default();
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+    let Some(mut object) = api.get_opt(name).await? else {
+        return Ok(None);
+    };
+    let mut changed = false;
+    let slots = configs(&mut object.data);
+    let names = !slots.is_empty();
+    for config in slots {
+        let slot = &mut config["caBundle"];
+        if *slot != bundle {
+            *slot = bundle.clone();
+            changed = true;
+        }
+    }
+    if changed {
+        let params = PostParams {
+            field_manager: Some(crate::patch::FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        api.replace(name, &params, &object).await?;
+    }
+    Ok(Some(names))
 }
 
 /// A TLS acceptor serving `cert` (PEM, the chain) with `key` (PEM), HTTP/1.1 only.

@@ -263,7 +263,7 @@ async fn requests_that_are_not_reviews_get_a_status_that_says_why() {
         answer["message"]
             .as_str()
             .unwrap()
-            .contains("/validate or /defaults")
+            .contains("/validate, /defaults or /convert")
     );
 }
 
@@ -408,4 +408,148 @@ async fn new_documents_get_tektons_defaults_as_a_json_patch() {
         .review_at(admission::DEFAULTS_PATH, "UPDATE", run.clone(), Some(run))
         .await;
     assert!(response.get("patch").is_none(), "{response:#}");
+}
+
+/// Every document of a YAML file, as JSON.
+fn all_documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split("\n---")
+        .filter(|d| d.contains("kind:"))
+        .map(|d| serde_saphyr::from_str(d).unwrap())
+        .collect()
+}
+
+/// The response of a ConversionReview of `objects` to `desired`.
+async fn convert(w: &Webhook, desired: &str, objects: Vec<Value>) -> Value {
+    let body = json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "ConversionReview",
+        "request": {
+            "uid": "0000000000-0000-0000-0000-000000000000",
+            "desiredAPIVersion": desired,
+            "objects": objects,
+        },
+    });
+    let (status, answer) = w
+        .send(
+            Method::POST,
+            tektite_controller::conversion::PATH,
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer:#}");
+    assert_eq!(answer["apiVersion"], "apiextensions.k8s.io/v1");
+    assert_eq!(answer["kind"], "ConversionReview");
+    let response = answer["response"].clone();
+    assert_eq!(response["uid"], "0000000000-0000-0000-0000-000000000000");
+    response
+}
+
+/// The CRDs' conversion webhook over HTTPS, with ConversionReview bodies as the API
+/// server sends them: seed 003's v1beta1 Task, TaskRun, Pipeline and PipelineRun and the
+/// build-id example are stored at v1 and served back unchanged; a document v1 cannot
+/// hold is refused with its name, field and why; a body that is not a review gets 400.
+#[tokio::test]
+async fn conversion_reviews_store_v1beta1_documents_at_v1_and_serve_them_back() {
+    let w = webhook().await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut beta = all_documents(
+        &root
+            .join("../api/tests/fixtures/seeds/003-v1beta1-task-taskrun-pipeline-pipelinerun.yaml"),
+    );
+    beta.extend(all_documents(&root.join("../examples/build-id.yaml")));
+    assert_eq!(beta.len(), 6);
+    let stored = convert(&w, "tekton.dev/v1", beta.clone()).await;
+    assert_eq!(stored["result"]["status"], "Success", "{stored:#}");
+    let v1 = stored["convertedObjects"].as_array().unwrap().clone();
+    assert_eq!(v1.len(), beta.len());
+    for (b, v) in beta.iter().zip(&v1) {
+        assert_eq!(v["apiVersion"], "tekton.dev/v1");
+        assert_eq!((&v["kind"], &v["metadata"]), (&b["kind"], &b["metadata"]));
+    }
+    let served = convert(&w, "tekton.dev/v1beta1", v1).await;
+    assert_eq!(served["result"]["status"], "Success", "{served:#}");
+    assert_eq!(served["convertedObjects"], Value::Array(beta));
+
+    let mut resources = fixture("seeds", "004-v1beta1-build-and-push-task.yaml");
+    resources["metadata"]["namespace"] = json!("ci");
+    let refused = convert(&w, "tekton.dev/v1", vec![resources]).await;
+    assert_eq!(refused["result"]["status"], "Failed");
+    let message = refused["result"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Task ci/build-and-push cannot be served as tekton.dev/v1: spec.resources: PipelineResources"),
+        "{message}"
+    );
+    assert!(message.contains("tkt convert"), "{message}");
+    assert!(refused.get("convertedObjects").is_none());
+
+    let (status, answer) = w
+        .send(
+            Method::POST,
+            tektite_controller::conversion::PATH,
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("not an apiextensions.k8s.io/v1 ConversionReview"),
+        "{answer}"
+    );
+}
+
+const CRD: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+
+/// The leader writes its CA into the conversion webhook of each CRD it converts, once;
+/// a CRD installed without the conversion webhook is left as it is.
+#[tokio::test]
+async fn the_leader_writes_its_ca_into_the_crds_conversion_webhook() {
+    let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let encoded = serde_json::to_value(k8s_openapi::ByteString(ca.as_bytes().to_vec())).unwrap();
+    let crd = |name: &str, webhook: bool, bundle: Option<&Value>| {
+        let mut c = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": name, "resourceVersion": "3"},
+            "spec": {"group": "tekton.dev", "conversion": {"strategy": "None"}},
+        });
+        if webhook {
+            c["spec"]["conversion"] = json!({"strategy": "Webhook", "webhook": {
+                "conversionReviewVersions": ["v1"],
+                "clientConfig": {"service": {"namespace": "tektite-system", "name": "tektite-controller",
+                    "path": "/convert", "port": 443}}}});
+            if let Some(b) = bundle {
+                c["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] = b.clone();
+            }
+        }
+        c
+    };
+    let [tasks, taskruns, pipelines, pipelineruns] = tektite_controller::conversion::CRDS;
+    let path = |n: &str| format!("{CRD}/{n}");
+    let expected = encoded.clone();
+    let h = harness(
+        vec![
+            Expect::get(&path(tasks)).reply(200, crd(tasks, true, None)),
+            Expect::put(&path(tasks)).body(move |b: &Value| {
+                let config = &b["spec"]["conversion"]["webhook"]["clientConfig"];
+                assert_eq!(config["caBundle"], expected);
+                assert_eq!(config["service"]["path"], "/convert");
+                assert_eq!(b["metadata"]["resourceVersion"], "3");
+            }),
+            Expect::get(&path(taskruns)).reply(200, crd(taskruns, true, Some(&encoded))),
+            Expect::get(&path(pipelines)).reply(200, crd(pipelines, false, None)),
+            Expect::get(&path(pipelineruns)).fail(404, "NotFound"),
+        ],
+        vec![],
+        vec![],
+        at("2026-12-03T10:00:00Z"),
+    );
+    assert_eq!(
+        serving::publish_conversion_ca(&h.ctx.client, ca)
+            .await
+            .unwrap(),
+        2
+    );
+    h.finish().await;
 }

@@ -255,6 +255,68 @@ fn the_webhook_configuration_calls_what_the_controller_serves() {
     }
 }
 
+/// The CRDs the controller converts are served at v1 (stored) and v1beta1, and their
+/// conversion webhook calls the Service the admission webhooks call, at the path the
+/// controller answers ConversionReviews on; the leader may write those CRDs' caBundle,
+/// and only theirs. Matching Equivalent, a v1beta1 document is validated and defaulted too.
+#[test]
+fn the_crds_conversion_webhook_calls_what_the_controller_serves() {
+    let hooks = documents("webhooks.yaml");
+    let admission = &hooks[0]["webhooks"][0]["clientConfig"]["service"];
+    for hook in hooks.iter().flat_map(|h| h["webhooks"].as_array().unwrap()) {
+        assert_eq!(hook["matchPolicy"], "Equivalent", "{hook}");
+    }
+    let role = documents("controller.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .unwrap();
+    let crd_rule = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resources"] == serde_json::json!(["customresourcedefinitions"]))
+        .expect("a rule for the CRDs' caBundle");
+    assert_eq!(crd_rule["verbs"], serde_json::json!(["get", "update"]));
+    let names: Vec<&str> = crd_rule["resourceNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(names, tektite_controller::conversion::CRDS);
+    for name in tektite_controller::conversion::CRDS {
+        let crd = &documents(&format!("crds/{name}.yaml"))[0];
+        let versions: Vec<(&str, bool, bool)> = crd["spec"]["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["name"].as_str().unwrap(),
+                    v["served"].as_bool().unwrap(),
+                    v["storage"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            versions,
+            [("v1", true, true), ("v1beta1", true, false)],
+            "{name}"
+        );
+        let conversion = &crd["spec"]["conversion"];
+        assert_eq!(conversion["strategy"], "Webhook", "{name}");
+        assert_eq!(
+            conversion["webhook"]["conversionReviewVersions"],
+            serde_json::json!(["v1"])
+        );
+        let service = &conversion["webhook"]["clientConfig"]["service"];
+        assert_eq!(service["path"], tektite_controller::conversion::PATH);
+        for field in ["name", "namespace", "port"] {
+            assert_eq!(service[field], admission[field], "{name}: {field}");
+        }
+    }
+}
+
 /// The optional monitoring component names files that exist, its monitors select the
 /// controller's Service and the agents' Pods by the labels they carry, on their metrics
 /// ports, and the dashboard is JSON with panels.
