@@ -633,9 +633,18 @@ fn record_done(
         .inc();
     let seconds = now.duration_since(started_at).as_secs_f64();
     let labels = tr.labels();
+    // The Task, as Tekton's metrics name it: a pipeline task's label, else the Task the
+    // taskRef names (a lone TaskRun has no label); empty for an embedded taskSpec.
     let task = labels
         .get(tektite_api::labels::TASK)
         .cloned()
+        .or_else(|| {
+            tr.spec
+                .task_ref
+                .as_ref()
+                .filter(|r| r.resolver.is_none())
+                .and_then(|r| r.name.clone())
+        })
         .unwrap_or_default();
     let ns = tr.namespace().unwrap_or_default();
     match labels.get(tektite_api::labels::PIPELINE_RUN) {

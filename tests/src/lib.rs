@@ -6,6 +6,7 @@ use std::path::Path;
 pub mod api_server;
 pub mod kubelet;
 pub mod node;
+pub mod prometheus;
 pub mod structural;
 
 /// Makes `dir` a git repository (branch `main`) with one commit of `files` (name,

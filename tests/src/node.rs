@@ -65,7 +65,7 @@ fn newest_source(dep_info: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
 
 /// A loopback port free now and never handed out before in this process, so that two
 /// nodes starting at once cannot be given the same one.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     loop {
@@ -252,6 +252,14 @@ impl Node {
         let mut body = String::new();
         s.read_to_string(&mut body).await.ok()?;
         Some(body)
+    }
+
+    /// Where the controller's and the agent's `/metrics` are served (`host:port`).
+    pub fn metrics_addrs(&self) -> (String, String) {
+        (
+            format!("127.0.0.1:{}", self.controller_metrics),
+            format!("127.0.0.1:{}", self.agent_metrics),
+        )
     }
 
     /// What the controller's and the agent's `/metrics` answer now (the HTTP responses).

@@ -15,6 +15,7 @@ use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 use tektite_api::document::{Object, Source, load};
 use tektite_tests::node::Node;
+use tektite_tests::prometheus::Prometheus;
 
 const RELIST: Duration = Duration::from_secs(1);
 
@@ -786,15 +787,29 @@ const SHOWN_WHEN_USED: [&str; 2] = [
     "tektite_controller_reconcile_errors",
 ];
 
-/// The Grafana dashboard (deploy/monitoring) asks only for families the real controller
-/// and agent export: after a pipeline, a TaskRun of its own and a Task with a sidecar ran
-/// on a node, every metric a panel's query names is among their `/metrics`, but the few
-/// that only a scheduler or a failure makes (each named above with why).
+/// The Grafana dashboard (deploy/monitoring), checked by a real Prometheus scraping the
+/// real controller and agent every second while a pipeline, a TaskRun of its own and a
+/// Task with a sidecar run on a node, twice (a series is exported from its first
+/// observation, so `rate()` sees an increase from the second): every panel's query is
+/// valid PromQL and returns a number, every label a query groups by is on the series it
+/// names, and every metric it names is among the binaries' `/metrics`; but for the few
+/// that only a scheduler or a failure makes (each named above with why), which must still
+/// be valid queries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboards_queries_name_families_the_controller_and_agent_export() {
+async fn the_dashboards_queries_return_data_from_a_real_prometheus() {
     let _port = SIDECAR_PORT.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut node = Node::start(dir.path(), RELIST).await;
+    let (controller_addr, agent_addr) = node.metrics_addrs();
+    let prometheus = Prometheus::start(
+        &dir.path().join("prometheus"),
+        &[
+            ("tektite-controller", controller_addr),
+            ("tektite-agent", agent_addr),
+        ],
+    )
+    .await;
+    let mut runs = Vec::new();
     for example in [
         "hello-pipeline.yaml",
         "build-id.yaml",
@@ -803,32 +818,44 @@ async fn the_dashboards_queries_name_families_the_controller_and_agent_export() 
         let (kind, name) = create_example(&node, example, &[]).await;
         let run = finished(&mut node, &kind, &name).await;
         succeeded(&node, &run);
+        runs.push((kind, run));
+    }
+    prometheus.scraped_after(jiff::Timestamp::now()).await;
+    for (kind, run) in runs {
+        let again = json!({
+            "metadata": {"generateName": format!("{}-", run["metadata"]["name"].as_str().unwrap())},
+            "spec": run["spec"].clone(),
+        });
+        let name = create(&node, &kind, again).await;
+        let run = finished(&mut node, &kind, &name).await;
+        succeeded(&node, &run);
     }
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring/grafana-dashboard.json");
     let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    // Every (panel, metric) the dashboard asks for, by family.
-    let mut wanted = Vec::new();
+    // Every (panel, expression, families it names).
+    let mut queries = Vec::new();
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
-            let expr = target["expr"].as_str().unwrap();
-            for n in expr
+            let expr = target["expr"].as_str().unwrap().to_owned();
+            let families: Vec<String> = expr
                 .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .filter(|w| w.starts_with("tekton_") || w.starts_with("tektite_"))
-            {
-                let family = ["_bucket", "_sum", "_count", "_total"]
-                    .iter()
-                    .find_map(|s| n.strip_suffix(s))
-                    .unwrap_or(n)
-                    .to_owned();
-                wanted.push((panel["title"].as_str().unwrap().to_owned(), family));
-            }
+                .map(|n| {
+                    ["_bucket", "_sum", "_count", "_total"]
+                        .iter()
+                        .find_map(|s| n.strip_suffix(s))
+                        .unwrap_or(n)
+                        .to_owned()
+                })
+                .collect();
+            queries.push((panel["title"].as_str().unwrap().to_owned(), expr, families));
         }
     }
     assert!(
-        wanted.len() >= 20,
-        "only {} metric names in the dashboard",
-        wanted.len()
+        queries.len() >= 20,
+        "only {} queries in the dashboard",
+        queries.len()
     );
     // What the run's last reports make (a sidecar seen stopped) may come after it ended.
     let began = Instant::now();
@@ -841,18 +868,77 @@ async fn the_dashboards_queries_name_families_the_controller_and_agent_export() 
             .filter_map(|l| l.split_whitespace().next())
             .map(str::to_owned)
             .collect();
-        let missing: Vec<&(String, String)> = wanted
+        let missing: Vec<(&String, &String)> = queries
             .iter()
-            .filter(|(_, f)| !families.contains(f) && !SHOWN_WHEN_USED.contains(&f.as_str()))
+            .flat_map(|(title, _, fs)| fs.iter().map(move |f| (title, f)))
+            .filter(|(_, f)| !families.contains(*f) && !SHOWN_WHEN_USED.contains(&f.as_str()))
             .collect();
         if missing.is_empty() || began.elapsed() > Duration::from_secs(15) {
             break format!("{missing:?} (exported: {families:?})");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    node.stop().await;
     assert!(
         missing.starts_with("[]"),
         "the dashboard asks for what neither exports: {missing}"
+    );
+    prometheus.scraped_after(jiff::Timestamp::now()).await;
+    let mut empty = Vec::new();
+    for (title, expr, families) in &queries {
+        let used_only = families
+            .iter()
+            .any(|f| SHOWN_WHEN_USED.contains(&f.as_str()));
+        // What the runs' last reports make (a sidecar seen stopped) may be scraped late.
+        let asked = Instant::now();
+        let (answer, numbers) = loop {
+            let answer = prometheus.query(expr).await;
+            assert_eq!(answer["status"], "success", "{title}: {expr}: {answer}");
+            let numbers = answer["data"]["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["value"][1].as_str().is_some_and(|v| v != "NaN"))
+                .count();
+            if numbers > 0 || used_only || asked.elapsed() > Duration::from_secs(10) {
+                break (answer, numbers);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        if numbers == 0 && !used_only {
+            empty.push(format!("{title}: {expr} -> {}", answer["data"]));
+        }
+        // Every label it groups by is on what it names.
+        let grouped = expr
+            .split("by (")
+            .skip(1)
+            .filter_map(|rest| rest.split_once(')'))
+            .flat_map(|(labels, _)| labels.split(',').map(str::trim).map(str::to_owned))
+            .filter(|l| l != "le");
+        for label in grouped {
+            for family in families
+                .iter()
+                .filter(|f| !SHOWN_WHEN_USED.contains(&f.as_str()))
+            {
+                let selector = format!("{{__name__=~\"{family}(_bucket|_total)?\"}}");
+                let answer = prometheus
+                    .query(&format!("count by ({label}) ({selector})"))
+                    .await;
+                let labelled = answer["data"]["result"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["metric"][&label].is_string());
+                assert!(
+                    labelled,
+                    "{title}: {expr} groups by {label:?}, which no {family} series has: {answer}"
+                );
+            }
+        }
+    }
+    node.stop().await;
+    assert!(
+        empty.is_empty(),
+        "panels with no data:\n{}",
+        empty.join("\n")
     );
 }
