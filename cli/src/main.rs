@@ -1,7 +1,9 @@
 //! `tkt`: the tektite command line.
 
+mod cluster;
 mod convert;
 mod files;
+mod params;
 mod run;
 mod validate;
 
@@ -44,6 +46,18 @@ enum Command {
     /// PipelineResources read into the runs that bind them), for `kubectl apply -f -`.
     /// Exits 2, printing nothing, when a document is invalid.
     Convert(convert::Args),
+    /// PipelineRuns on the cluster: list, describe, logs, cancel, delete, rerun.
+    #[command(visible_alias = "pr", visible_alias = "pipelineruns")]
+    Pipelinerun(cluster::RunArgs),
+    /// TaskRuns on the cluster: list, describe, logs, cancel, delete, rerun.
+    #[command(visible_alias = "tr", visible_alias = "taskruns")]
+    Taskrun(cluster::RunArgs),
+    /// Pipelines on the cluster: list, start, delete.
+    #[command(visible_alias = "p", visible_alias = "pipelines")]
+    Pipeline(cluster::DefArgs),
+    /// Tasks on the cluster: list, start, delete.
+    #[command(visible_alias = "t", visible_alias = "tasks")]
+    Task(cluster::DefArgs),
 }
 
 /// Called by this name (the local kubelet's entrypoint image holds `tkt` as
@@ -69,7 +83,14 @@ fn main() -> ExitCode {
         _ => {}
     }
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+    // kube's client logs the error of a request it also returns, which the cluster
+    // commands print once, with what it means: its own events only when asked for.
+    let spec = if cli.log_level.contains("kube") {
+        cli.log_level.clone()
+    } else {
+        format!("{},kube_client=off", cli.log_level)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -82,5 +103,9 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Pipelinerun(args) => cluster::runs(cluster::Kind::PipelineRun, &args),
+        Command::Taskrun(args) => cluster::runs(cluster::Kind::TaskRun, &args),
+        Command::Pipeline(args) => cluster::definitions(cluster::Kind::Pipeline, &args),
+        Command::Task(args) => cluster::definitions(cluster::Kind::Task, &args),
     }
 }

@@ -38,3 +38,20 @@ fn run_help_matches_the_snapshot() {
 fn convert_help_matches_the_snapshot() {
     check(&["convert", "--help"], "tkt-convert.txt");
 }
+
+#[test]
+fn cluster_commands_help_matches_the_snapshots() {
+    for (args, snapshot) in [
+        (&["pipelinerun", "--help"][..], "tkt-pipelinerun.txt"),
+        (
+            &["pipelinerun", "logs", "--help"],
+            "tkt-pipelinerun-logs.txt",
+        ),
+        (&["taskrun", "--help"], "tkt-taskrun.txt"),
+        (&["pipeline", "--help"], "tkt-pipeline.txt"),
+        (&["pipeline", "start", "--help"], "tkt-pipeline-start.txt"),
+        (&["task", "--help"], "tkt-task.txt"),
+    ] {
+        check(args, snapshot);
+    }
+}

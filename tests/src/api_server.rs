@@ -17,6 +17,10 @@
 //!   410 Gone, and the client lists again;
 //! - `pods/<name>/binding` sets the node and the PodScheduled condition;
 //! - TokenReviews, answered from the tokens given to [`FakeApi::accept_token`];
+//! - `pods/<name>/log?container=c` from the text given to [`FakeApi::set_log`] (404 for a
+//!   Pod that is gone, 400 for a container it has not);
+//! - 403 Forbidden for every request on a resource given to [`FakeApi::forbid`];
+//! - every request kept as `METHOD path?query` ([`FakeApi::requests`]);
 //! - `/version`, as Kubernetes 1.33.
 //!
 //! What it does not: schemas, admission, defaulting, resourceVersion conflicts, graceful
@@ -81,6 +85,12 @@ struct State {
     writes: Vec<Write>,
     /// TokenReviews' answers: token → (username, node).
     tokens: HashMap<String, (String, Option<String>)>,
+    /// Every request taken, as `METHOD path?query`.
+    requests: Vec<String>,
+    /// What `pods/<name>/log` answers: (namespace, pod, container) → text.
+    logs: HashMap<(String, String, String), String>,
+    /// Resources every request for is refused 403, as RBAC would.
+    forbidden: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -295,6 +305,68 @@ impl FakeApi {
         now
     }
 
+    /// As [`FakeApi::insert`], each object's status kept as given (as if its controller
+    /// had written it), and its creationTimestamp where it has one (as if created then).
+    pub fn insert_with_status(&self, resource: &str, objects: Vec<Value>) {
+        let mut state = self.lock();
+        for object in objects {
+            let namespace = object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string();
+            let written = object.get("status").cloned();
+            let created_at = object["metadata"]["creationTimestamp"].clone();
+            let Ok((_, created)) = state.create(resource, &namespace, object, self.kubelet) else {
+                continue;
+            };
+            if created_at.is_string() {
+                let name = created["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Some(o) = state
+                    .resources
+                    .get_mut(resource)
+                    .and_then(|r| r.objects.get_mut(&(namespace.clone(), name)))
+                {
+                    o["metadata"]["creationTimestamp"] = created_at;
+                }
+            }
+            if let Some(st) = written {
+                let name = created["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = state.patch(
+                    resource,
+                    &namespace,
+                    &name,
+                    Some("status"),
+                    &json!({ "status": st }),
+                    PatchKind::Merge,
+                );
+            }
+        }
+    }
+
+    /// Every request taken so far, as `METHOD path?query` (the query as sent).
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().requests.clone()
+    }
+
+    /// What `pods/<pod>/log?container=<container>` answers from now on.
+    pub fn set_log(&self, namespace: &str, pod: &str, container: &str, text: &str) {
+        self.lock().logs.insert(
+            (namespace.into(), pod.into(), container.into()),
+            text.into(),
+        );
+    }
+
+    /// Refuses every request on `resource` (`apis/tekton.dev/v1/pipelineruns`) with 403.
+    pub fn forbid(&self, resource: &str) {
+        self.lock().forbidden.push(resource.into());
+    }
+
     /// The writes taken so far.
     pub fn writes(&self) -> Vec<Write> {
         self.lock().writes.clone()
@@ -353,6 +425,65 @@ impl FakeApi {
             form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
                 .into_owned()
                 .collect();
+        {
+            let mut state = self.lock();
+            let line = match req.uri().query() {
+                Some(q) => format!("{} {}?{q}", req.method(), req.uri().path()),
+                None => format!("{} {}", req.method(), req.uri().path()),
+            };
+            state.requests.push(line);
+            if state.forbidden.contains(&target.resource) {
+                let message = format!(
+                    "{} is forbidden: User \"test\" cannot {} resource {:?} in the namespace {:?}",
+                    target.resource,
+                    req.method().as_str().to_lowercase(),
+                    target.resource.rsplit('/').next().unwrap_or_default(),
+                    target.namespace.clone().unwrap_or_default()
+                );
+                return respond(
+                    StatusCode::FORBIDDEN,
+                    &status(StatusCode::FORBIDDEN, "Forbidden", message),
+                );
+            }
+            if req.method() == Method::GET
+                && target.resource == PODS
+                && target.subresource.as_deref() == Some("log")
+            {
+                let namespace = target.namespace.clone().unwrap_or_default();
+                let pod = target.name.clone().unwrap_or_default();
+                if state.get(PODS, &namespace, &pod).is_err() {
+                    return respond(
+                        StatusCode::NOT_FOUND,
+                        &status(
+                            StatusCode::NOT_FOUND,
+                            "NotFound",
+                            format!("pods \"{pod}\" not found"),
+                        ),
+                    );
+                }
+                let container = query
+                    .iter()
+                    .find(|(k, _)| k == "container")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let key = (namespace, pod.clone(), container.clone());
+                return match state.logs.get(&key) {
+                    Some(text) => Response::builder()
+                        .status(StatusCode::OK)
+                        .header("content-type", "text/plain")
+                        .body(Full::new(Bytes::from(text.clone())).boxed())
+                        .expect("a valid response"),
+                    None => respond(
+                        StatusCode::BAD_REQUEST,
+                        &status(
+                            StatusCode::BAD_REQUEST,
+                            "BadRequest",
+                            format!("container {container} is not valid for pod {pod}"),
+                        ),
+                    ),
+                };
+            }
+        }
         let method = req.method().clone();
         let content_type = req
             .headers()

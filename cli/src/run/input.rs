@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tektite_api::document::{Document, Object, Source, load};
 use tektite_api::v1::{
-    Param, ParamSpec, ParamType, ParamValue, PipelineRef, PipelineRun, PipelineRunSpec,
-    PipelineSpec, TaskRef, TaskRun, TaskRunSpec, TaskSpec, WorkspaceBinding,
+    Param, ParamSpec, ParamType, PipelineRef, PipelineRun, PipelineRunSpec, PipelineSpec, TaskRef,
+    TaskRun, TaskRunSpec, TaskSpec, WorkspaceBinding,
 };
 use tektite_api::validate;
 
@@ -264,11 +264,9 @@ fn synthesize(docs: &[Document]) -> Result<Object, String> {
 fn parse_params(given: &[String], lines: &mut Vec<String>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for p in given {
-        match p.split_once('=') {
-            Some((name, value)) if !name.is_empty() => out.push((name.into(), value.into())),
-            _ => lines.push(format!(
-                "-p {p}: expected NAME=VALUE (arrays as a,b,c; objects as key:value,key2:value2)"
-            )),
+        match crate::params::split(p) {
+            Ok(pair) => out.push(pair),
+            Err(why) => lines.push(why),
         }
     }
     out
@@ -364,28 +362,14 @@ fn apply(
             ));
             continue;
         }
-        let value = match declared_type.unwrap_or(ParamType::String) {
-            ParamType::String => ParamValue::String(text.clone()),
-            ParamType::Array => ParamValue::Array(if text.is_empty() {
-                Vec::new()
-            } else {
-                text.split(',').map(str::to_owned).collect()
-            }),
-            ParamType::Object => {
-                let mut map = BTreeMap::new();
-                for pair in text.split(',').filter(|p| !p.is_empty()) {
-                    match pair.split_once(':') {
-                        Some((k, v)) => {
-                            map.insert(k.to_owned(), v.to_owned());
-                        }
-                        None => lines.push(format!(
-                            "-p {name}={text}: {name:?} is an object: write key:value,key2:value2"
-                        )),
-                    }
+        let value =
+            match crate::params::value(name, text, declared_type.unwrap_or(ParamType::String)) {
+                Ok(v) => v,
+                Err(why) => {
+                    lines.push(why);
+                    continue;
                 }
-                ParamValue::Object(map)
-            }
-        };
+            };
         run_params.retain(|p| &p.name != name);
         run_params.push(Param {
             name: name.clone(),
