@@ -17,8 +17,10 @@
 //!   410 Gone, and the client lists again;
 //! - `pods/<name>/binding` sets the node and the PodScheduled condition;
 //! - TokenReviews, answered from the tokens given to [`FakeApi::accept_token`];
-//! - `pods/<name>/log?container=c` from the text given to [`FakeApi::set_log`] (404 for a
-//!   Pod that is gone, 400 for a container it has not);
+//! - `pods/<name>/log?container=c` from the text given to [`FakeApi::set_log`] or the
+//!   kubelet's log files ([`FakeApi::serve_logs_from`]); with `follow=true`, streamed
+//!   until the container has terminated (404 for a Pod that is gone, 400 for a container
+//!   with no log yet);
 //! - 403 Forbidden for every request on a resource given to [`FakeApi::forbid`];
 //! - every request kept as `METHOD path?query` ([`FakeApi::requests`]);
 //! - `/version`, as Kubernetes 1.33.
@@ -91,6 +93,9 @@ struct State {
     logs: HashMap<(String, String, String), String>,
     /// Resources every request for is refused 403, as RBAC would.
     forbidden: Vec<String>,
+    /// Where a kubelet keeps containers' logs (`<ns>_<pod>_<uid>/<container>.log`), for
+    /// `pods/<name>/log` of Pods [`FakeApi::set_log`] was not given.
+    logs_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -362,6 +367,45 @@ impl FakeApi {
         );
     }
 
+    /// Serves the logs a kubelet writes under `dir` (`<ns>_<pod>_<uid>/<container>.log`).
+    pub fn serve_logs_from(&self, dir: &std::path::Path) {
+        self.lock().logs_dir = Some(dir.to_owned());
+    }
+
+    /// A log file's text from `offset`, and whether the container has terminated (or its
+    /// Pod is gone).
+    fn log_tail(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        offset: usize,
+    ) -> (Vec<u8>, bool) {
+        let state = self.lock();
+        let Ok((_, p)) = state.get(PODS, namespace, pod) else {
+            return (Vec::new(), true);
+        };
+        let ended = p["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .chain(p["status"]["initContainerStatuses"].as_array())
+            .flatten()
+            .any(|s| s["name"] == container && s["state"]["terminated"].is_object());
+        let uid = p["metadata"]["uid"].as_str().unwrap_or_default();
+        let text = state
+            .logs_dir
+            .as_ref()
+            .and_then(|d| {
+                std::fs::read(
+                    d.join(format!("{namespace}_{pod}_{uid}"))
+                        .join(format!("{container}.log")),
+                )
+                .ok()
+            })
+            .unwrap_or_default();
+        (text.get(offset..).unwrap_or_default().to_vec(), ended)
+    }
+
     /// Refuses every request on `resource` (`apis/tekton.dev/v1/pipelineruns`) with 403.
     pub fn forbid(&self, resource: &str) {
         self.lock().forbidden.push(resource.into());
@@ -407,7 +451,7 @@ impl FakeApi {
             .unwrap_or(0)
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         if req.uri().path() == "/version" {
             return respond(
                 StatusCode::OK,
@@ -466,7 +510,46 @@ impl FakeApi {
                     .find(|(k, _)| k == "container")
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default();
-                let key = (namespace, pod.clone(), container.clone());
+                let follow = query.iter().any(|(k, v)| k == "follow" && v == "true");
+                let key = (namespace.clone(), pod.clone(), container.clone());
+                if !state.logs.contains_key(&key) && state.logs_dir.is_some() {
+                    drop(state);
+                    let (text, ended) = self.log_tail(&namespace, &pod, &container, 0);
+                    if !follow {
+                        return Response::builder()
+                            .status(StatusCode::OK)
+                            .header("content-type", "text/plain")
+                            .body(Full::new(Bytes::from(text)).boxed())
+                            .expect("a valid response");
+                    }
+                    // Followed: what is there, then what comes, until the container ends.
+                    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+                    let api = self.clone();
+                    tokio::spawn(async move {
+                        let mut offset = text.len();
+                        let _ = tx.send(Bytes::from(text));
+                        let mut ended = ended;
+                        loop {
+                            let (more, now_ended) =
+                                api.log_tail(&namespace, &pod, &container, offset);
+                            offset += more.len();
+                            if !more.is_empty() && tx.send(Bytes::from(more)).is_err() {
+                                return;
+                            }
+                            if ended {
+                                return;
+                            }
+                            ended = now_ended;
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                    });
+                    let frames = UnboundedReceiverStream::new(rx)
+                        .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+                    return Response::builder()
+                        .header("content-type", "text/plain")
+                        .body(BodyExt::boxed(StreamBody::new(frames)))
+                        .expect("a valid response");
+                }
                 return match state.logs.get(&key) {
                     Some(text) => Response::builder()
                         .status(StatusCode::OK)

@@ -156,6 +156,8 @@ impl Node {
         let root = dir.join("kubelet");
         // A kubelet makes its pods directory when it starts; the agent watches it.
         std::fs::create_dir_all(root.join("pods")).expect("creating the kubelet root");
+        // pods/log reads what the kubelet stand-in writes, as an API server asks a kubelet.
+        api.serve_logs_from(&root.join("logs"));
         let token = dir.join("token");
         std::fs::write(&token, AGENT_TOKEN).expect("writing the agent's token");
         for namespace in ["default", "tektite-system"] {
@@ -252,6 +254,11 @@ impl Node {
         let mut body = String::new();
         s.read_to_string(&mut body).await.ok()?;
         Some(body)
+    }
+
+    /// The kubeconfig that points at this node's API server.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
     }
 
     /// Where the controller's and the agent's `/metrics` are served (`host:port`).

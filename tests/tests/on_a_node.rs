@@ -942,3 +942,57 @@ async fn the_dashboards_queries_return_data_from_a_real_prometheus() {
         empty.join("\n")
     );
 }
+
+/// `tkt pr logs -f` follows a PipelineRun as it runs on a node, from its creation: every
+/// step of every task in order, `[task : step] line`, through pods/log (which reads what
+/// the kubelet stand-in writes, streamed until each container ends), and ends when the run
+/// does; what it printed is what `tkt pr logs` prints once the run is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tkt_follows_a_pipelineruns_logs_as_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), RELIST).await;
+    let (kind, name) = create_example(&node, "hello-pipeline.yaml", &[]).await;
+    let kubeconfig = node.kubeconfig();
+    let tkt = |follow: bool| {
+        let mut cmd = std::process::Command::new(tektite_tests::node::binary("tkt", "tektite-cli"));
+        cmd.args(["pr", "logs", &name]);
+        if follow {
+            cmd.arg("-f");
+        }
+        cmd.env("KUBECONFIG", &kubeconfig).env_remove("TKT_LOG");
+        cmd
+    };
+    let mut following = tkt(true);
+    let followed = tokio::task::spawn_blocking(move || following.output().expect("tkt runs"));
+    let run = finished(&mut node, &kind, &name).await;
+    succeeded(&node, &run);
+    let followed = tokio::time::timeout(LIMIT, followed)
+        .await
+        .expect("tkt pr logs -f ends when the run does")
+        .unwrap();
+    let after = tkt(false).output().expect("tkt runs");
+    node.stop().await;
+    let text = String::from_utf8_lossy(&followed.stdout).into_owned();
+    assert!(
+        followed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&followed.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        &lines[..4],
+        [
+            "[greet : greet] hello, platform team",
+            "[shout : shout] HELLO, PLATFORM TEAM!",
+            "[shout : shout] HELLO, PLATFORM TEAM!",
+            "[shout : shout] greeted platform team",
+        ],
+        "{text}"
+    );
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(
+        lines[4].starts_with(&format!("[report : report] pipeline {name} finished: ")),
+        "{text}"
+    );
+    assert_eq!(String::from_utf8_lossy(&after.stdout), text);
+}
