@@ -44,6 +44,8 @@ impl Claim {
 pub struct Settings {
     pub claim: Claim,
     pub pod: PodSettings,
+    /// Where the entrypoints of steps with no command are looked up, and kept.
+    pub images: Arc<crate::images::Images>,
 }
 
 /// Where "now" comes from: the wall clock, or a fixed time in tests.

@@ -13,6 +13,7 @@ pub mod conversion;
 pub mod events;
 pub mod extender;
 pub mod http;
+pub mod images;
 pub mod ingest;
 pub mod lenient;
 pub mod metrics;

@@ -84,6 +84,14 @@ struct Args {
     /// which the kubelet stops once the steps end) or containers beside the steps.
     #[arg(long, value_enum, default_value_t = Sidecars::Auto)]
     sidecars: Sidecars,
+    /// A registry (host:port) reached over plain HTTP when a step's image entrypoint is
+    /// looked up (a step with neither command nor script); repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    insecure_registries: Vec<String>,
+    /// The platform (os/arch) whose command a step runs where an image index's platforms
+    /// run different ones; its Pod is then placed on such nodes.
+    #[arg(long, default_value = tektite_controller::images::DEFAULT_PLATFORM)]
+    image_platform: String,
     /// Where the kube-scheduler extender is served (POST /scheduler/filter and
     /// /scheduler/prioritize).
     #[arg(long, default_value = "0.0.0.0:9444")]
@@ -448,6 +456,10 @@ async fn main() -> anyhow::Result<()> {
                 extender_resource: args.extender_resource.clone(),
                 native_sidecars,
             },
+            images: Arc::new(tektite_controller::images::Images::new(
+                args.insecure_registries.clone(),
+                &args.image_platform,
+            )),
         },
         pods: pods.clone(),
         pod_index: pod_index.clone(),

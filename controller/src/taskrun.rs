@@ -194,9 +194,9 @@ async fn reconcile_run(tr: &TaskRun, ctx: &Context) -> Result<Action, Error> {
     let spec = match &old.task_spec {
         Some(s) => s.clone(),
         None => match fetch_spec(tr, ctx).await? {
-            Ok(fetched) => match build(tr, ctx, &fetched, retry, &[]) {
+            Ok(fetched) => match build_looking_up(tr, ctx, &fetched, retry, &[]).await? {
                 Ok(b) => b.spec,
-                Err(e) => return fail_build(tr, ctx, &old, e, now).await,
+                Err(c) => return finish(tr, ctx, &old, c, now).await,
             },
             Err(c) => return finish(tr, ctx, &old, c, now).await,
         },
@@ -459,6 +459,7 @@ fn build(
     fetched: &Fetched,
     retry: u32,
     credentials: &[Credential],
+    images: &BTreeMap<String, pod::ImageConfig>,
 ) -> Result<pod::Built, BuildError> {
     pod::build(&PodRequest {
         task_run: tr,
@@ -469,7 +470,109 @@ fn build(
         credentials,
         step_actions: &fetched.step_actions,
         step_actions_from: &format!(" in namespace {:?}", tr.namespace().unwrap_or_default()),
+        images,
     })
+}
+
+/// The Pod, its steps' images looked up first where the engine asks for them; `Err`: the
+/// condition the TaskRun fails with.
+async fn build_looking_up(
+    tr: &TaskRun,
+    ctx: &Context,
+    fetched: &Fetched,
+    retry: u32,
+    credentials: &[Credential],
+) -> Result<Result<pod::Built, Condition>, Error> {
+    let mut built = build(tr, ctx, fetched, retry, credentials, &BTreeMap::new());
+    if let Err(BuildError::NeedImages(needed)) = &built {
+        let images = match look_up_images(tr, ctx, needed).await? {
+            Ok(images) => images,
+            Err(c) => return Ok(Err(c)),
+        };
+        built = build(tr, ctx, fetched, retry, credentials, &images);
+    }
+    Ok(built.map_err(|e| Condition::succeeded("False", e.reason(), e.to_string())))
+}
+
+/// The data of the docker config Secrets the Pod pulls with: its podTemplate's
+/// imagePullSecrets, then its ServiceAccount's (missing ones are skipped, as the kubelet
+/// skips them).
+async fn pull_secrets(
+    tr: &TaskRun,
+    ctx: &Context,
+) -> Result<Vec<BTreeMap<String, Vec<u8>>>, Error> {
+    let ns = tr.namespace().unwrap_or_default();
+    let account = tr
+        .spec
+        .service_account_name
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let err = |source| Error::GetCredentials {
+        name: account.clone(),
+        source,
+    };
+    let mut names: Vec<String> = tr
+        .spec
+        .pod_template
+        .iter()
+        .flat_map(|t| t.image_pull_secrets.iter())
+        .map(|r| r.name.clone())
+        .collect();
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &ns);
+    if let Some(sa) = accounts.get_opt(&account).await.map_err(err)? {
+        names.extend(sa.image_pull_secrets.into_iter().flatten().map(|r| r.name));
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(s) = secrets.get_opt(&name).await.map_err(err)? {
+            out.push(
+                s.data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The configs of the images the steps in `needed` run, looked up in their registries;
+/// `Err` is the condition the TaskRun fails with, naming the step and the image.
+async fn look_up_images(
+    tr: &TaskRun,
+    ctx: &Context,
+    needed: &[pod::NeedImage],
+) -> Result<Result<BTreeMap<String, pod::ImageConfig>, Condition>, Error> {
+    let secrets = pull_secrets(tr, ctx).await?;
+    let mut images = BTreeMap::new();
+    for n in needed {
+        if images.contains_key(&n.image) {
+            continue;
+        }
+        let registry = crate::images::Images::registry_of(&n.image).unwrap_or_default();
+        let auth = crate::images::auth_for(&registry, &secrets);
+        match ctx.settings.images.config(&n.image, &auth).await {
+            Ok(c) => {
+                images.insert(n.image.clone(), c);
+            }
+            Err(why) => {
+                tracing::info!(task_run = %tr.name_any(), image = %n.image, error = %why, "an image's entrypoint could not be looked up");
+                return Ok(Err(Condition::succeeded(
+                    "False",
+                    taskrun_reason::POD_CREATION_FAILED,
+                    format!(
+                        "failed to create task run pod {:?}: step {:?} has neither command nor script, so it runs its image's entrypoint, which could not be looked up (spec.steps[{}].image): {why}",
+                        tr.name_any(),
+                        n.step,
+                        n.index
+                    ),
+                )));
+            }
+        }
+    }
+    Ok(Ok(images))
 }
 
 /// What the Secrets of the TaskRun's ServiceAccount provide, as Tekton reads them. A
@@ -519,9 +622,9 @@ async fn start_pod(
         Err(c) => return finish(tr, ctx, old, c, now).await,
     };
     let credentials = credentials(tr, ctx).await?;
-    let built = match build(tr, ctx, &fetched, retry, &credentials) {
+    let built = match build_looking_up(tr, ctx, &fetched, retry, &credentials).await? {
         Ok(b) => b,
-        Err(e) => return fail_build(tr, ctx, old, e, now).await,
+        Err(c) => return finish(tr, ctx, old, c, now).await,
     };
     let ns = tr.namespace().unwrap_or_default();
     patch::create_claims(
@@ -579,17 +682,6 @@ async fn start_pod(
     };
     write_status(tr, ctx, old, &new).await?;
     Ok(requeue_at(started_at, timeout, now))
-}
-
-async fn fail_build(
-    tr: &TaskRun,
-    ctx: &Context,
-    old: &TaskRunStatus,
-    e: BuildError,
-    now: Timestamp,
-) -> Result<Action, Error> {
-    let c = Condition::succeeded("False", e.reason(), e.to_string());
-    finish(tr, ctx, old, c, now).await
 }
 
 /// Ends the TaskRun with `c` before (or without) its Pod.

@@ -7,6 +7,7 @@ pub mod api_server;
 pub mod kubelet;
 pub mod node;
 pub mod prometheus;
+pub mod registry;
 pub mod structural;
 
 /// Makes `dir` a git repository (branch `main`) with one commit of `files` (name,

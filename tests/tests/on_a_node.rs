@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tektite_api::document::{Object, Source, load};
 use tektite_tests::node::Node;
 use tektite_tests::prometheus::Prometheus;
+use tektite_tests::registry::Registry;
 
 const RELIST: Duration = Duration::from_secs(1);
 
@@ -995,4 +996,82 @@ async fn tkt_follows_a_pipelineruns_logs_as_it_runs() {
         "{text}"
     );
     assert_eq!(String::from_utf8_lossy(&after.stdout), text);
+}
+
+/// A step with neither command nor script runs its image's own entrypoint, looked up in a
+/// real registry on 127.0.0.1 (images the test pushes): ENTRYPOINT with the step's args,
+/// or with the image's CMD when it gives none. An image the registry does not have fails
+/// the TaskRun before any Pod, with Tekton's reason and the step, field and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_without_a_command_runs_its_images_entrypoint_from_a_real_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&dir.path().join("registry")).await;
+    let echo = registry
+        .push_image(
+            "tools/echo",
+            "1",
+            &["/bin/sh", "-c"],
+            &["echo from the image CMD > /tekton/results/said"],
+        )
+        .await;
+    let insecure = format!("--insecure-registry={}", registry.addr);
+    let mut node = Node::start_with(dir.path(), RELIST, &[&insecure]).await;
+    let name = create(
+        &node,
+        "TaskRun",
+        json!({"metadata": {"name": "entrypoints"}, "spec": {"taskSpec": {
+        "results": [{"name": "said"}, {"name": "args"}],
+        "steps": [
+            {"name": "cmd", "image": echo},
+            {"name": "args", "image": echo, "args": ["echo -n given > $(results.args.path)"]},
+        ]}}}),
+    )
+    .await;
+    let run = finished(&mut node, "TaskRun", &name).await;
+    succeeded(&node, &run);
+    let results = &run["status"]["results"];
+    let value = |n: &str| {
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .map(|r| r["value"].clone())
+    };
+    assert_eq!(
+        value("said"),
+        Some(json!("from the image CMD\n")),
+        "{results}"
+    );
+    assert_eq!(value("args"), Some(json!("given")), "{results}");
+    let missing = format!("{}/tools/missing:1", registry.addr);
+    let name = create(
+        &node,
+        "TaskRun",
+        json!({"metadata": {"name": "no-such-image"}, "spec": {"taskSpec": {
+            "steps": [{"name": "run", "image": missing}]}}}),
+    )
+    .await;
+    let run = finished(&mut node, "TaskRun", &name).await;
+    node.stop().await;
+    let c = &run["status"]["conditions"][0];
+    assert_eq!(
+        (&c["status"], &c["reason"]),
+        (&json!("False"), &json!("PodCreationFailed")),
+        "{c}"
+    );
+    let message = c["message"].as_str().unwrap();
+    assert!(
+        message.contains("step \"run\" has neither command nor script")
+            && message.contains("spec.steps[0].image")
+            && message.contains("tools/missing"),
+        "{message}"
+    );
+    assert!(
+        run["status"]["podName"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "no Pod: {run}"
+    );
 }

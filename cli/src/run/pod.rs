@@ -158,6 +158,8 @@ impl Pod {
             credentials: &credentials,
             step_actions: &host.sources().step_actions,
             step_actions_from: " among the files",
+            // A step with no command is refused before it gets here (input::local_limits).
+            images: &Default::default(),
         })?;
         let mut object = built.pod;
         object.metadata.uid = Some(req.uid.clone());

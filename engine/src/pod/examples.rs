@@ -263,6 +263,7 @@ fn each_examples_pod_is_the_one_written_by_hand() {
             credentials: &[],
             step_actions: &step_actions(case),
             step_actions_from: "",
+            images: &Default::default(),
         })
         .unwrap_or_else(|e| panic!("{}: {e}", case.example));
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -81,6 +81,18 @@ pub fn has_native_sidecars(info: &k8s_openapi::apimachinery::pkg::version::Info)
     }
 }
 
+/// What an image's config says a container runs when it gives no command (its
+/// ENTRYPOINT and CMD), as the shell looked it up in the image's registry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// The node labels a Pod running it must be placed by: for an image index whose
+    /// platforms run different commands, the platform this one was looked up for
+    /// (`kubernetes.io/os`, `kubernetes.io/arch`); else none.
+    pub node_selector: BTreeMap<String, String>,
+}
+
 /// One attempt of a TaskRun to build a Pod for.
 #[derive(Clone, Copy, Debug)]
 pub struct PodRequest<'a> {
@@ -99,6 +111,9 @@ pub struct PodRequest<'a> {
     /// Where the shell looked for them, for the error when one is missing
     /// (` in namespace "ci"`, with a leading space), or empty.
     pub step_actions_from: &'a str,
+    /// The configs of the images of steps with neither command nor script, by image as
+    /// the step names it ([`BuildError::NeedImages`] says which are wanted).
+    pub images: &'a BTreeMap<String, ImageConfig>,
 }
 
 /// The Pod, and the Task as its steps run it (for `status.taskSpec`).
@@ -115,10 +130,13 @@ pub enum BuildError {
     Resolve(#[from] ResolveError),
     #[error(transparent)]
     StepAction(#[from] StepActionError),
+    /// Steps with neither command nor script run their image's entrypoint: these images'
+    /// configs must be looked up (and given in [`PodRequest::images`]) first.
     #[error(
-        "step {step:?} has neither command nor script: tektite does not look up an image's own entrypoint in its registry yet; give the step a command (spec.steps[{index}].command)"
+        "step {:?} has neither command nor script, and the entrypoint of its image {:?} is not known: give the step a command (spec.steps[{}].command)",
+        .0[0].step, .0[0].image, .0[0].index
     )]
-    NoCommand { index: usize, step: String },
+    NeedImages(Vec<NeedImage>),
     #[error(
         "workspace {0:?} binds no volume: give it one of emptyDir, persistentVolumeClaim, volumeClaimTemplate, configMap, secret, projected or csi"
     )]
@@ -141,10 +159,11 @@ impl BuildError {
             BuildError::Resolve(ResolveError::Params(_)) => "InvalidParamValue",
             BuildError::StepAction(StepActionError::Params { .. }) => "InvalidParamValue",
             BuildError::StepAction(_) => taskrun_reason::RESOLUTION_FAILED,
-            BuildError::Resolve(_)
-            | BuildError::NoCommand { .. }
-            | BuildError::NoVolume(_)
-            | BuildError::OnError { .. } => taskrun_reason::VALIDATION_FAILED,
+            // Tekton's, when an image's entrypoint cannot be looked up.
+            BuildError::NeedImages(_) => taskrun_reason::POD_CREATION_FAILED,
+            BuildError::Resolve(_) | BuildError::NoVolume(_) | BuildError::OnError { .. } => {
+                taskrun_reason::VALIDATION_FAILED
+            }
         }
     }
 }
@@ -223,16 +242,31 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
             value: value.clone(),
         });
     }
-    if let Some((index, s)) = spec
+    let mut spec = spec;
+    let needed: Vec<NeedImage> = spec
         .steps
         .iter()
         .enumerate()
-        .find(|(_, s)| s.command.is_empty() && s.script.is_none())
-    {
-        return Err(BuildError::NoCommand {
+        .filter(|(_, s)| s.command.is_empty() && s.script.is_none())
+        .map(|(index, s)| NeedImage {
             index,
             step: s.name.clone(),
-        });
+            image: s.image.clone().unwrap_or_default(),
+        })
+        .filter(|n| !req.images.contains_key(&n.image))
+        .collect();
+    if !needed.is_empty() {
+        return Err(BuildError::NeedImages(needed));
+    }
+    let mut node_selector = BTreeMap::new();
+    for s in spec
+        .steps
+        .iter_mut()
+        .filter(|s| s.command.is_empty() && s.script.is_none())
+    {
+        let image = &req.images[s.image.as_deref().unwrap_or_default()];
+        image_command(s, image);
+        node_selector.extend(image.node_selector.clone());
     }
 
     let mut pod = core::Pod {
@@ -283,10 +317,40 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
         .init_containers
         .get_or_insert_with(Vec::new)
         .insert(0, prepare);
+    if !node_selector.is_empty() {
+        pod_spec
+            .node_selector
+            .get_or_insert_with(Default::default)
+            .extend(node_selector);
+    }
     if let Some(t) = &tr.spec.pod_template {
         template::apply(pod_spec, t);
     }
     Ok(Built { pod, spec })
+}
+
+/// A step the Pod cannot be built for until its image's config is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeedImage {
+    pub index: usize,
+    pub step: String,
+    pub image: String,
+}
+
+/// What a container with no command runs, as a container runtime decides it: the image's
+/// ENTRYPOINT, with the step's args, or the image's CMD when it gives none; with no
+/// ENTRYPOINT, those alone.
+fn image_command(step: &mut tektite_api::v1::Step, image: &ImageConfig) {
+    let args = if step.args.is_empty() {
+        image.cmd.clone()
+    } else {
+        std::mem::take(&mut step.args)
+    };
+    let mut argv = image.entrypoint.clone();
+    argv.extend(args);
+    let mut argv = argv.into_iter();
+    step.command = argv.next().into_iter().collect();
+    step.args = argv.collect();
 }
 
 #[cfg(test)]

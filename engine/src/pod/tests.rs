@@ -30,6 +30,7 @@ fn build_pod(tr: &TaskRun, settings: &PodSettings) -> Result<Built, BuildError> 
         credentials: &[],
         step_actions: &BTreeMap::new(),
         step_actions_from: "",
+        images: &Default::default(),
     })
 }
 
@@ -397,7 +398,7 @@ fn native_sidecars_are_used_from_kubernetes_1_29() {
 }
 
 #[test]
-fn a_step_with_neither_command_nor_script_is_refused_with_its_field_path() {
+fn a_step_with_neither_command_nor_script_runs_its_images_entrypoint_once_looked_up() {
     let tr = task_run(
         r#"
 metadata: {name: t, uid: u}
@@ -406,14 +407,77 @@ spec:
     steps:
       - {name: ok, image: alpine, command: ["true"]}
       - {name: bare, image: golang}
+      - {name: given, image: golang, args: ["env"]}
+      - {name: cmd-only, image: busybox}
 "#,
     );
+    // First the shell is told which images it must look up.
     let err = build_pod(&tr, &PodSettings::default()).unwrap_err();
-    assert_eq!(err.reason(), "TaskRunValidationFailed");
-    let text = err.to_string();
+    assert_eq!(err.reason(), "PodCreationFailed");
+    let BuildError::NeedImages(needed) = &err else {
+        panic!("{err}")
+    };
+    let wanted: Vec<(usize, &str)> = needed.iter().map(|n| (n.index, n.image.as_str())).collect();
+    assert_eq!(wanted, [(1, "golang"), (2, "golang"), (3, "busybox")]);
+    assert!(err.to_string().contains("spec.steps[1].command"), "{err}");
+    // Then it builds with their configs: ENTRYPOINT + (the step's args, or CMD).
+    let images = BTreeMap::from([
+        (
+            "golang".to_owned(),
+            ImageConfig {
+                entrypoint: vec!["/usr/local/bin/go".into()],
+                cmd: vec!["version".into()],
+                node_selector: BTreeMap::from([("kubernetes.io/arch".into(), "amd64".into())]),
+            },
+        ),
+        (
+            "busybox".to_owned(),
+            ImageConfig {
+                entrypoint: Vec::new(),
+                cmd: vec!["sh".into(), "-c".into(), "true".into()],
+                node_selector: BTreeMap::new(),
+            },
+        ),
+    ]);
+    let spec: TaskSpec = tr.spec.task_spec.clone().unwrap_or_default();
+    let built = build(&PodRequest {
+        task_run: &tr,
+        spec: &spec,
+        task_name: None,
+        retry: 0,
+        settings: &PodSettings::default(),
+        credentials: &[],
+        step_actions: &BTreeMap::new(),
+        step_actions_from: "",
+        images: &images,
+    })
+    .unwrap();
+    let ran: Vec<(Vec<String>, Vec<String>)> = built.spec.steps[1..]
+        .iter()
+        .map(|s| (s.command.clone(), s.args.clone()))
+        .collect();
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        ran,
+        [
+            (strings(&["/usr/local/bin/go"]), strings(&["version"])),
+            (strings(&["/usr/local/bin/go"]), strings(&["env"])),
+            (strings(&["sh"]), strings(&["-c", "true"])),
+        ]
+    );
+    let pod = built.pod.spec.unwrap();
+    let args = pod.containers[1].args.clone().unwrap();
     assert!(
-        text.contains("spec.steps[1].command") && text.contains("\"bare\""),
-        "{text}"
+        args.windows(2).any(|w| w == ["--", "/usr/local/bin/go"])
+            || args.contains(&"/usr/local/bin/go".to_string()),
+        "{args:?}"
+    );
+    assert_eq!(
+        pod.node_selector,
+        Some(BTreeMap::from([(
+            "kubernetes.io/arch".into(),
+            "amd64".into()
+        )]))
     );
 }
 
@@ -475,6 +539,7 @@ spec:
         credentials: &[],
         step_actions: &BTreeMap::new(),
         step_actions_from: "",
+        images: &Default::default(),
     })
     .unwrap();
     let pod = built.pod;
@@ -534,6 +599,7 @@ spec:
         credentials: &credentials,
         step_actions: &BTreeMap::new(),
         step_actions_from: "",
+        images: &Default::default(),
     })
     .unwrap()
     .pod;

@@ -1,0 +1,317 @@
+//! Image entrypoints: a step with neither command nor script runs its image's own
+//! ENTRYPOINT and CMD, which only the image's registry knows. The controller looks the
+//! image's config up as Tekton's entrypoint lookup does: the tag resolved to its digest
+//! (one HEAD request), the config read once per digest and kept; an image index read for
+//! each of its linux platforms, and when they run different commands, the Pod is placed on
+//! the platform chosen (`--image-platform`) by node labels. Credentials are the Pod's
+//! imagePullSecrets and the ServiceAccount's (docker config Secrets), as the kubelet pulls.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::manifest::OciManifest;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use tektite_engine::pod::ImageConfig;
+
+/// Why an image's config could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{image:?} is not an image reference: {why}")]
+    Reference { image: String, why: String },
+    #[error("the registry of {image:?} answered: {why}")]
+    Registry { image: String, why: String },
+    #[error("the config of {image:?} is not an image config: {why}")]
+    Config { image: String, why: String },
+    #[error("the image index {image:?} has no linux image")]
+    NoLinux { image: String },
+}
+
+/// The looked-up configs, by digest, and the client that looks them up.
+pub struct Images {
+    client: Client,
+    /// The platform chosen where an index's platforms differ (`os/arch`).
+    platform: (String, String),
+    by_digest: Mutex<HashMap<String, ImageConfig>>,
+}
+
+impl Default for Images {
+    /// Every registry over HTTPS; linux/amd64 where an index's platforms differ.
+    fn default() -> Images {
+        Images::new(Vec::new(), DEFAULT_PLATFORM)
+    }
+}
+
+/// The platform chosen where an image index's platforms run different commands.
+pub const DEFAULT_PLATFORM: &str = "linux/amd64";
+
+impl std::fmt::Debug for Images {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Images")
+            .field("platform", &self.platform)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Docker config JSON (`.dockerconfigjson`, or the older `.dockercfg` map).
+#[derive(serde::Deserialize)]
+struct DockerConfig {
+    #[serde(default)]
+    auths: BTreeMap<String, DockerAuth>,
+}
+
+#[derive(serde::Deserialize)]
+struct DockerAuth {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// The credentials for `registry` among docker config Secrets' data (`.dockerconfigjson`
+/// or `.dockercfg`), the first that has them; anonymous else.
+pub fn auth_for(registry: &str, secrets: &[BTreeMap<String, Vec<u8>>]) -> RegistryAuth {
+    let host = |key: &str| {
+        key.trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let wanted = match registry {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => "index.docker.io",
+        r => r,
+    };
+    for data in secrets {
+        let auths = if let Some(json) = data.get(".dockerconfigjson") {
+            serde_json::from_slice::<DockerConfig>(json)
+                .map(|c| c.auths)
+                .ok()
+        } else if let Some(json) = data.get(".dockercfg") {
+            serde_json::from_slice::<BTreeMap<String, DockerAuth>>(json).ok()
+        } else {
+            None
+        };
+        for (key, a) in auths.into_iter().flatten() {
+            let h = host(&key);
+            let h = if h == "docker.io" || h == "registry-1.docker.io" {
+                "index.docker.io".to_owned()
+            } else {
+                h
+            };
+            if h != wanted {
+                continue;
+            }
+            if let (Some(u), Some(p)) = (&a.username, &a.password) {
+                return RegistryAuth::Basic(u.clone(), p.clone());
+            }
+            let decoded = a
+                .auth
+                .and_then(|x| serde_json::from_value::<k8s_openapi::ByteString>(x.into()).ok())
+                .map(|b| b.0)
+                .and_then(|b| String::from_utf8(b).ok());
+            if let Some((u, p)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+                return RegistryAuth::Basic(u.to_owned(), p.to_owned());
+            }
+        }
+    }
+    RegistryAuth::Anonymous
+}
+
+fn parse_config(image: &str, config: &str) -> Result<ImageConfig, Error> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(default)]
+        config: Option<Inner>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        #[serde(default, rename = "Entrypoint")]
+        entrypoint: Option<Vec<String>>,
+        #[serde(default, rename = "Cmd")]
+        cmd: Option<Vec<String>>,
+    }
+    let file: File = serde_json::from_str(config).map_err(|e| Error::Config {
+        image: image.to_owned(),
+        why: e.to_string(),
+    })?;
+    let inner = file.config.unwrap_or(Inner {
+        entrypoint: None,
+        cmd: None,
+    });
+    Ok(ImageConfig {
+        entrypoint: inner.entrypoint.unwrap_or_default(),
+        cmd: inner.cmd.unwrap_or_default(),
+        node_selector: BTreeMap::new(),
+    })
+}
+
+impl Images {
+    /// `insecure`: registries (`host:port`) reached over plain HTTP; `platform`: `os/arch`.
+    pub fn new(insecure: Vec<String>, platform: &str) -> Images {
+        let (os, arch) = platform.split_once('/').unwrap_or(("linux", "amd64"));
+        // reqwest (under oci-client) uses the process's rustls provider: ring, as the rest.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+        let config = ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(insecure),
+            // An index is read platform by platform here, never picked by the client.
+            platform_resolver: None,
+            ..ClientConfig::default()
+        };
+        Images {
+            client: Client::new(config),
+            platform: (os.to_owned(), arch.to_owned()),
+            by_digest: Mutex::default(),
+        }
+    }
+
+    /// What `image` runs when a container gives no command.
+    pub async fn config(&self, image: &str, auth: &RegistryAuth) -> Result<ImageConfig, Error> {
+        let reference: Reference =
+            image
+                .parse()
+                .map_err(|e: oci_client::ParseError| Error::Reference {
+                    image: image.to_owned(),
+                    why: e.to_string(),
+                })?;
+        let registry = |e: oci_client::errors::OciDistributionError| Error::Registry {
+            image: image.to_owned(),
+            why: e.to_string(),
+        };
+        let digest = match reference.digest() {
+            Some(d) => d.to_owned(),
+            None => self
+                .client
+                .fetch_manifest_digest(&reference, auth)
+                .await
+                .map_err(registry)?,
+        };
+        if let Some(c) = self.cached(&digest) {
+            return Ok(c);
+        }
+        let pinned = Reference::with_digest(
+            reference.registry().to_owned(),
+            reference.repository().to_owned(),
+            digest.clone(),
+        );
+        let (manifest, _) = self
+            .client
+            .pull_manifest(&pinned, auth)
+            .await
+            .map_err(registry)?;
+        let config = match manifest {
+            OciManifest::Image(_) => {
+                let (_, _, config) = self
+                    .client
+                    .pull_manifest_and_config(&pinned, auth)
+                    .await
+                    .map_err(registry)?;
+                parse_config(image, &config)?
+            }
+            OciManifest::ImageIndex(index) => {
+                let mut by_platform = Vec::new();
+                for m in &index.manifests {
+                    let Some(p) = &m.platform else { continue };
+                    if p.os.to_string() != "linux" {
+                        continue;
+                    }
+                    let one = Reference::with_digest(
+                        reference.registry().to_owned(),
+                        reference.repository().to_owned(),
+                        m.digest.clone(),
+                    );
+                    let (_, _, config) = self
+                        .client
+                        .pull_manifest_and_config(&one, auth)
+                        .await
+                        .map_err(registry)?;
+                    by_platform.push((p.architecture.to_string(), parse_config(image, &config)?));
+                }
+                let Some(first) = by_platform.first() else {
+                    return Err(Error::NoLinux {
+                        image: image.to_owned(),
+                    });
+                };
+                if by_platform.iter().all(|(_, c)| c == &first.1) {
+                    first.1.clone()
+                } else {
+                    let (os, arch) = &self.platform;
+                    let chosen = by_platform.iter().find(|(a, _)| a == arch).unwrap_or(first);
+                    let mut c = chosen.1.clone();
+                    c.node_selector = BTreeMap::from([
+                        ("kubernetes.io/os".to_owned(), os.clone()),
+                        ("kubernetes.io/arch".to_owned(), chosen.0.clone()),
+                    ]);
+                    c
+                }
+            }
+        };
+        self.by_digest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest, config.clone());
+        Ok(config)
+    }
+
+    fn cached(&self, digest: &str) -> Option<ImageConfig> {
+        self.by_digest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .cloned()
+    }
+
+    /// The registry `image` is pulled from (`docker.io` for a bare name).
+    pub fn registry_of(image: &str) -> Option<String> {
+        image
+            .parse::<Reference>()
+            .ok()
+            .map(|r| r.registry().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_come_from_the_docker_config_that_names_the_registry() {
+        let config = |json: &str| {
+            BTreeMap::from([(".dockerconfigjson".to_owned(), json.as_bytes().to_vec())])
+        };
+        let secrets = [
+            config(r#"{"auths": {"other.example:5000": {"auth": "eDp5"}}}"#),
+            // base64("user:pass")
+            config(r#"{"auths": {"https://127.0.0.1:5000/v2/": {"auth": "dXNlcjpwYXNz"}}}"#),
+            config(
+                r#"{"auths": {"https://index.docker.io/v1/": {"username": "d", "password": "h"}}}"#,
+            ),
+        ];
+        assert_eq!(
+            auth_for("127.0.0.1:5000", &secrets),
+            RegistryAuth::Basic("user".into(), "pass".into())
+        );
+        assert_eq!(
+            auth_for("docker.io", &secrets),
+            RegistryAuth::Basic("d".into(), "h".into())
+        );
+        assert_eq!(auth_for("quay.io", &secrets), RegistryAuth::Anonymous);
+    }
+
+    #[test]
+    fn an_image_config_gives_its_entrypoint_and_cmd() {
+        let c = parse_config(
+            "x",
+            r#"{"architecture": "amd64", "config": {"Entrypoint": ["/ko-app/git-init"], "Cmd": ["-h"], "Env": ["A=b"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.entrypoint, ["/ko-app/git-init"]);
+        assert_eq!(c.cmd, ["-h"]);
+        assert!(parse_config("x", "not json").is_err());
+        assert_eq!(parse_config("x", "{}").unwrap(), ImageConfig::default());
+    }
+}
