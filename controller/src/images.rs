@@ -26,6 +26,8 @@ pub enum Error {
     Config { image: String, why: String },
     #[error("the image index {image:?} has no linux image")]
     NoLinux { image: String },
+    #[error("the bundle {image:?}: {why}")]
+    Bundle { image: String, why: String },
 }
 
 /// The looked-up configs, by digest, and the client that looks them up.
@@ -41,6 +43,37 @@ impl Default for Images {
     fn default() -> Images {
         Images::new(Vec::new(), DEFAULT_PLATFORM)
     }
+}
+
+/// A bundle holds at most this many objects (Tekton's contract).
+const MAX_BUNDLE_LAYERS: usize = 20;
+/// The largest object read from a bundle.
+const MAX_OBJECT: usize = 4 * 1024 * 1024;
+
+/// The one file of a bundle layer (a tar, gzipped or not), as text.
+fn layer_text(bytes: &[u8]) -> Result<String, String> {
+    use std::io::Read as _;
+    let plain: Box<dyn std::io::Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(bytes))
+    } else {
+        Box::new(bytes)
+    };
+    let mut archive = tar::Archive::new(plain.take(MAX_OBJECT as u64 * 2));
+    let entries = archive.entries().map_err(|e| format!("not a tar: {e}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("not a tar: {e}"))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let mut text = String::new();
+        entry
+            .by_ref()
+            .take(MAX_OBJECT as u64)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("its file is not UTF-8 text: {e}"))?;
+        return Ok(text);
+    }
+    Err("it holds no file".into())
 }
 
 /// The platform chosen where an image index's platforms run different commands.
@@ -255,6 +288,93 @@ impl Images {
             .unwrap_or_else(|e| e.into_inner())
             .insert(digest, config.clone());
         Ok(config)
+    }
+
+    /// The object `kind` `name` of the Tekton bundle `image` (Tekton's bundle contract:
+    /// one layer per object, annotated with its kind and name; at most 20), as its text,
+    /// with the bundle's digest.
+    pub async fn bundle_object(
+        &self,
+        image: &str,
+        auth: &RegistryAuth,
+        kind: &str,
+        name: &str,
+    ) -> Result<(String, String), Error> {
+        let reference: Reference =
+            image
+                .parse()
+                .map_err(|e: oci_client::ParseError| Error::Reference {
+                    image: image.to_owned(),
+                    why: e.to_string(),
+                })?;
+        let registry = |e: oci_client::errors::OciDistributionError| Error::Registry {
+            image: image.to_owned(),
+            why: e.to_string(),
+        };
+        let bundle = |why: String| Error::Bundle {
+            image: image.to_owned(),
+            why,
+        };
+        let (manifest, digest) = self
+            .client
+            .pull_manifest(&reference, auth)
+            .await
+            .map_err(registry)?;
+        let OciManifest::Image(manifest) = manifest else {
+            return Err(bundle("it is an image index; a bundle is one image".into()));
+        };
+        if manifest.layers.len() > MAX_BUNDLE_LAYERS {
+            return Err(bundle(format!(
+                "it has {} layers; a bundle holds at most {MAX_BUNDLE_LAYERS}",
+                manifest.layers.len()
+            )));
+        }
+        let annotation = |l: &oci_client::manifest::OciDescriptor, key: &str| {
+            l.annotations
+                .as_ref()
+                .and_then(|a| a.get(key))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let Some(layer) = manifest.layers.iter().find(|l| {
+            annotation(l, "dev.tekton.image.kind") == kind
+                && annotation(l, "dev.tekton.image.name") == name
+        }) else {
+            let held: Vec<String> = manifest
+                .layers
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} {:?}",
+                        annotation(l, "dev.tekton.image.kind"),
+                        annotation(l, "dev.tekton.image.name")
+                    )
+                })
+                .collect();
+            return Err(bundle(format!(
+                "it holds no {kind} {name:?} (it holds: {})",
+                held.join(", ")
+            )));
+        };
+        if layer.size > MAX_OBJECT as i64 {
+            return Err(bundle(format!(
+                "the layer of {kind} {name:?} is {} bytes; at most {MAX_OBJECT} are read",
+                layer.size
+            )));
+        }
+        let mut bytes = Vec::new();
+        let pinned = Reference::with_digest(
+            reference.registry().to_owned(),
+            reference.repository().to_owned(),
+            digest.clone(),
+        );
+        self.client
+            .pull_blob(&pinned, layer, &mut bytes)
+            .await
+            .map_err(registry)?;
+        let text = layer_text(&bytes)
+            .map_err(|why| bundle(format!("the layer of {kind} {name:?}: {why}")))?;
+        Ok((text, digest))
     }
 
     fn cached(&self, digest: &str) -> Option<ImageConfig> {

@@ -212,12 +212,14 @@ const MAX_DOCUMENT: usize = 4 * 1024 * 1024;
 pub async fn resolve(
     client: &kube::Client,
     settings: &Settings,
+    images: &crate::images::Images,
     run_namespace: &str,
     resolver: &str,
     params: &[Param],
     wanted: Kind,
 ) -> Result<Result<Resolved, String>, kube::Error> {
     match resolver {
+        "bundles" => Ok(fetch_bundle(client, images, run_namespace, params, wanted).await),
         "cluster" => {
             let (ns, name) = match cluster_target(params, wanted, run_namespace, &settings.cluster)
             {
@@ -238,7 +240,7 @@ pub async fn resolve(
         }
         "http" => Ok(fetch_http(client, &settings.http, run_namespace, params, wanted).await),
         other => Ok(Err(format!(
-            "tektite resolves with the cluster and http resolvers; resolver {other:?} is not supported yet"
+            "tektite resolves with the cluster, http and bundles resolvers; resolver {other:?} is not supported yet"
         ))),
     }
 }
@@ -249,13 +251,24 @@ pub async fn resolve(
 pub async fn resolve_spec<T: serde::de::DeserializeOwned>(
     client: &kube::Client,
     settings: &std::sync::RwLock<Settings>,
+    images: &crate::images::Images,
     run_namespace: &str,
     resolver: &str,
     params: &[Param],
     wanted: Kind,
 ) -> Result<Result<(T, String, RefSource), String>, kube::Error> {
     let settings = settings.read().unwrap_or_else(|e| e.into_inner()).clone();
-    let r = match resolve(client, &settings, run_namespace, resolver, params, wanted).await? {
+    let r = match resolve(
+        client,
+        &settings,
+        images,
+        run_namespace,
+        resolver,
+        params,
+        wanted,
+    )
+    .await?
+    {
         Ok(r) => r,
         Err(why) => return Ok(Err(why)),
     };
@@ -432,6 +445,76 @@ async fn fetch_http(
             uri: Some(url),
             digest: BTreeMap::from([("sha256".to_owned(), sha256)]),
             entry_point: None,
+        },
+    })
+}
+
+/// The bundles resolver (Tekton's params: `bundle`, `name`, `kind`, `secret`): the
+/// object from its layer of the OCI image, credentials from the docker config Secret
+/// named (else anonymous), recorded with the bundle's digest.
+async fn fetch_bundle(
+    client: &kube::Client,
+    images: &crate::images::Images,
+    run_namespace: &str,
+    params: &[Param],
+    wanted: Kind,
+) -> Result<Resolved, String> {
+    let get = |name: &str| string_param(params, "bundles", name).transpose();
+    let required = |name: &str, what: &str| {
+        get(name)?.ok_or_else(|| format!("the bundles resolver needs the param {name:?} ({what})"))
+    };
+    let bundle = required("bundle", "the image reference of the bundle")?;
+    let name = required("name", "the name of the object in the bundle")?;
+    let default_kind = wanted.resource().kind.to_lowercase();
+    let kind = get("kind")?.unwrap_or_else(|| default_kind.clone());
+    if kind != default_kind {
+        return Err(format!(
+            "the bundles resolver is asked for a {kind} where a {default_kind} is referenced (param kind)"
+        ));
+    }
+    let auth = match get("secret")? {
+        None => oci_client::secrets::RegistryAuth::Anonymous,
+        Some(secret) => {
+            let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+                Api::namespaced(client.clone(), run_namespace);
+            let found = secrets
+                .get_opt(&secret)
+                .await
+                .map_err(|e| format!("reading Secret {secret:?} for the bundles resolver: {e}"))?
+                .ok_or_else(|| {
+                    format!("the bundles resolver's Secret {secret:?} is not in namespace {run_namespace:?}")
+                })?;
+            let data: BTreeMap<String, Vec<u8>> = found
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect();
+            let registry = crate::images::Images::registry_of(&bundle).unwrap_or_default();
+            crate::images::auth_for(&registry, &[data])
+        }
+    };
+    let (text, digest) = tokio::time::timeout(
+        FETCH_TIMEOUT,
+        images.bundle_object(&bundle, &auth, &kind, &name),
+    )
+    .await
+    .map_err(|_| format!("fetching the bundle {bundle:?}: no answer within {FETCH_TIMEOUT:?}"))?
+    .map_err(|e| e.to_string())?;
+    let (spec, found) = read_document(&bundle, &text, wanted)?;
+    if found != name {
+        return Err(format!(
+            "the bundle {bundle:?}'s layer for {kind} {name:?} holds {kind} {found:?}"
+        ));
+    }
+    let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", &digest));
+    Ok(Resolved {
+        spec,
+        name: name.clone(),
+        source: RefSource {
+            uri: Some(bundle),
+            digest: BTreeMap::from([(algorithm.to_owned(), hex.to_owned())]),
+            entry_point: Some(name),
         },
     })
 }

@@ -336,6 +336,7 @@ async fn fetch_spec(tr: &TaskRun, ctx: &Context) -> Result<Result<Fetched, Condi
         let found = crate::resolve::resolve_spec::<StepActionSpec>(
             &ctx.client,
             &ctx.resolvers,
+            &ctx.settings.images,
             &ns,
             &resolver,
             &r.params,
@@ -433,6 +434,7 @@ async fn resolve_task(
     let resolved = crate::resolve::resolve_spec::<TaskSpec>(
         &ctx.client,
         &ctx.resolvers,
+        &ctx.settings.images,
         &tr.namespace().unwrap_or_default(),
         resolver,
         params,

@@ -13,6 +13,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tektite_api::v1::{Param, ParamValue};
+use tektite_controller::images::Images;
 use tektite_controller::resolve::{HttpConfig, Kind, Settings, resolve};
 
 const TASK: &str = "apiVersion: tekton.dev/v1beta1\nkind: Task\nmetadata: {name: lint}\nspec:\n  steps:\n    - {name: run, image: alpine, script: 'echo lint'}\n";
@@ -92,6 +93,7 @@ async fn a_task_is_fetched_over_http_converted_and_recorded() {
     let resolved = resolve(
         &h.ctx.client,
         &Settings::default(),
+        &Images::default(),
         "ci",
         "http",
         &params(&[("url", &url), ("digest", &digest)]),
@@ -127,6 +129,7 @@ async fn basic_auth_comes_from_a_secret_of_the_runs_namespace() {
     let resolved = resolve(
         &h.ctx.client,
         &Settings::default(),
+        &Images::default(),
         "ci",
         "http",
         &params(&[
@@ -156,10 +159,18 @@ async fn what_cannot_be_had_is_said_in_the_runs_terms() {
                     value: ParamValue::String(v.clone()),
                 })
                 .collect();
-            resolve(&client, &Settings::default(), "ci", "http", &p, kind)
-                .await
-                .unwrap()
-                .unwrap_err()
+            resolve(
+                &client,
+                &Settings::default(),
+                &Images::default(),
+                "ci",
+                "http",
+                &p,
+                kind,
+            )
+            .await
+            .unwrap()
+            .unwrap_err()
         }
     };
     let base = format!("http://{addr}");
@@ -205,6 +216,7 @@ async fn what_cannot_be_had_is_said_in_the_runs_terms() {
     let why = resolve(
         &h.ctx.client,
         &Settings::default(),
+        &Images::default(),
         "ci",
         "git",
         &[],
@@ -236,6 +248,7 @@ async fn a_server_that_never_answers_is_given_up_on_at_the_fetch_timeout() {
     let why = resolve(
         &h.ctx.client,
         &settings,
+        &Images::default(),
         "ci",
         "http",
         &params(&[("url", &format!("http://{addr}/hang"))]),
@@ -262,5 +275,119 @@ async fn a_server_that_never_answers_is_given_up_on_at_the_fetch_timeout() {
     )]))
     .unwrap_err();
     assert!(bad[0].starts_with("fetch-timeout: "), "{bad:?}");
+    h.finish().await;
+}
+
+const PIPELINE: &str = "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: ship}\nspec:\n  tasks:\n    - {name: lint, taskRef: {name: lint}}\n";
+
+/// The bundles resolver against a real registry on 127.0.0.1 (a bundle the test pushes,
+/// in Tekton's layout): the object named, of the kind referenced, converted to v1 and
+/// recorded with the bundle's digest; and every way it cannot be had, said with why.
+#[tokio::test]
+async fn a_bundle_in_a_real_registry_resolves_its_task_and_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = tektite_tests::registry::Registry::start(dir.path()).await;
+    let bundle = registry
+        .push_bundle(
+            "catalog/ship",
+            "0.1",
+            &[("task", "lint", TASK), ("pipeline", "ship", PIPELINE)],
+        )
+        .await;
+    let images = Images::new(vec![registry.addr.clone()], "linux/amd64");
+    let h = harness(vec![], vec![], vec![], at("2026-12-03T10:00:00Z"));
+    let fetch = |pairs: Vec<(&'static str, String)>, kind: Kind| {
+        let p: Vec<Param> = pairs
+            .iter()
+            .map(|(n, v)| Param {
+                name: (*n).into(),
+                value: ParamValue::String(v.clone()),
+            })
+            .collect();
+        let (client, images) = (h.ctx.client.clone(), &images);
+        async move {
+            resolve(
+                &client,
+                &Settings::default(),
+                images,
+                "ci",
+                "bundles",
+                &p,
+                kind,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let task = fetch(
+        vec![
+            ("bundle", bundle.clone()),
+            ("name", "lint".into()),
+            ("kind", "task".into()),
+        ],
+        Kind::Task,
+    )
+    .await
+    .unwrap();
+    assert_eq!(task.name, "lint");
+    assert_eq!(task.spec["steps"][0]["script"], "echo lint");
+    assert_eq!(task.source.uri.as_deref(), Some(bundle.as_str()));
+    assert_eq!(task.source.entry_point.as_deref(), Some("lint"));
+    assert_eq!(
+        task.source.digest["sha256"].len(),
+        64,
+        "{:?}",
+        task.source.digest
+    );
+    // The kind defaults to the one referenced.
+    let pipeline = fetch(
+        vec![("bundle", bundle.clone()), ("name", "ship".into())],
+        Kind::Pipeline,
+    )
+    .await
+    .unwrap();
+    assert_eq!(pipeline.spec["tasks"][0]["name"], "lint");
+
+    let why = |r: Result<tektite_controller::resolve::Resolved, String>| r.unwrap_err();
+    let missing = why(fetch(
+        vec![("bundle", bundle.clone()), ("name", "nope".into())],
+        Kind::Task,
+    )
+    .await);
+    assert!(
+        missing.contains("holds no task \"nope\"")
+            && missing.contains("task \"lint\", pipeline \"ship\""),
+        "{missing}"
+    );
+    let param = why(fetch(vec![("name", "lint".into())], Kind::Task).await);
+    assert_eq!(
+        param,
+        "the bundles resolver needs the param \"bundle\" (the image reference of the bundle)"
+    );
+    let kind = why(fetch(
+        vec![
+            ("bundle", bundle.clone()),
+            ("name", "ship".into()),
+            ("kind", "pipeline".into()),
+        ],
+        Kind::Task,
+    )
+    .await);
+    assert!(
+        kind.contains("asked for a pipeline where a task is referenced"),
+        "{kind}"
+    );
+    let absent = why(fetch(
+        vec![
+            ("bundle", format!("{}/catalog/none:1", registry.addr)),
+            ("name", "lint".into()),
+        ],
+        Kind::Task,
+    )
+    .await);
+    assert!(
+        absent.contains("catalog/none:1") && absent.contains("registry"),
+        "{absent}"
+    );
     h.finish().await;
 }

@@ -120,6 +120,65 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Pushes `repository:tag`, a Tekton bundle: one gzipped-tar layer per `(kind, name,
+    /// document)`, annotated as Tekton's bundle contract says; returns its reference.
+    pub async fn push_bundle(
+        &self,
+        repository: &str,
+        tag: &str,
+        objects: &[(&str, &str, &str)],
+    ) -> String {
+        let layers: Vec<ImageLayer> = objects
+            .iter()
+            .map(|(kind, name, text)| {
+                let mut tarball = tar::Builder::new(flate2::write::GzEncoder::new(
+                    Vec::new(),
+                    flate2::Compression::default(),
+                ));
+                let mut header = tar::Header::new_gnu();
+                header.set_size(text.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                tarball
+                    .append_data(&mut header, name, text.as_bytes())
+                    .expect("a tar entry");
+                let gz = tarball.into_inner().expect("a tar").finish().expect("gzip");
+                let annotations = std::collections::BTreeMap::from([
+                    (
+                        "dev.tekton.image.apiVersion".to_owned(),
+                        "tekton.dev/v1".to_owned(),
+                    ),
+                    ("dev.tekton.image.kind".to_owned(), kind.to_string()),
+                    ("dev.tekton.image.name".to_owned(), name.to_string()),
+                ]);
+                ImageLayer::new(
+                    gz,
+                    "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                    Some(annotations),
+                )
+            })
+            .collect();
+        let image = format!("{}/{repository}:{tag}", self.addr);
+        let reference: Reference = image.parse().expect("a reference");
+        self.client()
+            .push(
+                &reference,
+                &layers,
+                Config::new(
+                    b"{}".to_vec(),
+                    "application/vnd.oci.image.config.v1+json".into(),
+                    None,
+                ),
+                &RegistryAuth::Anonymous,
+                None,
+            )
+            .await
+            .expect("pushing the bundle");
+        image
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);

@@ -338,6 +338,7 @@ async fn resolve_pipeline(
     let resolved = crate::resolve::resolve_spec::<PipelineSpec>(
         &ctx.client,
         &ctx.resolvers,
+        &ctx.settings.images,
         &pr.namespace().unwrap_or_default(),
         resolver,
         params,
