@@ -44,8 +44,9 @@ impl Claim {
 pub struct Settings {
     pub claim: Claim,
     pub pod: PodSettings,
-    /// Where the entrypoints of steps with no command are looked up, and kept.
-    pub images: Arc<crate::images::Images>,
+    /// Registries (image entrypoints, bundles) and git repositories, with what was
+    /// read from them.
+    pub sources: crate::resolve::Sources,
 }
 
 /// Where "now" comes from: the wall clock, or a fixed time in tests.

@@ -12,6 +12,7 @@ pub mod context;
 pub mod conversion;
 pub mod events;
 pub mod extender;
+pub mod git;
 pub mod http;
 pub mod images;
 pub mod ingest;

@@ -126,6 +126,10 @@ struct Args {
     /// key: fetch-timeout, at most 1m).
     #[arg(long, default_value = "http-resolver-config")]
     http_resolver_config: String,
+    /// The ConfigMap (in --lease-namespace) with the git resolver's settings (Tekton's
+    /// keys: fetch-timeout, at most 1m; default-revision; default-url).
+    #[arg(long, default_value = "git-resolver-config")]
+    git_resolver_config: String,
     /// The serving certificate and key (PEM) of the gRPC port, e.g. from cert-manager.
     /// Without them the controller serves the one kept in --tls-secret, minting it (and
     /// its CA, published in --ca-secret for the agents) on first start.
@@ -441,6 +445,17 @@ async fn main() -> anyhow::Result<()> {
         )
         .instrument(info_span!("http_resolver_watch")),
     );
+    let into = resolvers.clone();
+    background.spawn(
+        watch_config(
+            client.clone(),
+            args.lease_namespace.clone(),
+            args.git_resolver_config.clone(),
+            resolve::GitConfig::from_config,
+            move |c| into.write().unwrap_or_else(|e| e.into_inner()).git = c,
+        )
+        .instrument(info_span!("git_resolver_watch")),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: Settings {
@@ -456,10 +471,13 @@ async fn main() -> anyhow::Result<()> {
                 extender_resource: args.extender_resource.clone(),
                 native_sidecars,
             },
-            images: Arc::new(tektite_controller::images::Images::new(
-                args.insecure_registries.clone(),
-                &args.image_platform,
-            )),
+            sources: resolve::Sources {
+                images: Arc::new(tektite_controller::images::Images::new(
+                    args.insecure_registries.clone(),
+                    &args.image_platform,
+                )),
+                git: Arc::default(),
+            },
         },
         pods: pods.clone(),
         pod_index: pod_index.clone(),

@@ -198,11 +198,71 @@ impl HttpConfig {
     }
 }
 
+/// Where the resolvers that reach outside the cluster fetch from: registries (bundles)
+/// and git repositories, each keeping what it read by content.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    pub images: std::sync::Arc<crate::images::Images>,
+    pub git: std::sync::Arc<crate::git::Git>,
+}
+
 /// Every built-in resolver's settings, as their ConfigMaps say now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
     pub cluster: ClusterConfig,
     pub http: HttpConfig,
+    pub git: GitConfig,
+}
+
+/// The git resolver's settings (Tekton's `git-resolver-config` keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GitConfig {
+    pub fetch_timeout: std::time::Duration,
+    /// The revision when a reference gives none.
+    pub default_revision: String,
+    /// The URL when a reference gives none.
+    pub default_url: Option<String>,
+}
+
+impl Default for GitConfig {
+    fn default() -> Self {
+        GitConfig {
+            fetch_timeout: FETCH_TIMEOUT,
+            default_revision: "main".into(),
+            default_url: None,
+        }
+    }
+}
+
+impl GitConfig {
+    /// `fetch-timeout`, `default-revision`, `default-url`.
+    pub fn from_config(data: &BTreeMap<String, String>) -> Result<GitConfig, Vec<String>> {
+        let mut c = GitConfig::default();
+        let mut problems = Vec::new();
+        if let Some(v) = data.get("fetch-timeout") {
+            match tektite_api::v1::parse_go_duration(v.trim()) {
+                Ok(t) if !t.is_zero() => c.fetch_timeout = t.min(FETCH_TIMEOUT),
+                Ok(_) => problems
+                    .push("fetch-timeout: a fetch needs some time: give more than 0s".into()),
+                Err(e) => problems.push(format!("fetch-timeout: {e}")),
+            }
+        }
+        if let Some(v) = data
+            .get("default-revision")
+            .filter(|v| !v.trim().is_empty())
+        {
+            c.default_revision = v.trim().to_owned();
+        }
+        c.default_url = data
+            .get("default-url")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        if problems.is_empty() {
+            Ok(c)
+        } else {
+            Err(problems)
+        }
+    }
 }
 /// The largest document an http fetch takes.
 const MAX_DOCUMENT: usize = 4 * 1024 * 1024;
@@ -212,14 +272,15 @@ const MAX_DOCUMENT: usize = 4 * 1024 * 1024;
 pub async fn resolve(
     client: &kube::Client,
     settings: &Settings,
-    images: &crate::images::Images,
+    sources: &Sources,
     run_namespace: &str,
     resolver: &str,
     params: &[Param],
     wanted: Kind,
 ) -> Result<Result<Resolved, String>, kube::Error> {
     match resolver {
-        "bundles" => Ok(fetch_bundle(client, images, run_namespace, params, wanted).await),
+        "bundles" => Ok(fetch_bundle(client, &sources.images, run_namespace, params, wanted).await),
+        "git" => Ok(fetch_git(&sources.git, &settings.git, params, wanted).await),
         "cluster" => {
             let (ns, name) = match cluster_target(params, wanted, run_namespace, &settings.cluster)
             {
@@ -240,7 +301,7 @@ pub async fn resolve(
         }
         "http" => Ok(fetch_http(client, &settings.http, run_namespace, params, wanted).await),
         other => Ok(Err(format!(
-            "tektite resolves with the cluster, http and bundles resolvers; resolver {other:?} is not supported yet"
+            "tektite resolves with the cluster, http, bundles and git resolvers; resolver {other:?} is not supported yet"
         ))),
     }
 }
@@ -251,7 +312,7 @@ pub async fn resolve(
 pub async fn resolve_spec<T: serde::de::DeserializeOwned>(
     client: &kube::Client,
     settings: &std::sync::RwLock<Settings>,
-    images: &crate::images::Images,
+    sources: &Sources,
     run_namespace: &str,
     resolver: &str,
     params: &[Param],
@@ -261,7 +322,7 @@ pub async fn resolve_spec<T: serde::de::DeserializeOwned>(
     let r = match resolve(
         client,
         &settings,
-        images,
+        sources,
         run_namespace,
         resolver,
         params,
@@ -515,6 +576,50 @@ async fn fetch_bundle(
             uri: Some(bundle),
             digest: BTreeMap::from([(algorithm.to_owned(), hex.to_owned())]),
             entry_point: Some(name),
+        },
+    })
+}
+
+/// The git resolver in clone mode (Tekton's params `url`, `revision`, `pathInRepo`):
+/// the file at the commit the revision names, recorded as `git+URL` with the commit's
+/// sha1 and the path. The API mode (`org`, `repo` with a token Secret) is refused, saying so.
+async fn fetch_git(
+    git: &crate::git::Git,
+    config: &GitConfig,
+    params: &[Param],
+    wanted: Kind,
+) -> Result<Resolved, String> {
+    let get = |name: &str| string_param(params, "git", name).transpose();
+    if get("repo")?.is_some() || get("org")?.is_some() {
+        return Err("the git resolver's API mode (org, repo, token) is not supported yet: give url (clone mode)".into());
+    }
+    let url = match (get("url")?, &config.default_url) {
+        (Some(u), _) => u,
+        (None, Some(d)) => d.clone(),
+        (None, None) => {
+            return Err(
+                "the git resolver needs the param \"url\" (the repository to clone)".into(),
+            );
+        }
+    };
+    let revision = get("revision")?.unwrap_or_else(|| config.default_revision.clone());
+    let path = get("pathInRepo")?.ok_or_else(|| {
+        "the git resolver needs the param \"pathInRepo\" (the file's path in the repository)"
+            .to_owned()
+    })?;
+    let (text, commit) = git
+        .file(&url, &revision, &path, config.fetch_timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    let uri = format!("git+{url}");
+    let (spec, name) = read_document(&format!("{url} at {revision} ({path})"), &text, wanted)?;
+    Ok(Resolved {
+        spec,
+        name,
+        source: RefSource {
+            uri: Some(uri),
+            digest: BTreeMap::from([("sha1".to_owned(), commit)]),
+            entry_point: Some(path),
         },
     })
 }

@@ -336,7 +336,7 @@ async fn fetch_spec(tr: &TaskRun, ctx: &Context) -> Result<Result<Fetched, Condi
         let found = crate::resolve::resolve_spec::<StepActionSpec>(
             &ctx.client,
             &ctx.resolvers,
-            &ctx.settings.images,
+            &ctx.settings.sources,
             &ns,
             &resolver,
             &r.params,
@@ -434,7 +434,7 @@ async fn resolve_task(
     let resolved = crate::resolve::resolve_spec::<TaskSpec>(
         &ctx.client,
         &ctx.resolvers,
-        &ctx.settings.images,
+        &ctx.settings.sources,
         &tr.namespace().unwrap_or_default(),
         resolver,
         params,
@@ -555,7 +555,7 @@ async fn look_up_images(
         }
         let registry = crate::images::Images::registry_of(&n.image).unwrap_or_default();
         let auth = crate::images::auth_for(&registry, &secrets);
-        match ctx.settings.images.config(&n.image, &auth).await {
+        match ctx.settings.sources.images.config(&n.image, &auth).await {
             Ok(c) => {
                 images.insert(n.image.clone(), c);
             }

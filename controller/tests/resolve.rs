@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tektite_api::v1::{Param, ParamValue};
 use tektite_controller::images::Images;
-use tektite_controller::resolve::{HttpConfig, Kind, Settings, resolve};
+use tektite_controller::resolve::{HttpConfig, Kind, Settings, Sources, resolve};
 
 const TASK: &str = "apiVersion: tekton.dev/v1beta1\nkind: Task\nmetadata: {name: lint}\nspec:\n  steps:\n    - {name: run, image: alpine, script: 'echo lint'}\n";
 
@@ -93,7 +93,7 @@ async fn a_task_is_fetched_over_http_converted_and_recorded() {
     let resolved = resolve(
         &h.ctx.client,
         &Settings::default(),
-        &Images::default(),
+        &Sources::default(),
         "ci",
         "http",
         &params(&[("url", &url), ("digest", &digest)]),
@@ -129,7 +129,7 @@ async fn basic_auth_comes_from_a_secret_of_the_runs_namespace() {
     let resolved = resolve(
         &h.ctx.client,
         &Settings::default(),
-        &Images::default(),
+        &Sources::default(),
         "ci",
         "http",
         &params(&[
@@ -162,7 +162,7 @@ async fn what_cannot_be_had_is_said_in_the_runs_terms() {
             resolve(
                 &client,
                 &Settings::default(),
-                &Images::default(),
+                &Sources::default(),
                 "ci",
                 "http",
                 &p,
@@ -216,7 +216,7 @@ async fn what_cannot_be_had_is_said_in_the_runs_terms() {
     let why = resolve(
         &h.ctx.client,
         &Settings::default(),
-        &Images::default(),
+        &Sources::default(),
         "ci",
         "git",
         &[],
@@ -248,7 +248,7 @@ async fn a_server_that_never_answers_is_given_up_on_at_the_fetch_timeout() {
     let why = resolve(
         &h.ctx.client,
         &settings,
-        &Images::default(),
+        &Sources::default(),
         "ci",
         "http",
         &params(&[("url", &format!("http://{addr}/hang"))]),
@@ -294,7 +294,10 @@ async fn a_bundle_in_a_real_registry_resolves_its_task_and_pipeline() {
             &[("task", "lint", TASK), ("pipeline", "ship", PIPELINE)],
         )
         .await;
-    let images = Images::new(vec![registry.addr.clone()], "linux/amd64");
+    let images = Sources {
+        images: std::sync::Arc::new(Images::new(vec![registry.addr.clone()], "linux/amd64")),
+        git: Default::default(),
+    };
     let h = harness(vec![], vec![], vec![], at("2026-12-03T10:00:00Z"));
     let fetch = |pairs: Vec<(&'static str, String)>, kind: Kind| {
         let p: Vec<Param> = pairs
@@ -389,5 +392,141 @@ async fn a_bundle_in_a_real_registry_resolves_its_task_and_pipeline() {
         absent.contains("catalog/none:1") && absent.contains("registry"),
         "{absent}"
     );
+    h.finish().await;
+}
+
+/// The git resolver against a real git server on 127.0.0.1 (`git daemon`) holding a
+/// repository the test makes: a Task by branch, tag and commit id, recorded with the
+/// commit; a commit's file read again without the server; and every way it cannot be had.
+#[tokio::test]
+async fn a_task_in_a_real_git_repository_resolves_by_branch_tag_and_commit() {
+    let base = tempfile::tempdir().unwrap();
+    let repo = base.path().join("catalog");
+    std::fs::create_dir_all(repo.join("task/lint")).unwrap();
+    tektite_tests::git_repo(
+        &repo,
+        &[("task/lint/lint.yaml", TASK), ("README.md", "catalog")],
+    );
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    git(&["tag", "v0.1"]);
+    git(&["branch", "stable"]);
+    let commit = git(&["rev-parse", "HEAD"]);
+    let daemon = tektite_tests::GitDaemon::start(base.path());
+    let url = daemon.url("catalog");
+    let sources = Sources::default();
+    let h = harness(vec![], vec![], vec![], at("2026-12-03T10:00:00Z"));
+    let fetch = |pairs: Vec<(&'static str, String)>| {
+        let p: Vec<Param> = pairs
+            .iter()
+            .map(|(n, v)| Param {
+                name: (*n).into(),
+                value: ParamValue::String(v.clone()),
+            })
+            .collect();
+        let (client, sources) = (h.ctx.client.clone(), &sources);
+        async move {
+            resolve(
+                &client,
+                &Settings::default(),
+                sources,
+                "ci",
+                "git",
+                &p,
+                Kind::Task,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let path = ("pathInRepo", "task/lint/lint.yaml".to_owned());
+    for revision in ["main", "stable", "v0.1", commit.as_str()] {
+        let r = fetch(vec![
+            ("url", url.clone()),
+            ("revision", revision.into()),
+            path.clone(),
+        ])
+        .await
+        .unwrap_or_else(|e| panic!("{revision}: {e}"));
+        assert_eq!(r.name, "lint");
+        assert_eq!(r.spec["steps"][0]["script"], "echo lint");
+        assert_eq!(r.source.uri, Some(format!("git+{url}")));
+        assert_eq!(r.source.digest["sha1"], commit);
+        assert_eq!(r.source.entry_point.as_deref(), Some("task/lint/lint.yaml"));
+    }
+    // The default revision is main.
+    assert!(
+        fetch(vec![("url", url.clone()), path.clone()])
+            .await
+            .is_ok()
+    );
+
+    let why = |r: Result<tektite_controller::resolve::Resolved, String>| r.unwrap_err();
+    let outside = why(fetch(vec![
+        ("url", url.clone()),
+        ("pathInRepo", "../etc/passwd".into()),
+    ])
+    .await);
+    assert!(outside.contains("outside the repository"), "{outside}");
+    let no_file = why(fetch(vec![
+        ("url", url.clone()),
+        ("pathInRepo", "task/none.yaml".into()),
+    ])
+    .await);
+    assert!(
+        no_file.contains(&commit) && no_file.contains("no file \"task/none.yaml\""),
+        "{no_file}"
+    );
+    let no_rev = why(fetch(vec![
+        ("url", url.clone()),
+        ("revision", "v9".into()),
+        path.clone(),
+    ])
+    .await);
+    assert!(no_rev.contains("no revision \"v9\""), "{no_rev}");
+    let wrong_kind = why(fetch(vec![
+        ("url", url.clone()),
+        ("pathInRepo", "README.md".into()),
+    ])
+    .await);
+    assert!(wrong_kind.contains("exactly one Task"), "{wrong_kind}");
+    let scheme = why(fetch(vec![
+        ("url", format!("file://{}", repo.display())),
+        path.clone(),
+    ])
+    .await);
+    assert!(scheme.contains("http, https and git URLs"), "{scheme}");
+    let api = why(fetch(vec![
+        ("org", "tektoncd".into()),
+        ("repo", "catalog".into()),
+        path.clone(),
+    ])
+    .await);
+    assert!(api.contains("API mode"), "{api}");
+
+    // A file at a commit is read again without the server.
+    drop(daemon);
+    let again = fetch(vec![
+        ("url", url.clone()),
+        ("revision", commit.clone()),
+        path.clone(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(again.source.digest["sha1"], commit);
+    let gone = why(fetch(vec![
+        ("url", url.clone()),
+        ("revision", "main".into()),
+        path.clone(),
+    ])
+    .await);
+    assert!(gone.contains("cloning"), "{gone}");
     h.finish().await;
 }

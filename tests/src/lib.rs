@@ -49,3 +49,56 @@ pub fn snapshot(path: &Path, actual: &str, regenerate: &str) {
         path.display()
     );
 }
+
+/// A real git server (`git daemon`, from Debian's git) on 127.0.0.1 exporting every
+/// repository under its base directory as `git://127.0.0.1:<port>/<name>`. Ended by its
+/// PID when dropped.
+#[derive(Debug)]
+pub struct GitDaemon {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl GitDaemon {
+    /// Serves the repositories under `base`; returns once it accepts connections.
+    pub fn start(base: &Path) -> GitDaemon {
+        let port = node::free_port();
+        let child = std::process::Command::new("git")
+            .arg("daemon")
+            .arg(format!("--base-path={}", base.display()))
+            .args([
+                "--export-all",
+                "--reuseaddr",
+                "--informative-errors",
+                "--listen=127.0.0.1",
+            ])
+            .arg(format!("--port={port}"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting git daemon");
+        let began = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                began.elapsed() < std::time::Duration::from_secs(10),
+                "git daemon did not listen within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        GitDaemon { child, port }
+    }
+
+    /// The URL of repository `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}

@@ -338,7 +338,7 @@ async fn resolve_pipeline(
     let resolved = crate::resolve::resolve_spec::<PipelineSpec>(
         &ctx.client,
         &ctx.resolvers,
-        &ctx.settings.images,
+        &ctx.settings.sources,
         &pr.namespace().unwrap_or_default(),
         resolver,
         params,
