@@ -34,15 +34,7 @@ async fn cluster() -> Cluster {
     let addr = api.serve().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: test, cluster: {{server: \"http://{addr}\"}}}}]\n\
-             users: [{{name: test, user: {{}}}}]\ncontexts: [{{name: test, context: {{cluster: test, user: test, namespace: default}}}}]\n\
-             current-context: test\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&kubeconfig, tektite_tests::kubeconfig(&addr.to_string())).unwrap();
     api.insert_with_status(
         PIPELINES,
         vec![json!({"apiVersion": "tekton.dev/v1", "kind": "Pipeline",

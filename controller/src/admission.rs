@@ -66,13 +66,16 @@ pub enum Hook<'d> {
     Default(&'d Defaults),
 }
 
+/// A body that is not the review it should be: 400 with what is wrong, as a Status.
+pub(crate) fn bad_request(message: String) -> (StatusCode, Vec<u8>) {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "message": message, "reason": "BadRequest", "code": 400});
+    (StatusCode::BAD_REQUEST, body.to_string().into_bytes())
+}
+
 /// The answer to one review body: status and JSON.
 pub fn review(hook: Hook<'_>, body: &[u8]) -> (StatusCode, Vec<u8>) {
-    let bad = |message: String| {
-        let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-            "message": message, "reason": "BadRequest", "code": 400});
-        (StatusCode::BAD_REQUEST, body.to_string().into_bytes())
-    };
+    let bad = bad_request;
     let review: Review = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return bad(format!("the request is not an AdmissionReview: {e}")),

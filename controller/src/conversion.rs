@@ -39,11 +39,7 @@ struct Request {
 
 /// The answer to one ConversionReview body: status and JSON.
 pub fn review(body: &[u8]) -> (StatusCode, Vec<u8>) {
-    let bad = |message: String| {
-        let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-            "message": message, "reason": "BadRequest", "code": 400});
-        (StatusCode::BAD_REQUEST, body.to_string().into_bytes())
-    };
+    let bad = crate::admission::bad_request;
     let review: Review = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return bad(format!("the request is not a ConversionReview: {e}")),

@@ -183,6 +183,31 @@ fn parse_config(image: &str, config: &str) -> Result<ImageConfig, Error> {
     })
 }
 
+fn reference(image: &str) -> Result<Reference, Error> {
+    image
+        .parse()
+        .map_err(|e: oci_client::ParseError| Error::Reference {
+            image: image.to_owned(),
+            why: e.to_string(),
+        })
+}
+
+fn registry_error(image: &str, e: oci_client::errors::OciDistributionError) -> Error {
+    Error::Registry {
+        image: image.to_owned(),
+        why: e.to_string(),
+    }
+}
+
+/// `reference`'s repository at `digest`.
+fn at_digest(reference: &Reference, digest: &str) -> Reference {
+    Reference::with_digest(
+        reference.registry().to_owned(),
+        reference.repository().to_owned(),
+        digest.to_owned(),
+    )
+}
+
 impl Images {
     /// `insecure`: registries (`host:port`) reached over plain HTTP; `platform`: `os/arch`.
     pub fn new(insecure: Vec<String>, platform: &str) -> Images {
@@ -204,17 +229,8 @@ impl Images {
 
     /// What `image` runs when a container gives no command.
     pub async fn config(&self, image: &str, auth: &RegistryAuth) -> Result<ImageConfig, Error> {
-        let reference: Reference =
-            image
-                .parse()
-                .map_err(|e: oci_client::ParseError| Error::Reference {
-                    image: image.to_owned(),
-                    why: e.to_string(),
-                })?;
-        let registry = |e: oci_client::errors::OciDistributionError| Error::Registry {
-            image: image.to_owned(),
-            why: e.to_string(),
-        };
+        let reference = reference(image)?;
+        let registry = |e| registry_error(image, e);
         let digest = match reference.digest() {
             Some(d) => d.to_owned(),
             None => self
@@ -226,11 +242,7 @@ impl Images {
         if let Some(c) = self.cached(&digest) {
             return Ok(c);
         }
-        let pinned = Reference::with_digest(
-            reference.registry().to_owned(),
-            reference.repository().to_owned(),
-            digest.clone(),
-        );
+        let pinned = at_digest(&reference, &digest);
         let (manifest, _) = self
             .client
             .pull_manifest(&pinned, auth)
@@ -252,11 +264,7 @@ impl Images {
                     if p.os.to_string() != "linux" {
                         continue;
                     }
-                    let one = Reference::with_digest(
-                        reference.registry().to_owned(),
-                        reference.repository().to_owned(),
-                        m.digest.clone(),
-                    );
+                    let one = at_digest(&reference, &m.digest);
                     let (_, _, config) = self
                         .client
                         .pull_manifest_and_config(&one, auth)
@@ -300,17 +308,8 @@ impl Images {
         kind: &str,
         name: &str,
     ) -> Result<(String, String), Error> {
-        let reference: Reference =
-            image
-                .parse()
-                .map_err(|e: oci_client::ParseError| Error::Reference {
-                    image: image.to_owned(),
-                    why: e.to_string(),
-                })?;
-        let registry = |e: oci_client::errors::OciDistributionError| Error::Registry {
-            image: image.to_owned(),
-            why: e.to_string(),
-        };
+        let reference = reference(image)?;
+        let registry = |e| registry_error(image, e);
         let bundle = |why: String| Error::Bundle {
             image: image.to_owned(),
             why,
@@ -363,11 +362,7 @@ impl Images {
             )));
         }
         let mut bytes = Vec::new();
-        let pinned = Reference::with_digest(
-            reference.registry().to_owned(),
-            reference.repository().to_owned(),
-            digest.clone(),
-        );
+        let pinned = at_digest(&reference, &digest);
         self.client
             .pull_blob(&pinned, layer, &mut bytes)
             .await

@@ -76,6 +76,11 @@ fn params(pairs: &[(&str, &str)]) -> Vec<Param> {
         .collect()
 }
 
+fn owned_params(pairs: &[(&str, String)]) -> Vec<Param> {
+    let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    params(&borrowed)
+}
+
 fn sha256(text: &str) -> String {
     ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
         .as_ref()
@@ -218,7 +223,7 @@ async fn what_cannot_be_had_is_said_in_the_runs_terms() {
         &Settings::default(),
         &Sources::default(),
         "ci",
-        "git",
+        "hub",
         &[],
         Kind::Task,
     )
@@ -226,7 +231,7 @@ async fn what_cannot_be_had_is_said_in_the_runs_terms() {
     .unwrap()
     .unwrap_err();
     assert!(
-        why.contains("resolver \"git\" is not supported yet"),
+        why.contains("resolver \"hub\" is not supported yet"),
         "{why}"
     );
     h.finish().await;
@@ -300,13 +305,7 @@ async fn a_bundle_in_a_real_registry_resolves_its_task_and_pipeline() {
     };
     let h = harness(vec![], vec![], vec![], at("2026-12-03T10:00:00Z"));
     let fetch = |pairs: Vec<(&'static str, String)>, kind: Kind| {
-        let p: Vec<Param> = pairs
-            .iter()
-            .map(|(n, v)| Param {
-                name: (*n).into(),
-                value: ParamValue::String(v.clone()),
-            })
-            .collect();
+        let p = owned_params(&pairs);
         let (client, images) = (h.ctx.client.clone(), &images);
         async move {
             resolve(
@@ -424,13 +423,7 @@ async fn a_task_in_a_real_git_repository_resolves_by_branch_tag_and_commit() {
     let sources = Sources::default();
     let h = harness(vec![], vec![], vec![], at("2026-12-03T10:00:00Z"));
     let fetch = |pairs: Vec<(&'static str, String)>| {
-        let p: Vec<Param> = pairs
-            .iter()
-            .map(|(n, v)| Param {
-                name: (*n).into(),
-                value: ParamValue::String(v.clone()),
-            })
-            .collect();
+        let p = owned_params(&pairs);
         let (client, sources) = (h.ctx.client.clone(), &sources);
         async move {
             resolve(

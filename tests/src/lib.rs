@@ -10,6 +10,49 @@ pub mod prometheus;
 pub mod registry;
 pub mod structural;
 
+/// Ends a process a test started, by its PID: SIGTERM, then SIGKILL after 5 s.
+pub fn stop(child: &mut std::process::Child) {
+    if let Ok(None) = child.try_wait() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        for _ in 0..250 {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// One HTTP/1.0 GET of `path` from 127.0.0.1:`port`: the whole response, or `None` when
+/// nothing answers.
+pub async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.ok()?;
+    Some(body)
+}
+
+/// A kubeconfig whose current context reaches the API server at `addr` over plain HTTP,
+/// in namespace `default`.
+pub fn kubeconfig(addr: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters: [{{name: test, cluster: {{server: \"http://{addr}\"}}}}]\n\
+         users: [{{name: test, user: {{}}}}]\ncontexts: [{{name: test, context: {{cluster: test, user: test, namespace: default}}}}]\n\
+         current-context: test\n"
+    )
+}
+
 /// Makes `dir` a git repository (branch `main`) with one commit of `files` (name,
 /// content), for tests that clone from a real repository.
 pub fn git_repo(dir: &Path, files: &[(&str, &str)]) {
@@ -97,8 +140,6 @@ impl GitDaemon {
 
 impl Drop for GitDaemon {
     fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }

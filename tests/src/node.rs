@@ -90,20 +90,7 @@ struct Process {
 
 impl Process {
     fn stop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            for _ in 0..250 {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        crate::stop(&mut self.child);
     }
 }
 
@@ -142,15 +129,8 @@ impl Node {
         let addr: SocketAddr = api.serve().await.expect("serving the in-test API server");
         api.accept_token(AGENT_TOKEN, AGENT_ACCOUNT, Some(NODE));
         let kubeconfig = dir.join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters: [{{name: test, cluster: {{server: \"http://{addr}\"}}}}]\n\
-                 users: [{{name: test, user: {{}}}}]\ncontexts: [{{name: test, context: {{cluster: test, user: test, namespace: default}}}}]\n\
-                 current-context: test\n"
-            ),
-        )
-        .expect("writing the kubeconfig");
+        std::fs::write(&kubeconfig, crate::kubeconfig(&addr.to_string()))
+            .expect("writing the kubeconfig");
         let config = kube::Config::new(format!("http://{addr}").parse().expect("a URI"));
         let client = kube::Client::try_from(config).expect("a client");
         let root = dir.join("kubelet");
@@ -244,16 +224,7 @@ impl Node {
     }
 
     async fn metric(&self, port: u16, path: &str) -> Option<String> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-            .await
-            .ok()?;
-        let mut body = String::new();
-        s.read_to_string(&mut body).await.ok()?;
-        Some(body)
+        crate::http_get(port, path).await
     }
 
     /// The kubeconfig that points at this node's API server.

@@ -39,18 +39,7 @@ const V1: &str = "tekton.dev/v1";
 const V1BETA1: &str = "tekton.dev/v1beta1";
 
 /// The v1beta1 step fields v1 has no place for.
-const STEP_FIELDS: &[&str] = &[
-    "ports",
-    "livenessProbe",
-    "readinessProbe",
-    "startupProbe",
-    "lifecycle",
-    "terminationMessagePath",
-    "terminationMessagePolicy",
-    "stdin",
-    "stdinOnce",
-    "tty",
-];
+const STEP_FIELDS: &[&str] = v1beta1::DROPPED_STEP_FIELDS;
 
 /// Why an object could not be converted.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -6,7 +6,7 @@ use super::{Findings, drop_fields, each_object, ensure_array, ensure_object, obj
 use crate::problem::FieldPath;
 
 /// Container fields a v1beta1 step could set that v1 steps no longer have.
-const DROPPED_STEP_FIELDS: &[&str] = &[
+pub(crate) const DROPPED_STEP_FIELDS: &[&str] = &[
     "ports",
     "livenessProbe",
     "readinessProbe",
