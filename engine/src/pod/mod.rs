@@ -132,10 +132,7 @@ pub enum BuildError {
     StepAction(#[from] StepActionError),
     /// Steps with neither command nor script run their image's entrypoint: these images'
     /// configs must be looked up (and given in [`PodRequest::images`]) first.
-    #[error(
-        "step {:?} has neither command nor script, and the entrypoint of its image {:?} is not known: give the step a command (spec.steps[{}].command)",
-        .0[0].step, .0[0].image, .0[0].index
-    )]
+    #[error("{}", need_images(.0))]
     NeedImages(Vec<NeedImage>),
     #[error(
         "workspace {0:?} binds no volume: give it one of emptyDir, persistentVolumeClaim, volumeClaimTemplate, configMap, secret, projected or csi"
@@ -327,6 +324,16 @@ pub fn build(req: &PodRequest<'_>) -> Result<Built, BuildError> {
         template::apply(pod_spec, t);
     }
     Ok(Built { pod, spec })
+}
+
+fn need_images(needed: &[NeedImage]) -> String {
+    match needed.first() {
+        Some(n) => format!(
+            "step {:?} has neither command nor script, and the entrypoint of its image {:?} is not known: give the step a command (spec.steps[{}].command)",
+            n.step, n.image, n.index
+        ),
+        None => "no image's entrypoint is needed".into(),
+    }
 }
 
 /// A step the Pod cannot be built for until its image's config is known.
