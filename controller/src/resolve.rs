@@ -10,6 +10,7 @@
 //! (at most [`FETCH_TIMEOUT`]).
 //! Another resolver's reference fails the run with the reason and what is supported.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use std::collections::BTreeMap;
 
 use kube::Api;
@@ -267,25 +268,51 @@ impl GitConfig {
 /// The largest document an http fetch takes.
 const MAX_DOCUMENT: usize = 4 * 1024 * 1024;
 
-/// Resolves a reference of `resolver` with `params` for a run in `run_namespace`:
-/// `Ok(Err(why))` when it cannot be had, for the run's condition.
+/// Why a reference is not resolved (yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unresolved {
+    /// It cannot be had: the run fails, saying this.
+    Failed(String),
+    /// A resolver tektite does not have built in has not answered its ResolutionRequest
+    /// yet: the run waits, saying this.
+    Waiting(String),
+}
+
+impl std::fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unresolved::Failed(why) | Unresolved::Waiting(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Resolves a reference of `resolver` with `params` for a run in `run_namespace` (owned
+/// by `owner`, which a ResolutionRequest for a third-party resolver is owned by too):
+/// `Ok(Err(_))` when it cannot be had, or not yet, for the run's condition.
+#[allow(clippy::too_many_arguments)]
 pub async fn resolve(
     client: &kube::Client,
     settings: &Settings,
     sources: &Sources,
     run_namespace: &str,
+    owner: Option<&OwnerReference>,
     resolver: &str,
     params: &[Param],
     wanted: Kind,
-) -> Result<Result<Resolved, String>, kube::Error> {
+) -> Result<Result<Resolved, Unresolved>, kube::Error> {
+    let failed = |r: Result<Resolved, String>| r.map_err(Unresolved::Failed);
     match resolver {
-        "bundles" => Ok(fetch_bundle(client, &sources.images, run_namespace, params, wanted).await),
-        "git" => Ok(fetch_git(&sources.git, &settings.git, params, wanted).await),
+        "bundles" => Ok(failed(
+            fetch_bundle(client, &sources.images, run_namespace, params, wanted).await,
+        )),
+        "git" => Ok(failed(
+            fetch_git(&sources.git, &settings.git, params, wanted).await,
+        )),
         "cluster" => {
             let (ns, name) = match cluster_target(params, wanted, run_namespace, &settings.cluster)
             {
                 Ok(t) => t,
-                Err(why) => return Ok(Err(why)),
+                Err(why) => return Ok(Err(Unresolved::Failed(why))),
             };
             Ok(match fetch_cluster(client, wanted, &ns, &name).await? {
                 Some(f) => Ok(Resolved {
@@ -293,37 +320,171 @@ pub async fn resolve(
                     name,
                     source: f.source,
                 }),
-                None => Err(format!(
+                None => Err(Unresolved::Failed(format!(
                     "the cluster resolver found no {} {name:?} in namespace {ns:?}",
                     wanted.resource().kind
-                )),
+                ))),
             })
         }
-        "http" => Ok(fetch_http(client, &settings.http, run_namespace, params, wanted).await),
-        other => Ok(Err(format!(
-            "tektite resolves with the cluster, http, bundles and git resolvers; resolver {other:?} is not supported yet"
-        ))),
+        "http" => Ok(failed(
+            fetch_http(client, &settings.http, run_namespace, params, wanted).await,
+        )),
+        other => request(client, run_namespace, owner, other, params, wanted).await,
+    }
+}
+
+/// The ResolutionRequest API (resolution.tekton.dev/v1beta1), which third-party
+/// resolvers answer.
+fn resolution_requests() -> ApiResource {
+    ApiResource {
+        group: "resolution.tekton.dev".into(),
+        version: "v1beta1".into(),
+        api_version: "resolution.tekton.dev/v1beta1".into(),
+        kind: "ResolutionRequest".into(),
+        plural: "resolutionrequests".into(),
+    }
+}
+
+/// How soon a run waiting for a resolver's answer is looked at again.
+pub const WAITING_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The label Tekton's resolvers select the requests they answer by.
+pub const RESOLVER_TYPE_LABEL: &str = "resolution.tekton.dev/type";
+
+/// A resolver tektite does not have built in, as Tekton asks one: a ResolutionRequest in
+/// the run's namespace, named after the run and the params (so a reconcile finds its own
+/// again), labelled with the resolver's name and owned by the run; its answer (the
+/// document in `status.data`, base64) read once it has succeeded, its message when it
+/// failed; no answer within Tekton's minute is a failure.
+async fn request(
+    client: &kube::Client,
+    run_namespace: &str,
+    owner: Option<&OwnerReference>,
+    resolver: &str,
+    params: &[Param],
+    wanted: Kind,
+) -> Result<Result<Resolved, Unresolved>, kube::Error> {
+    use kube::api::{DynamicObject, PostParams};
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), run_namespace, &resolution_requests());
+    let owner_name = owner.map(|o| o.name.as_str()).unwrap_or_default();
+    let key = format!(
+        "{run_namespace}/{owner_name}/{}",
+        serde_json::to_string(params).unwrap_or_default()
+    );
+    let digest = hex(ring::digest::digest(&ring::digest::SHA256, key.as_bytes()).as_ref());
+    let prefix: String = resolver
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(30)
+        .collect();
+    let name = format!("{prefix}-{}", &digest[..32]);
+    let waiting = || {
+        Ok(Err(Unresolved::Waiting(format!(
+            "waiting for resolver {resolver:?} to answer ResolutionRequest {name:?}"
+        ))))
+    };
+    let Some(found) = api.get_opt(&name).await? else {
+        let request = serde_json::json!({
+            "apiVersion": "resolution.tekton.dev/v1beta1",
+            "kind": "ResolutionRequest",
+            "metadata": {
+                "name": name,
+                "namespace": run_namespace,
+                "labels": {RESOLVER_TYPE_LABEL: resolver},
+                "ownerReferences": owner.into_iter().collect::<Vec<_>>(),
+            },
+            "spec": {"params": params},
+        });
+        let request: DynamicObject =
+            serde_json::from_value(request).expect("a ResolutionRequest is an object");
+        return match api.create(&PostParams::default(), &request).await {
+            Ok(_) => waiting(),
+            Err(kube::Error::Api(e)) if e.code == 409 => waiting(),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(Err(Unresolved::Failed(format!(
+                "resolver {resolver:?} is not built into tektite (cluster, http, bundles and git are), and the cluster serves no ResolutionRequest (resolution.tekton.dev/v1beta1) for a third-party resolver to answer: install Tekton's resolution CRD and that resolver"
+            )))),
+            Err(e) => Err(e),
+        };
+    };
+    let status = &found.data["status"];
+    let condition = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Succeeded");
+    match condition.and_then(|c| c["status"].as_str()) {
+        Some("True") => {
+            let data = serde_json::from_value::<k8s_openapi::ByteString>(status["data"].clone())
+                .map(|b| b.0)
+                .unwrap_or_default();
+            let Ok(text) = String::from_utf8(data) else {
+                return Ok(Err(Unresolved::Failed(format!(
+                    "resolver {resolver:?} answered ResolutionRequest {name:?} with data that is not base64 of UTF-8 text"
+                ))));
+            };
+            let (spec, object) =
+                match read_document(&format!("ResolutionRequest {name:?}"), &text, wanted) {
+                    Ok(r) => r,
+                    Err(why) => return Ok(Err(Unresolved::Failed(why))),
+                };
+            let source = [&status["refSource"], &status["source"]]
+                .into_iter()
+                .find(|s| s.is_object())
+                .and_then(|s| serde_json::from_value::<RefSource>(s.clone()).ok())
+                .unwrap_or_default();
+            Ok(Ok(Resolved {
+                spec,
+                name: object,
+                source,
+            }))
+        }
+        Some("False") => Ok(Err(Unresolved::Failed(format!(
+            "resolver {resolver:?} could not resolve it: {} (ResolutionRequest {name:?})",
+            condition
+                .and_then(|c| c["message"].as_str())
+                .unwrap_or("no message")
+        )))),
+        _ => {
+            let created = found
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .unwrap_or_else(jiff::Timestamp::now);
+            let waited = jiff::Timestamp::now().duration_since(created);
+            if waited.as_secs() > FETCH_TIMEOUT.as_secs() as i64 {
+                return Ok(Err(Unresolved::Failed(format!(
+                    "resolver {resolver:?} did not answer ResolutionRequest {name:?} within {FETCH_TIMEOUT:?}"
+                ))));
+            }
+            waiting()
+        }
     }
 }
 
 /// What a reference to `resolver` with `params` resolves to, read as `T` (a Task's or
-/// Pipeline's spec), with its name and where it came from; `Ok(Err(why))` for the run's
+/// Pipeline's spec), with its name and where it came from; `Ok(Err(_))` for the run's
 /// condition.
+#[allow(clippy::too_many_arguments)]
 pub async fn resolve_spec<T: serde::de::DeserializeOwned>(
     client: &kube::Client,
     settings: &std::sync::RwLock<Settings>,
     sources: &Sources,
     run_namespace: &str,
+    owner: Option<&OwnerReference>,
     resolver: &str,
     params: &[Param],
     wanted: Kind,
-) -> Result<Result<(T, String, RefSource), String>, kube::Error> {
+) -> Result<Result<(T, String, RefSource), Unresolved>, kube::Error> {
     let settings = settings.read().unwrap_or_else(|e| e.into_inner()).clone();
     let r = match resolve(
         client,
         &settings,
         sources,
         run_namespace,
+        owner,
         resolver,
         params,
         wanted,
@@ -335,13 +496,13 @@ pub async fn resolve_spec<T: serde::de::DeserializeOwned>(
     };
     Ok(match serde_path_to_error::deserialize::<_, T>(r.spec) {
         Ok(spec) => Ok((spec, r.name, r.source)),
-        Err(e) => Err(format!(
+        Err(e) => Err(Unresolved::Failed(format!(
             "{} {:?} from the {resolver} resolver cannot be read: spec.{}: {}",
             wanted.resource().kind,
             r.name,
             e.path(),
             e.inner()
-        )),
+        ))),
     })
 }
 

@@ -338,6 +338,7 @@ async fn fetch_spec(tr: &TaskRun, ctx: &Context) -> Result<Result<Fetched, Condi
             &ctx.resolvers,
             &ctx.settings.sources,
             &ns,
+            tr.controller_owner_ref(&()).as_ref(),
             &resolver,
             &r.params,
             crate::resolve::Kind::StepAction,
@@ -357,10 +358,10 @@ async fn fetch_spec(tr: &TaskRun, ctx: &Context) -> Result<Result<Fetched, Condi
                 step_actions.insert(key, action);
             }
             Err(why) => {
-                return Ok(Err(Condition::succeeded(
-                    "False",
-                    taskrun_reason::RESOLUTION_FAILED,
-                    format!("{why} (spec.steps[{i}].ref)"),
+                return Ok(Err(unresolved(
+                    why,
+                    &format!("spec.steps[{i}].ref"),
+                    RESOLVING_STEP_ACTION,
                 )));
             }
         }
@@ -436,6 +437,7 @@ async fn resolve_task(
         &ctx.resolvers,
         &ctx.settings.sources,
         &tr.namespace().unwrap_or_default(),
+        tr.controller_owner_ref(&()).as_ref(),
         resolver,
         params,
         crate::resolve::Kind::Task,
@@ -447,12 +449,27 @@ async fn resolve_task(
     })?;
     Ok(match resolved {
         Ok((spec, name, source)) => Ok((spec, Some(name), Some(source))),
-        Err(why) => Err(Condition::succeeded(
+        Err(why) => Err(unresolved(why, "spec.taskRef", RESOLVING_TASK)),
+    })
+}
+
+/// Tekton's reasons while a third-party resolver has not answered yet.
+const RESOLVING_TASK: &str = "ResolvingTaskRef";
+const RESOLVING_STEP_ACTION: &str = "ResolvingStepActionRef";
+
+/// The condition of a reference not resolved: failed, or (`waiting`'s reason) still
+/// waiting for its resolver; `field` is the reference's.
+fn unresolved(why: crate::resolve::Unresolved, field: &str, waiting: &str) -> Condition {
+    match why {
+        crate::resolve::Unresolved::Failed(why) => Condition::succeeded(
             "False",
             taskrun_reason::RESOLUTION_FAILED,
-            format!("{why} (spec.taskRef)"),
-        )),
-    })
+            format!("{why} ({field})"),
+        ),
+        crate::resolve::Unresolved::Waiting(why) => {
+            Condition::succeeded("Unknown", waiting, format!("{why} ({field})"))
+        }
+    }
 }
 
 fn build(
@@ -686,7 +703,8 @@ async fn start_pod(
     Ok(requeue_at(started_at, timeout, now))
 }
 
-/// Ends the TaskRun with `c` before (or without) its Pod.
+/// Ends the TaskRun with `c` before (or without) its Pod; an Unknown `c` (a resolver not
+/// answered yet) is written without ending it.
 async fn finish(
     tr: &TaskRun,
     ctx: &Context,
@@ -695,6 +713,16 @@ async fn finish(
     now: Timestamp,
 ) -> Result<Action, Error> {
     let started_at = old.start_time.as_ref().map(|t| t.0).unwrap_or(now);
+    if c.status == "Unknown" {
+        // Not ended: waiting for a resolver's answer, looked at again shortly.
+        let new = TaskRunStatus {
+            conditions: transition(&old.conditions, c, now),
+            start_time: Some(Time(started_at)),
+            ..old.clone()
+        };
+        write_status(tr, ctx, old, &new).await?;
+        return Ok(Action::requeue(crate::resolve::WAITING_POLL));
+    }
     let new = TaskRunStatus {
         conditions: transition(&old.conditions, c, now),
         start_time: Some(Time(started_at)),

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tektite_api::v1::{Param, ParamValue};
 use tektite_controller::images::Images;
-use tektite_controller::resolve::{HttpConfig, Kind, Settings, Sources, resolve};
+use tektite_controller::resolve::{HttpConfig, Kind, Settings, Sources, Unresolved, resolve};
 
 const TASK: &str = "apiVersion: tekton.dev/v1beta1\nkind: Task\nmetadata: {name: lint}\nspec:\n  steps:\n    - {name: run, image: alpine, script: 'echo lint'}\n";
 
@@ -100,6 +100,7 @@ async fn a_task_is_fetched_over_http_converted_and_recorded() {
         &Settings::default(),
         &Sources::default(),
         "ci",
+        None,
         "http",
         &params(&[("url", &url), ("digest", &digest)]),
         Kind::Task,
@@ -136,6 +137,7 @@ async fn basic_auth_comes_from_a_secret_of_the_runs_namespace() {
         &Settings::default(),
         &Sources::default(),
         "ci",
+        None,
         "http",
         &params(&[
             ("url", &url),
@@ -169,6 +171,7 @@ async fn what_cannot_be_had_is_said_in_the_runs_terms() {
                 &Settings::default(),
                 &Sources::default(),
                 "ci",
+                None,
                 "http",
                 &p,
                 kind,
@@ -176,6 +179,7 @@ async fn what_cannot_be_had_is_said_in_the_runs_terms() {
             .await
             .unwrap()
             .unwrap_err()
+            .to_string()
         }
     };
     let base = format!("http://{addr}");
@@ -217,23 +221,130 @@ async fn what_cannot_be_had_is_said_in_the_runs_terms() {
         why.starts_with("fetching http://127.0.0.1:1/t.yaml:"),
         "{why}"
     );
-    // A resolver not built in.
-    let why = resolve(
-        &h.ctx.client,
-        &Settings::default(),
-        &Sources::default(),
-        "ci",
-        "hub",
-        &[],
-        Kind::Task,
-    )
-    .await
-    .unwrap()
-    .unwrap_err();
+    h.finish().await;
+}
+
+const REQUESTS: &str = "/apis/resolution.tekton.dev/v1beta1/namespaces/ci/resolutionrequests";
+
+/// A resolver tektite does not have built in is asked as Tekton asks it: a
+/// ResolutionRequest owned by the run, labelled with the resolver, named after the run
+/// and params (the same name on every reconcile); the run waits until it is answered, then
+/// reads the document (base64 in status.data) and its refSource, or fails with the
+/// resolver's message; with no ResolutionRequest API on the cluster it says so.
+#[tokio::test]
+async fn a_third_party_resolver_is_asked_through_a_resolution_request() {
+    let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "tekton.dev/v1".into(),
+        kind: "TaskRun".into(),
+        name: "build".into(),
+        uid: "u-1".into(),
+        controller: Some(true),
+        block_owner_deletion: None,
+    };
+    let p = params(&[("repo", "tektoncd/catalog"), ("task", "lint")]);
+    let ask = |h: &common::Harness| {
+        let (client, owner, p) = (h.ctx.client.clone(), owner.clone(), p.clone());
+        async move {
+            resolve(
+                &client,
+                &Settings::default(),
+                &Sources::default(),
+                "ci",
+                Some(&owner),
+                "acme",
+                &p,
+                Kind::Task,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // Its name: the resolver and a digest of the run and params, the same every time.
+    let name = format!(
+        "acme-{}",
+        &sha256(&format!("ci/build/{}", serde_json::to_string(&p).unwrap()))[..32]
+    );
+    let at_name = format!("{REQUESTS}/{name}");
+    // The first reconcile creates it and waits; so does one that finds it unanswered.
+    let created = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = created.clone();
+    let h = harness(
+        vec![
+            Expect::get(&at_name).fail(404, "NotFound"),
+            Expect::post(REQUESTS).body(move |b: &serde_json::Value| {
+                assert_eq!(
+                    b["metadata"]["labels"]["resolution.tekton.dev/type"],
+                    "acme"
+                );
+                assert_eq!(b["metadata"]["ownerReferences"][0]["name"], "build");
+                assert_eq!(
+                    b["spec"]["params"][0],
+                    json!({"name": "repo", "value": "tektoncd/catalog"})
+                );
+                let name = b["metadata"]["name"].as_str().unwrap();
+                assert!(name.starts_with("acme-") && name.len() == 37, "{name}");
+                *seen.lock().unwrap() = name.to_owned();
+            }),
+        ],
+        vec![],
+        vec![],
+        at("2026-12-03T10:00:00Z"),
+    );
+    let Err(Unresolved::Waiting(why)) = ask(&h).await else {
+        panic!("the run waits for the resolver")
+    };
+    assert!(why.contains("waiting for resolver \"acme\""), "{why}");
+    h.finish().await;
+    assert_eq!(*created.lock().unwrap(), name);
+    let request = |status: serde_json::Value| {
+        json!({"apiVersion": "resolution.tekton.dev/v1beta1", "kind": "ResolutionRequest",
+            "metadata": {"name": name, "namespace": "ci", "creationTimestamp": jiff::Timestamp::now().to_string()},
+            "spec": {"params": []}, "status": status})
+    };
+    let data = serde_json::to_value(k8s_openapi::ByteString(TASK.as_bytes().to_vec())).unwrap();
+    let h = harness(
+        vec![
+            Expect::get(&at_name).reply(200, request(json!({}))),
+            Expect::get(&at_name).reply(200, request(json!({
+                "conditions": [{"type": "Succeeded", "status": "True"}], "data": data,
+                "refSource": {"uri": "https://hub.example/lint", "digest": {"sha256": "ab"}}}))),
+            Expect::get(&at_name).reply(200, request(json!({
+                "conditions": [{"type": "Succeeded", "status": "False", "message": "no such task in the hub"}]}))),
+        ],
+        vec![],
+        vec![],
+        at("2026-12-03T10:00:00Z"),
+    );
+    assert!(matches!(ask(&h).await, Err(Unresolved::Waiting(_))));
+    let resolved = ask(&h).await.unwrap();
+    assert_eq!(resolved.name, "lint");
+    assert_eq!(resolved.spec["steps"][0]["name"], "run");
+    assert_eq!(
+        resolved.source.uri.as_deref(),
+        Some("https://hub.example/lint")
+    );
+    let Err(Unresolved::Failed(why)) = ask(&h).await else {
+        panic!("the resolver's failure fails the run")
+    };
     assert!(
-        why.contains("resolver \"hub\" is not supported yet"),
+        why.contains("no such task in the hub") && why.contains(&name),
         "{why}"
     );
+    h.finish().await;
+    // No ResolutionRequest API on the cluster.
+    let h = harness(
+        vec![
+            Expect::get(&at_name).fail(404, "NotFound"),
+            Expect::post(REQUESTS).fail(404, "NotFound"),
+        ],
+        vec![],
+        vec![],
+        at("2026-12-03T10:00:00Z"),
+    );
+    let Err(Unresolved::Failed(why)) = ask(&h).await else {
+        panic!("no ResolutionRequest API fails the run")
+    };
+    assert!(why.contains("serves no ResolutionRequest"), "{why}");
     h.finish().await;
 }
 
@@ -255,13 +366,15 @@ async fn a_server_that_never_answers_is_given_up_on_at_the_fetch_timeout() {
         &settings,
         &Sources::default(),
         "ci",
+        None,
         "http",
         &params(&[("url", &format!("http://{addr}/hang"))]),
         Kind::Task,
     )
     .await
     .unwrap()
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         why.ends_with("no answer within 300ms (fetch-timeout)"),
         "{why}"
@@ -313,6 +426,7 @@ async fn a_bundle_in_a_real_registry_resolves_its_task_and_pipeline() {
                 &Settings::default(),
                 images,
                 "ci",
+                None,
                 "bundles",
                 &p,
                 kind,
@@ -350,7 +464,8 @@ async fn a_bundle_in_a_real_registry_resolves_its_task_and_pipeline() {
     .unwrap();
     assert_eq!(pipeline.spec["tasks"][0]["name"], "lint");
 
-    let why = |r: Result<tektite_controller::resolve::Resolved, String>| r.unwrap_err();
+    let why =
+        |r: Result<tektite_controller::resolve::Resolved, Unresolved>| r.unwrap_err().to_string();
     let missing = why(fetch(
         vec![("bundle", bundle.clone()), ("name", "nope".into())],
         Kind::Task,
@@ -431,6 +546,7 @@ async fn a_task_in_a_real_git_repository_resolves_by_branch_tag_and_commit() {
                 &Settings::default(),
                 sources,
                 "ci",
+                None,
                 "git",
                 &p,
                 Kind::Task,
@@ -461,7 +577,8 @@ async fn a_task_in_a_real_git_repository_resolves_by_branch_tag_and_commit() {
             .is_ok()
     );
 
-    let why = |r: Result<tektite_controller::resolve::Resolved, String>| r.unwrap_err();
+    let why =
+        |r: Result<tektite_controller::resolve::Resolved, Unresolved>| r.unwrap_err().to_string();
     let outside = why(fetch(vec![
         ("url", url.clone()),
         ("pathInRepo", "../etc/passwd".into()),

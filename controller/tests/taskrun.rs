@@ -877,3 +877,50 @@ containerStatuses:
     reconcile(Arc::new(tr), h.ctx.clone()).await.unwrap();
     h.finish().await;
 }
+
+/// A taskRef to a resolver tektite does not have built in: the TaskRun asks it through a
+/// ResolutionRequest and waits, Unknown with Tekton's `ResolvingTaskRef`, not ended, and
+/// is looked at again shortly.
+#[tokio::test]
+async fn a_third_party_resolver_leaves_the_run_waiting_for_its_answer() {
+    let mut tr = two_steps();
+    tr.spec.task_spec = None;
+    tr.spec.task_ref = Some(yaml(
+        "{resolver: acme, params: [{name: task, value: lint}]}",
+    ));
+    let params = serde_json::to_string(&tr.spec.task_ref.as_ref().unwrap().params).unwrap();
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("ci/build/{params}").as_bytes(),
+    );
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let requests = "/apis/resolution.tekton.dev/v1beta1/namespaces/ci/resolutionrequests";
+    let h = harness(
+        vec![
+            Expect::get(&format!("{requests}/acme-{}", &hex[..32])).fail(404, "NotFound"),
+            Expect::post(requests).body(|b| {
+                assert_eq!(b["metadata"]["ownerReferences"][0]["kind"], "TaskRun");
+                assert_eq!(b["metadata"]["ownerReferences"][0]["controller"], true);
+            }),
+            Expect::patch(&format!("{TASKRUNS}/build/status")).body(|b| {
+                assert_eq!(condition(b), ("Unknown".into(), "ResolvingTaskRef".into()));
+                let message = b["status"]["conditions"][0]["message"].as_str().unwrap();
+                assert!(
+                    message.contains("waiting for resolver \"acme\"")
+                        && message.ends_with("(spec.taskRef)"),
+                    "{message}"
+                );
+                assert!(b["status"].get("completionTime").is_none(), "{b}");
+            }),
+        ],
+        vec![],
+        vec![],
+        at(NOW),
+    );
+    let action = reconcile(Arc::new(tr), h.ctx.clone()).await.unwrap();
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(tektite_controller::resolve::WAITING_POLL)
+    );
+    h.finish().await;
+}

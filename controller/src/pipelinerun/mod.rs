@@ -123,6 +123,16 @@ async fn reconcile_run(pr: &PipelineRun, ctx: &Context) -> Result<Action, Error>
 
     let (spec, pipeline_name, ref_source) = match pipeline_spec(pr, &old, ctx).await? {
         Ok(found) => found,
+        Err(c) if c.status == "Unknown" => {
+            // Waiting for a resolver's answer: looked at again shortly.
+            let new = PipelineRunStatus {
+                conditions: transition(&old.conditions, c, now),
+                start_time: Some(Time(started_at)),
+                ..old.clone()
+            };
+            write_status(pr, ctx, &old, &new).await?;
+            return Ok(Action::requeue(crate::resolve::WAITING_POLL));
+        }
         Err(c) => {
             let new = PipelineRunStatus {
                 conditions: transition(&old.conditions, c, now),
@@ -340,6 +350,7 @@ async fn resolve_pipeline(
         &ctx.resolvers,
         &ctx.settings.sources,
         &pr.namespace().unwrap_or_default(),
+        kube::Resource::controller_owner_ref(pr, &()).as_ref(),
         resolver,
         params,
         crate::resolve::Kind::Pipeline,
@@ -354,9 +365,15 @@ async fn resolve_pipeline(
             spec.propagate_workspaces(&pr.spec.workspaces, false);
             Ok((spec, name, Some(source)))
         }
-        Err(why) => Err(Condition::succeeded(
+        Err(crate::resolve::Unresolved::Failed(why)) => Err(Condition::succeeded(
             "False",
             pipelinerun_reason::COULD_NOT_GET_PIPELINE,
+            format!("{why} (spec.pipelineRef)"),
+        )),
+        // Tekton's reason while a third-party resolver has not answered yet.
+        Err(crate::resolve::Unresolved::Waiting(why)) => Err(Condition::succeeded(
+            "Unknown",
+            "ResolvingPipelineRef",
             format!("{why} (spec.pipelineRef)"),
         )),
     })
