@@ -308,6 +308,7 @@ pub async fn resolve(
         "git" => Ok(failed(
             fetch_git(&sources.git, &settings.git, params, wanted).await,
         )),
+        "hub" => Ok(failed(fetch_hub(&settings.http, params, wanted).await)),
         "cluster" => {
             let (ns, name) = match cluster_target(params, wanted, run_namespace, &settings.cluster)
             {
@@ -584,6 +585,44 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Fetches the document at the params' `url` and reads it as a `wanted`.
+/// One GET of `request` (for `url`, in messages), the whole body of at most
+/// [`MAX_DOCUMENT`] bytes, within `limit`.
+async fn get(
+    request: http::request::Builder,
+    url: &str,
+    limit: std::time::Duration,
+) -> Result<hyper::body::Bytes, String> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    let request = request
+        .body(Empty::<hyper::body::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| format!("the system's TLS roots cannot be read: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, Empty<hyper::body::Bytes>>(https);
+    tokio::time::timeout(limit, async {
+        let response = http
+            .request(request)
+            .await
+            .map_err(|e| format!("fetching {url}: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("fetching {url}: the server answered {status}"));
+        }
+        Limited::new(response.into_body(), MAX_DOCUMENT)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|e| format!("fetching {url}: the document could not be read whole (at most {MAX_DOCUMENT} bytes): {e}"))
+    })
+    .await
+    .map_err(|_| format!("fetching {url}: no answer within {limit:?} (fetch-timeout)"))?
+}
+
 async fn fetch_http(
     client: &kube::Client,
     config: &HttpConfig,
@@ -591,7 +630,6 @@ async fn fetch_http(
     params: &[Param],
     wanted: Kind,
 ) -> Result<Resolved, String> {
-    use http_body_util::{BodyExt, Empty, Limited};
     let target = http_target(params)?;
     let mut request = http::Request::get(target.url.clone());
     if let Some((user, secret, key)) = &target.auth {
@@ -618,36 +656,8 @@ async fn fetch_http(
             format!("Basic {}", basic.as_str().unwrap_or_default()),
         );
     }
-    let request = request
-        .body(Empty::<hyper::body::Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| format!("the system's TLS roots cannot be read: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build::<_, Empty<hyper::body::Bytes>>(https);
     let url = target.url.to_string();
-    let limit = config.fetch_timeout;
-    let fetched = tokio::time::timeout(limit, async {
-        let response = http
-            .request(request)
-            .await
-            .map_err(|e| format!("fetching {url}: {e}"))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("fetching {url}: the server answered {status}"));
-        }
-        Limited::new(response.into_body(), MAX_DOCUMENT)
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .map_err(|e| format!("fetching {url}: the document could not be read whole (at most {MAX_DOCUMENT} bytes): {e}"))
-    })
-    .await
-    .map_err(|_| format!("fetching {url}: no answer within {limit:?} (fetch-timeout)"))??;
+    let fetched = get(request, &url, config.fetch_timeout).await?;
     let sha256 = hex(ring::digest::digest(&ring::digest::SHA256, &fetched).as_ref());
     if let Some((algorithm, expected)) = &target.digest {
         let got = hex(ring::digest::digest(algorithm, &fetched).as_ref());
@@ -781,6 +791,148 @@ async fn fetch_git(
             uri: Some(uri),
             digest: BTreeMap::from([("sha1".to_owned(), commit)]),
             entry_point: Some(path),
+        },
+    })
+}
+
+/// Artifact Hub's public API, the hub resolver's default.
+const ARTIFACT_HUB: &str = "https://artifacthub.io";
+
+/// `0.6` as a version to compare: missing parts are 0.
+fn hub_version(v: &str) -> Option<semver::Version> {
+    let mut parts: Vec<&str> = v.trim().trim_start_matches('v').split('.').collect();
+    while parts.len() < 3 {
+        parts.push("0");
+    }
+    semver::Version::parse(&parts.join(".")).ok()
+}
+
+/// The hub resolver (Tekton's params `name`, `version` (a version, or a constraint such
+/// as `>= 0.5`), `kind`, `catalog`, `type` (`artifact`, Artifact Hub; `tekton`, Tekton
+/// Hub), `url`): the versions the hub lists, the highest that meets the version, and its
+/// YAML; recorded with the URL and the document's sha256.
+async fn fetch_hub(
+    config: &HttpConfig,
+    params: &[Param],
+    wanted: Kind,
+) -> Result<Resolved, String> {
+    let get_param = |name: &str| string_param(params, "hub", name).transpose();
+    let kind = get_param("kind")?.unwrap_or_else(|| wanted.resource().kind.to_lowercase());
+    if kind != wanted.resource().kind.to_lowercase() {
+        return Err(format!(
+            "the hub resolver is asked for a {kind} where a {} is referenced (param kind)",
+            wanted.resource().kind.to_lowercase()
+        ));
+    }
+    let name = get_param("name")?
+        .ok_or("the hub resolver needs the param \"name\" (the Task or Pipeline in the hub)")?;
+    let version = get_param("version")?.ok_or(
+        "the hub resolver needs the param \"version\" (a version such as \"0.6\", or a constraint such as \">= 0.5\")",
+    )?;
+    let hub = get_param("type")?.unwrap_or_else(|| "artifact".into());
+    let base = match (get_param("url")?, hub.as_str()) {
+        (Some(u), _) => u.trim_end_matches('/').to_owned(),
+        (None, "artifact") => ARTIFACT_HUB.to_owned(),
+        (None, "tekton") => {
+            return Err("the hub resolver's tekton type needs the param \"url\" (Tekton Hub has no public API any more)".into());
+        }
+        (None, other) => {
+            return Err(format!(
+                "the hub resolver's type is artifact or tekton, not {other:?}"
+            ));
+        }
+    };
+    if !base.starts_with("http://") && !base.starts_with("https://") {
+        return Err(format!(
+            "the hub resolver's url must be http or https, not {base:?}"
+        ));
+    }
+    let catalog = match (get_param("catalog")?, hub.as_str(), kind.as_str()) {
+        (Some(c), _, _) => c,
+        (None, "tekton", _) => "Tekton".into(),
+        (None, _, "pipeline") => "tekton-catalog-pipelines".into(),
+        (None, _, "task") => "tekton-catalog-tasks".into(),
+        (None, _, _) => {
+            return Err("the hub resolver needs the param \"catalog\" for a stepaction".into());
+        }
+    };
+    // A plain version is exact (as Tekton's go-version reads it), else a constraint.
+    let wanted_version: Box<dyn Fn(&semver::Version) -> bool + Send + Sync> = match hub_version(
+        &version,
+    ) {
+        Some(exact) => Box::new(move |v| *v == exact),
+        None => {
+            let req = semver::VersionReq::parse(&version.replace(">= ", ">=").replace("<= ", "<=").replace("> ", ">").replace("< ", "<"))
+                .map_err(|e| format!("the hub resolver's version {version:?} is neither a version nor a constraint: {e}"))?;
+            Box::new(move |v| req.matches(v))
+        }
+    };
+    let request =
+        |url: &str| http::Request::get(url).header(http::header::ACCEPT, "application/json");
+    let json = |url: String| async move {
+        let bytes = get(request(&url), &url, config.fetch_timeout).await?;
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map_err(|e| format!("{url} did not answer JSON: {e}"))
+            .map(|v| (url, v))
+    };
+    let (list_url, listed) = match hub.as_str() {
+        "tekton" => json(format!("{base}/v1/resource/{catalog}/{kind}/{name}")).await?,
+        _ => {
+            json(format!(
+                "{base}/api/v1/packages/tekton-{kind}/{catalog}/{name}"
+            ))
+            .await?
+        }
+    };
+    let versions = match hub.as_str() {
+        "tekton" => &listed["data"]["versions"],
+        _ => &listed["available_versions"],
+    };
+    let chosen = versions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["prerelease"] != true)
+        .filter_map(|v| v["version"].as_str())
+        .filter_map(|text| Some((hub_version(text)?, text.to_owned())))
+        .filter(|(v, _)| wanted_version(v))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .ok_or_else(|| format!("{list_url} lists no version of {name:?} that is {version:?}"))?;
+    // Artifact Hub writes versions as x.y.0, Tekton Hub as x.y.
+    let at = match hub.as_str() {
+        "tekton" => format!("{}.{}", chosen.0.major, chosen.0.minor),
+        _ => chosen.0.to_string(),
+    };
+    let (url, answer) = match hub.as_str() {
+        "tekton" => {
+            json(format!(
+                "{base}/v1/resource/{catalog}/{kind}/{name}/{at}/yaml"
+            ))
+            .await?
+        }
+        _ => {
+            json(format!(
+                "{base}/api/v1/packages/tekton-{kind}/{catalog}/{name}/{at}"
+            ))
+            .await?
+        }
+    };
+    let yaml = match hub.as_str() {
+        "tekton" => answer["data"]["yaml"].as_str(),
+        _ => answer["data"]["manifestRaw"].as_str(),
+    }
+    .ok_or_else(|| format!("{url} answered no document"))?;
+    let (spec, found) = read_document(&url, yaml, wanted)?;
+    Ok(Resolved {
+        spec,
+        name: found,
+        source: RefSource {
+            uri: Some(url),
+            digest: BTreeMap::from([(
+                "sha256".to_owned(),
+                hex(ring::digest::digest(&ring::digest::SHA256, yaml.as_bytes()).as_ref()),
+            )]),
+            entry_point: None,
         },
     })
 }

@@ -48,6 +48,32 @@ async fn server() -> std::net::SocketAddr {
                             StatusCode::OK,
                             "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: p}\nspec:\n  tasks: [{name: a, taskRef: {name: lint}}]\n".to_owned(),
                         ),
+                        // Artifact Hub's API, as it answers (available versions; a package's manifest).
+                        "/api/v1/packages/tekton-task/tekton-catalog-tasks/lint" => (
+                            StatusCode::OK,
+                            json!({"version": "0.6.0", "available_versions": [
+                                {"version": "0.5.0", "prerelease": false},
+                                {"version": "0.6.0", "prerelease": false},
+                                {"version": "0.7.0", "prerelease": true}]})
+                            .to_string(),
+                        ),
+                        "/api/v1/packages/tekton-task/tekton-catalog-tasks/lint/0.5.0" => (
+                            StatusCode::OK,
+                            json!({"data": {"manifestRaw": TASK.replace("echo lint", "echo lint 0.5")}}).to_string(),
+                        ),
+                        "/api/v1/packages/tekton-task/tekton-catalog-tasks/lint/0.6.0" => (
+                            StatusCode::OK,
+                            json!({"data": {"manifestRaw": TASK}}).to_string(),
+                        ),
+                        // Tekton Hub's API.
+                        "/v1/resource/Tekton/task/lint" => (
+                            StatusCode::OK,
+                            json!({"data": {"versions": [{"version": "0.5"}, {"version": "0.6"}]}}).to_string(),
+                        ),
+                        "/v1/resource/Tekton/task/lint/0.6/yaml" => (
+                            StatusCode::OK,
+                            json!({"data": {"yaml": TASK}}).to_string(),
+                        ),
                         _ => (StatusCode::NOT_FOUND, String::new()),
                     };
                     Ok::<_, Infallible>(
@@ -638,5 +664,106 @@ async fn a_task_in_a_real_git_repository_resolves_by_branch_tag_and_commit() {
     ])
     .await);
     assert!(gone.contains("cloning"), "{gone}");
+    h.finish().await;
+}
+
+/// The hub resolver against a stand-in answering as Artifact Hub's and Tekton Hub's APIs
+/// answer: the highest listed version that meets the version or constraint (prereleases
+/// left out), versions mapped to each hub's form (x.y.0, x.y), recorded with the URL and
+/// sha256; and what cannot be had, said with why.
+#[tokio::test]
+async fn the_hub_resolver_picks_a_version_from_artifact_hub_and_tekton_hub() {
+    let addr = server().await;
+    let h = harness(vec![], vec![], vec![], at("2026-12-03T10:00:00Z"));
+    let base = format!("http://{addr}");
+    let fetch = |pairs: Vec<(&'static str, String)>| {
+        let p = owned_params(&pairs);
+        let client = h.ctx.client.clone();
+        async move {
+            resolve(
+                &client,
+                &Settings::default(),
+                &Sources::default(),
+                "ci",
+                None,
+                "hub",
+                &p,
+                Kind::Task,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let artifact = |version: &str| {
+        vec![
+            ("url", base.clone()),
+            ("name", "lint".to_owned()),
+            ("version", version.to_owned()),
+        ]
+    };
+    // An exact version, in either form; a constraint takes the highest that is not a prerelease.
+    for (version, script) in [
+        ("0.6", "echo lint"),
+        ("0.5.0", "echo lint 0.5"),
+        (">= 0.5", "echo lint"),
+        ("< 0.6", "echo lint 0.5"),
+    ] {
+        let r = fetch(artifact(version))
+            .await
+            .unwrap_or_else(|e| panic!("{version}: {e}"));
+        assert_eq!(r.spec["steps"][0]["script"], script, "{version}");
+        assert_eq!(r.name, "lint");
+        assert!(r.source.uri.as_deref().unwrap().starts_with(&format!(
+            "{base}/api/v1/packages/tekton-task/tekton-catalog-tasks/lint/0."
+        )));
+        assert_eq!(r.source.digest["sha256"].len(), 64);
+    }
+    let tekton = fetch(vec![
+        ("url", base.clone()),
+        ("type", "tekton".into()),
+        ("name", "lint".into()),
+        ("version", "0.6.0".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        tekton.source.uri,
+        Some(format!("{base}/v1/resource/Tekton/task/lint/0.6/yaml"))
+    );
+
+    let why =
+        |r: Result<tektite_controller::resolve::Resolved, Unresolved>| r.unwrap_err().to_string();
+    let none = why(fetch(artifact(">= 1.0")).await);
+    assert!(
+        none.contains("lists no version of \"lint\" that is \">= 1.0\""),
+        "{none}"
+    );
+    let missing = why(fetch(vec![
+        ("url", base.clone()),
+        ("name", "nope".into()),
+        ("version", "0.6".into()),
+    ])
+    .await);
+    assert!(missing.contains("404"), "{missing}");
+    let bad = why(fetch(artifact("soon")).await);
+    assert!(bad.contains("neither a version nor a constraint"), "{bad}");
+    let no_url = why(fetch(vec![
+        ("type", "tekton".into()),
+        ("name", "lint".into()),
+        ("version", "0.6".into()),
+    ])
+    .await);
+    assert!(no_url.contains("needs the param \"url\""), "{no_url}");
+    let kind = why(fetch(vec![
+        ("url", base.clone()),
+        ("kind", "pipeline".into()),
+        ("name", "lint".into()),
+        ("version", "0.6".into()),
+    ])
+    .await);
+    assert!(
+        kind.contains("asked for a pipeline where a task is referenced"),
+        "{kind}"
+    );
     h.finish().await;
 }
