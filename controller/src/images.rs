@@ -36,6 +36,8 @@ pub struct Images {
     /// The platform chosen where an index's platforms differ (`os/arch`).
     platform: (String, String),
     by_digest: Mutex<HashMap<String, ImageConfig>>,
+    /// Bundle objects read, by the bundle's digest, kind and name.
+    bundled: Mutex<HashMap<(String, String, String), String>>,
 }
 
 impl Default for Images {
@@ -224,6 +226,7 @@ impl Images {
             client: Client::new(config),
             platform: (os.to_owned(), arch.to_owned()),
             by_digest: Mutex::default(),
+            bundled: Mutex::default(),
         }
     }
 
@@ -314,11 +317,27 @@ impl Images {
             image: image.to_owned(),
             why,
         };
+        let kept = |digest: &str| {
+            self.bundled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&(digest.to_owned(), kind.to_owned(), name.to_owned()))
+                .cloned()
+        };
+        // A bundle named by digest never changes: what was read of it is read again.
+        if let Some(d) = reference.digest()
+            && let Some(text) = kept(d)
+        {
+            return Ok((text, d.to_owned()));
+        }
         let (manifest, digest) = self
             .client
             .pull_manifest(&reference, auth)
             .await
             .map_err(registry)?;
+        if let Some(text) = kept(&digest) {
+            return Ok((text, digest));
+        }
         let OciManifest::Image(manifest) = manifest else {
             return Err(bundle("it is an image index; a bundle is one image".into()));
         };
@@ -369,6 +388,13 @@ impl Images {
             .map_err(registry)?;
         let text = layer_text(&bytes)
             .map_err(|why| bundle(format!("the layer of {kind} {name:?}: {why}")))?;
+        self.bundled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                (digest.clone(), kind.to_owned(), name.to_owned()),
+                text.clone(),
+            );
         Ok((text, digest))
     }
 

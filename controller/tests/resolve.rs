@@ -102,6 +102,29 @@ fn params(pairs: &[(&str, &str)]) -> Vec<Param> {
         .collect()
 }
 
+/// What `resolver` resolves `pairs` to, for a run in namespace ci.
+async fn ask(
+    client: &kube::Client,
+    sources: &Sources,
+    resolver: &str,
+    pairs: &[(&str, String)],
+    kind: Kind,
+) -> Result<tektite_controller::resolve::Resolved, Unresolved> {
+    let p = owned_params(pairs);
+    resolve(
+        client,
+        &Settings::default(),
+        sources,
+        "ci",
+        None,
+        resolver,
+        &p,
+        kind,
+    )
+    .await
+    .unwrap()
+}
+
 fn owned_params(pairs: &[(&str, String)]) -> Vec<Param> {
     let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (*n, v.as_str())).collect();
     params(&borrowed)
@@ -444,22 +467,8 @@ async fn a_bundle_in_a_real_registry_resolves_its_task_and_pipeline() {
     };
     let h = harness(vec![], vec![], vec![], at("2026-12-03T10:00:00Z"));
     let fetch = |pairs: Vec<(&'static str, String)>, kind: Kind| {
-        let p = owned_params(&pairs);
-        let (client, images) = (h.ctx.client.clone(), &images);
-        async move {
-            resolve(
-                &client,
-                &Settings::default(),
-                images,
-                "ci",
-                None,
-                "bundles",
-                &p,
-                kind,
-            )
-            .await
-            .unwrap()
-        }
+        let (client, sources) = (h.ctx.client.clone(), &images);
+        async move { ask(&client, sources, "bundles", &pairs, kind).await }
     };
     let task = fetch(
         vec![
@@ -532,6 +541,19 @@ async fn a_bundle_in_a_real_registry_resolves_its_task_and_pipeline() {
         absent.contains("catalog/none:1") && absent.contains("registry"),
         "{absent}"
     );
+    // A bundle named by its digest is read again without the registry.
+    let pinned = format!(
+        "{}/catalog/ship@sha256:{}",
+        registry.addr, task.source.digest["sha256"]
+    );
+    drop(registry);
+    let again = fetch(
+        vec![("bundle", pinned), ("name", "lint".into())],
+        Kind::Task,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.spec["steps"][0]["script"], "echo lint");
     h.finish().await;
 }
 
@@ -564,22 +586,8 @@ async fn a_task_in_a_real_git_repository_resolves_by_branch_tag_and_commit() {
     let sources = Sources::default();
     let h = harness(vec![], vec![], vec![], at("2026-12-03T10:00:00Z"));
     let fetch = |pairs: Vec<(&'static str, String)>| {
-        let p = owned_params(&pairs);
         let (client, sources) = (h.ctx.client.clone(), &sources);
-        async move {
-            resolve(
-                &client,
-                &Settings::default(),
-                sources,
-                "ci",
-                None,
-                "git",
-                &p,
-                Kind::Task,
-            )
-            .await
-            .unwrap()
-        }
+        async move { ask(&client, sources, "git", &pairs, Kind::Task).await }
     };
     let path = ("pathInRepo", "task/lint/lint.yaml".to_owned());
     for revision in ["main", "stable", "v0.1", commit.as_str()] {
@@ -674,25 +682,12 @@ async fn a_task_in_a_real_git_repository_resolves_by_branch_tag_and_commit() {
 #[tokio::test]
 async fn the_hub_resolver_picks_a_version_from_artifact_hub_and_tekton_hub() {
     let addr = server().await;
+    let hub_sources = Sources::default();
     let h = harness(vec![], vec![], vec![], at("2026-12-03T10:00:00Z"));
     let base = format!("http://{addr}");
     let fetch = |pairs: Vec<(&'static str, String)>| {
-        let p = owned_params(&pairs);
-        let client = h.ctx.client.clone();
-        async move {
-            resolve(
-                &client,
-                &Settings::default(),
-                &Sources::default(),
-                "ci",
-                None,
-                "hub",
-                &p,
-                Kind::Task,
-            )
-            .await
-            .unwrap()
-        }
+        let (client, sources) = (h.ctx.client.clone(), &hub_sources);
+        async move { ask(&client, sources, "hub", &pairs, Kind::Task).await }
     };
     let artifact = |version: &str| {
         vec![
