@@ -130,6 +130,10 @@ struct Args {
     /// keys: fetch-timeout, at most 1m; default-revision; default-url).
     #[arg(long, default_value = "git-resolver-config")]
     git_resolver_config: String,
+    /// The ConfigMap (in --lease-namespace) with the hub resolver's settings (Tekton's
+    /// keys: default-type, default catalogs, artifact-hub-urls, tekton-hub-urls).
+    #[arg(long, default_value = "hubresolver-config")]
+    hub_resolver_config: String,
     /// The serving certificate and key (PEM) of the gRPC port, e.g. from cert-manager.
     /// Without them the controller serves the one kept in --tls-secret, minting it (and
     /// its CA, published in --ca-secret for the agents) on first start.
@@ -455,6 +459,17 @@ async fn main() -> anyhow::Result<()> {
             move |c| into.write().unwrap_or_else(|e| e.into_inner()).git = c,
         )
         .instrument(info_span!("git_resolver_watch")),
+    );
+    let into = resolvers.clone();
+    background.spawn(
+        watch_config(
+            client.clone(),
+            args.lease_namespace.clone(),
+            args.hub_resolver_config.clone(),
+            resolve::HubConfig::from_config,
+            move |c| into.write().unwrap_or_else(|e| e.into_inner()).hub = c,
+        )
+        .instrument(info_span!("hub_resolver_watch")),
     );
     let ctx = Arc::new(Context {
         client: client.clone(),

@@ -207,12 +207,97 @@ pub struct Sources {
     pub git: std::sync::Arc<crate::git::Git>,
 }
 
+/// The hub resolver's settings (Tekton's `hubresolver-config` keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubConfig {
+    pub default_type: String,
+    pub tekton_catalog: String,
+    pub artifact_task_catalog: String,
+    pub artifact_pipeline_catalog: String,
+    /// Tried in order; the first that answers wins.
+    pub artifact_hub_urls: Vec<String>,
+    pub tekton_hub_urls: Vec<String>,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            default_type: "artifact".into(),
+            tekton_catalog: "Tekton".into(),
+            artifact_task_catalog: "tekton-catalog-tasks".into(),
+            artifact_pipeline_catalog: "tekton-catalog-pipelines".into(),
+            artifact_hub_urls: vec![ARTIFACT_HUB.into()],
+            tekton_hub_urls: Vec::new(),
+        }
+    }
+}
+
+impl HubConfig {
+    /// `default-type`, `default-tekton-hub-catalog`, `default-artifact-hub-task-catalog`,
+    /// `default-artifact-hub-pipeline-catalog`, and `artifact-hub-urls` / `tekton-hub-urls`
+    /// (YAML lists).
+    pub fn from_config(data: &BTreeMap<String, String>) -> Result<HubConfig, Vec<String>> {
+        let mut c = HubConfig::default();
+        let mut problems = Vec::new();
+        let text = |k: &str| {
+            data.get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(t) = text("default-type") {
+            if t == "artifact" || t == "tekton" {
+                c.default_type = t;
+            } else {
+                problems.push(format!("default-type: artifact or tekton, not {t:?}"));
+            }
+        }
+        for (key, slot) in [
+            ("default-tekton-hub-catalog", &mut c.tekton_catalog),
+            (
+                "default-artifact-hub-task-catalog",
+                &mut c.artifact_task_catalog,
+            ),
+            (
+                "default-artifact-hub-pipeline-catalog",
+                &mut c.artifact_pipeline_catalog,
+            ),
+        ] {
+            if let Some(v) = text(key) {
+                *slot = v;
+            }
+        }
+        for (key, slot) in [
+            ("artifact-hub-urls", &mut c.artifact_hub_urls),
+            ("tekton-hub-urls", &mut c.tekton_hub_urls),
+        ] {
+            let Some(v) = text(key) else { continue };
+            match serde_saphyr::from_str::<Vec<String>>(&v) {
+                Ok(urls)
+                    if urls
+                        .iter()
+                        .all(|u| u.starts_with("http://") || u.starts_with("https://")) =>
+                {
+                    *slot = urls
+                }
+                Ok(_) => problems.push(format!("{key}: every URL must be http or https")),
+                Err(e) => problems.push(format!("{key}: a YAML list of URLs: {e}")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(c)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
 /// Every built-in resolver's settings, as their ConfigMaps say now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
     pub cluster: ClusterConfig,
     pub http: HttpConfig,
     pub git: GitConfig,
+    pub hub: HubConfig,
 }
 
 /// The git resolver's settings (Tekton's `git-resolver-config` keys).
@@ -308,7 +393,9 @@ pub async fn resolve(
         "git" => Ok(failed(
             fetch_git(&sources.git, &settings.git, params, wanted).await,
         )),
-        "hub" => Ok(failed(fetch_hub(&settings.http, params, wanted).await)),
+        "hub" => Ok(failed(
+            fetch_hub(&settings.http, &settings.hub, params, wanted).await,
+        )),
         "cluster" => {
             let (ns, name) = match cluster_target(params, wanted, run_namespace, &settings.cluster)
             {
@@ -813,6 +900,7 @@ fn hub_version(v: &str) -> Option<semver::Version> {
 /// YAML; recorded with the URL and the document's sha256.
 async fn fetch_hub(
     config: &HttpConfig,
+    hub_config: &HubConfig,
     params: &[Param],
     wanted: Kind,
 ) -> Result<Resolved, String> {
@@ -829,12 +917,15 @@ async fn fetch_hub(
     let version = get_param("version")?.ok_or(
         "the hub resolver needs the param \"version\" (a version such as \"0.6\", or a constraint such as \">= 0.5\")",
     )?;
-    let hub = get_param("type")?.unwrap_or_else(|| "artifact".into());
-    let base = match (get_param("url")?, hub.as_str()) {
-        (Some(u), _) => u.trim_end_matches('/').to_owned(),
-        (None, "artifact") => ARTIFACT_HUB.to_owned(),
+    let hub = get_param("type")?.unwrap_or_else(|| hub_config.default_type.clone());
+    let bases: Vec<String> = match (get_param("url")?, hub.as_str()) {
+        (Some(u), _) => vec![u],
+        (None, "artifact") => hub_config.artifact_hub_urls.clone(),
+        (None, "tekton") if !hub_config.tekton_hub_urls.is_empty() => {
+            hub_config.tekton_hub_urls.clone()
+        }
         (None, "tekton") => {
-            return Err("the hub resolver's tekton type needs the param \"url\" (Tekton Hub has no public API any more)".into());
+            return Err("the hub resolver's tekton type needs the param \"url\" or tekton-hub-urls in hubresolver-config (Tekton Hub has no public API any more)".into());
         }
         (None, other) => {
             return Err(format!(
@@ -842,16 +933,23 @@ async fn fetch_hub(
             ));
         }
     };
-    if !base.starts_with("http://") && !base.starts_with("https://") {
+    let bases: Vec<String> = bases
+        .iter()
+        .map(|b| b.trim_end_matches('/').to_owned())
+        .collect();
+    if let Some(bad) = bases
+        .iter()
+        .find(|b| !b.starts_with("http://") && !b.starts_with("https://"))
+    {
         return Err(format!(
-            "the hub resolver's url must be http or https, not {base:?}"
+            "the hub resolver's url must be http or https, not {bad:?}"
         ));
     }
     let catalog = match (get_param("catalog")?, hub.as_str(), kind.as_str()) {
         (Some(c), _, _) => c,
-        (None, "tekton", _) => "Tekton".into(),
-        (None, _, "pipeline") => "tekton-catalog-pipelines".into(),
-        (None, _, "task") => "tekton-catalog-tasks".into(),
+        (None, "tekton", _) => hub_config.tekton_catalog.clone(),
+        (None, _, "pipeline") => hub_config.artifact_pipeline_catalog.clone(),
+        (None, _, "task") => hub_config.artifact_task_catalog.clone(),
         (None, _, _) => {
             return Err("the hub resolver needs the param \"catalog\" for a stepaction".into());
         }
@@ -867,6 +965,42 @@ async fn fetch_hub(
             Box::new(move |v| req.matches(v))
         }
     };
+    // The hubs in order: the first that answers wins.
+    let mut failures = Vec::new();
+    for base in &bases {
+        match from_hub(
+            config,
+            base,
+            &hub,
+            &kind,
+            &catalog,
+            &name,
+            &version,
+            &*wanted_version,
+            wanted,
+        )
+        .await
+        {
+            Ok(r) => return Ok(r),
+            Err(why) => failures.push(why),
+        }
+    }
+    Err(failures.join("; "))
+}
+
+/// The highest version `base` lists that `wanted_version` takes, and its document.
+#[allow(clippy::too_many_arguments)]
+async fn from_hub(
+    config: &HttpConfig,
+    base: &str,
+    hub: &str,
+    kind: &str,
+    catalog: &str,
+    name: &str,
+    version: &str,
+    wanted_version: &(dyn Fn(&semver::Version) -> bool + Send + Sync),
+    wanted: Kind,
+) -> Result<Resolved, String> {
     let request =
         |url: &str| http::Request::get(url).header(http::header::ACCEPT, "application/json");
     let json = |url: String| async move {
@@ -875,7 +1009,7 @@ async fn fetch_hub(
             .map_err(|e| format!("{url} did not answer JSON: {e}"))
             .map(|v| (url, v))
     };
-    let (list_url, listed) = match hub.as_str() {
+    let (list_url, listed) = match hub {
         "tekton" => json(format!("{base}/v1/resource/{catalog}/{kind}/{name}")).await?,
         _ => {
             json(format!(
@@ -884,7 +1018,7 @@ async fn fetch_hub(
             .await?
         }
     };
-    let versions = match hub.as_str() {
+    let versions = match hub {
         "tekton" => &listed["data"]["versions"],
         _ => &listed["available_versions"],
     };
@@ -899,11 +1033,11 @@ async fn fetch_hub(
         .max_by(|a, b| a.0.cmp(&b.0))
         .ok_or_else(|| format!("{list_url} lists no version of {name:?} that is {version:?}"))?;
     // Artifact Hub writes versions as x.y.0, Tekton Hub as x.y.
-    let at = match hub.as_str() {
+    let at = match hub {
         "tekton" => format!("{}.{}", chosen.0.major, chosen.0.minor),
         _ => chosen.0.to_string(),
     };
-    let (url, answer) = match hub.as_str() {
+    let (url, answer) = match hub {
         "tekton" => {
             json(format!(
                 "{base}/v1/resource/{catalog}/{kind}/{name}/{at}/yaml"
@@ -917,7 +1051,7 @@ async fn fetch_hub(
             .await?
         }
     };
-    let yaml = match hub.as_str() {
+    let yaml = match hub {
         "tekton" => answer["data"]["yaml"].as_str(),
         _ => answer["data"]["manifestRaw"].as_str(),
     }

@@ -762,3 +762,59 @@ async fn the_hub_resolver_picks_a_version_from_artifact_hub_and_tekton_hub() {
     );
     h.finish().await;
 }
+
+/// The hub resolver's ConfigMap (Tekton's hubresolver-config keys): its hubs tried in
+/// order until one answers, its default catalogs; a value it cannot use is refused.
+#[tokio::test]
+async fn the_hub_resolvers_configmap_names_its_hubs_and_catalogs() {
+    use tektite_controller::resolve::HubConfig;
+    let addr = server().await;
+    let data = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let hub = HubConfig::from_config(&data(&[
+        // Nothing listens on port 1: the next hub answers.
+        (
+            "artifact-hub-urls",
+            &format!("- http://127.0.0.1:1\n- http://{addr}\n"),
+        ),
+        ("default-artifact-hub-task-catalog", "tekton-catalog-tasks"),
+    ]))
+    .unwrap();
+    let settings = Settings {
+        hub,
+        ..Settings::default()
+    };
+    let h = harness(vec![], vec![], vec![], at("2026-12-03T10:00:00Z"));
+    let p = params(&[("name", "lint"), ("version", "0.6")]);
+    let r = resolve(
+        &h.ctx.client,
+        &settings,
+        &Sources::default(),
+        "ci",
+        None,
+        "hub",
+        &p,
+        Kind::Task,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        r.source.uri,
+        Some(format!(
+            "http://{addr}/api/v1/packages/tekton-task/tekton-catalog-tasks/lint/0.6.0"
+        ))
+    );
+    for bad in [
+        data(&[("default-type", "gitlab")]),
+        data(&[("artifact-hub-urls", "- ftp://hub")]),
+        data(&[("tekton-hub-urls", "{not: a list}")]),
+    ] {
+        assert!(HubConfig::from_config(&bad).is_err(), "{bad:?}");
+    }
+    h.finish().await;
+}
