@@ -363,6 +363,23 @@ pub enum Unresolved {
     Waiting(String),
 }
 
+impl Unresolved {
+    /// The run's condition for the reference at `field`: False with `failed` (the run's
+    /// kind's reason), or Unknown with `waiting` (Tekton's Resolving...Ref) while its
+    /// resolver has not answered.
+    pub fn condition(self, field: &str, failed: &str, waiting: &str) -> tektite_api::v1::Condition {
+        use tektite_api::v1::Condition;
+        match self {
+            Unresolved::Failed(why) => {
+                Condition::succeeded("False", failed, format!("{why} ({field})"))
+            }
+            Unresolved::Waiting(why) => {
+                Condition::succeeded("Unknown", waiting, format!("{why} ({field})"))
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for Unresolved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -358,10 +358,10 @@ async fn fetch_spec(tr: &TaskRun, ctx: &Context) -> Result<Result<Fetched, Condi
                 step_actions.insert(key, action);
             }
             Err(why) => {
-                return Ok(Err(unresolved(
-                    why,
+                return Ok(Err(why.condition(
                     &format!("spec.steps[{i}].ref"),
-                    RESOLVING_STEP_ACTION,
+                    taskrun_reason::RESOLUTION_FAILED,
+                    "ResolvingStepActionRef",
                 )));
             }
         }
@@ -449,27 +449,12 @@ async fn resolve_task(
     })?;
     Ok(match resolved {
         Ok((spec, name, source)) => Ok((spec, Some(name), Some(source))),
-        Err(why) => Err(unresolved(why, "spec.taskRef", RESOLVING_TASK)),
-    })
-}
-
-/// Tekton's reasons while a third-party resolver has not answered yet.
-const RESOLVING_TASK: &str = "ResolvingTaskRef";
-const RESOLVING_STEP_ACTION: &str = "ResolvingStepActionRef";
-
-/// The condition of a reference not resolved: failed, or (`waiting`'s reason) still
-/// waiting for its resolver; `field` is the reference's.
-fn unresolved(why: crate::resolve::Unresolved, field: &str, waiting: &str) -> Condition {
-    match why {
-        crate::resolve::Unresolved::Failed(why) => Condition::succeeded(
-            "False",
+        Err(why) => Err(why.condition(
+            "spec.taskRef",
             taskrun_reason::RESOLUTION_FAILED,
-            format!("{why} ({field})"),
-        ),
-        crate::resolve::Unresolved::Waiting(why) => {
-            Condition::succeeded("Unknown", waiting, format!("{why} ({field})"))
-        }
-    }
+            "ResolvingTaskRef",
+        )),
+    })
 }
 
 fn build(

@@ -656,21 +656,26 @@ impl Worker {
         let argv = match argv {
             Some(a) => a,
             None => {
-                let mut argv = c.command.clone().unwrap_or_default();
-                if argv.is_empty() {
-                    let Some(entry) = entry.filter(|i| !i.command.is_empty()) else {
-                        return Err((
-                            false,
-                            format!(
-                                "container {:?} has no command and the local kubelet knows no entrypoint for image {image:?}",
-                                c.name
-                            ),
-                        ));
-                    };
-                    argv = entry.command.clone();
+                let command = c.command.clone().unwrap_or_default();
+                let known = entry.filter(|i| !i.command.is_empty());
+                if command.is_empty() && known.is_none() {
+                    return Err((
+                        false,
+                        format!(
+                            "container {:?} has no command and the local kubelet knows no entrypoint for image {image:?}",
+                            c.name
+                        ),
+                    ));
                 }
-                argv.extend(c.args.iter().flatten().cloned());
-                argv.iter().map(|a| expand(a, &env)).collect()
+                let config = tektite_engine::pod::ImageConfig {
+                    entrypoint: known.map(|i| i.command.clone()).unwrap_or_default(),
+                    ..Default::default()
+                };
+                let args = c.args.clone().unwrap_or_default();
+                tektite_engine::pod::container_argv(&command, &args, &config)
+                    .iter()
+                    .map(|a| expand(a, &env))
+                    .collect()
             }
         };
         let binds = self.binds_of(slot).map_err(|why| (true, why))?;

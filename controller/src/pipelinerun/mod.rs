@@ -365,16 +365,10 @@ async fn resolve_pipeline(
             spec.propagate_workspaces(&pr.spec.workspaces, false);
             Ok((spec, name, Some(source)))
         }
-        Err(crate::resolve::Unresolved::Failed(why)) => Err(Condition::succeeded(
-            "False",
+        Err(why) => Err(why.condition(
+            "spec.pipelineRef",
             pipelinerun_reason::COULD_NOT_GET_PIPELINE,
-            format!("{why} (spec.pipelineRef)"),
-        )),
-        // Tekton's reason while a third-party resolver has not answered yet.
-        Err(crate::resolve::Unresolved::Waiting(why)) => Err(Condition::succeeded(
-            "Unknown",
             "ResolvingPipelineRef",
-            format!("{why} (spec.pipelineRef)"),
         )),
     })
 }

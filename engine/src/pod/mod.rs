@@ -344,18 +344,20 @@ pub struct NeedImage {
     pub image: String,
 }
 
-/// What a container with no command runs, as a container runtime decides it: the image's
-/// ENTRYPOINT, with the step's args, or the image's CMD when it gives none; with no
-/// ENTRYPOINT, those alone.
+/// What a container runs, as a container runtime decides it: its command and args; with
+/// no command, the image's ENTRYPOINT with the container's args, or with the image's CMD
+/// when it gives none.
+pub fn container_argv(command: &[String], args: &[String], image: &ImageConfig) -> Vec<String> {
+    if !command.is_empty() {
+        return command.iter().chain(args).cloned().collect();
+    }
+    let args = if args.is_empty() { &image.cmd } else { args };
+    image.entrypoint.iter().chain(args).cloned().collect()
+}
+
+/// A step with no command and no script given what its image runs, as its command.
 fn image_command(step: &mut tektite_api::v1::Step, image: &ImageConfig) {
-    let args = if step.args.is_empty() {
-        image.cmd.clone()
-    } else {
-        std::mem::take(&mut step.args)
-    };
-    let mut argv = image.entrypoint.clone();
-    argv.extend(args);
-    let mut argv = argv.into_iter();
+    let mut argv = container_argv(&[], &step.args, image).into_iter();
     step.command = argv.next().into_iter().collect();
     step.args = argv.collect();
 }
